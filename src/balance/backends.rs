@@ -1,0 +1,176 @@
+use super::{BackendId, BackendState, Endpoint};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use tower::discover::Change;
+
+/// An immutable view of the membership at one moment.
+///
+/// Lookups by id are O(1); [`endpoints`](Self::endpoints) keeps insertion
+/// order for balancers that scan.
+#[derive(Debug)]
+pub struct Snapshot<T> {
+    endpoints: Vec<Arc<Endpoint<T>>>,
+    index: HashMap<BackendId, usize>,
+}
+
+impl<T> Snapshot<T> {
+    fn build(endpoints: Vec<Arc<Endpoint<T>>>) -> Self {
+        let index = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id(), i))
+            .collect();
+        Snapshot { endpoints, index }
+    }
+
+    /// Every endpoint, in insertion order.
+    #[must_use]
+    pub fn endpoints(&self) -> &[Arc<Endpoint<T>>] {
+        &self.endpoints
+    }
+
+    /// The endpoint with `id`, whatever its state.
+    #[must_use]
+    pub fn get(&self, id: BackendId) -> Option<&Arc<Endpoint<T>>> {
+        self.index.get(&id).map(|&i| &self.endpoints[i])
+    }
+
+    /// How many endpoints there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+}
+
+/// The backends behind one route rule; cheap to clone and share.
+///
+/// Membership changes (insert, remove) swap in a new [`Snapshot`]; the request
+/// path only clones an `Arc` under a read lock that is never held across an
+/// await. State changes (serving, draining, down) are atomic on the endpoint
+/// and need no swap.
+///
+/// ```
+/// use tower_sticky::balance::{BackendId, BackendState, Backends};
+///
+/// let backends = Backends::new();
+/// backends.insert(BackendId::from_name("pod-a"), "127.0.0.1:3000", 1);
+/// backends.insert(BackendId::from_name("pod-b"), "127.0.0.1:3001", 1);
+/// backends.set_state(BackendId::from_name("pod-a"), BackendState::Draining);
+///
+/// let snap = backends.snapshot();
+/// assert_eq!(snap.len(), 2);
+/// assert_eq!(snap.get(BackendId::from_name("pod-a")).unwrap().state(), BackendState::Draining);
+/// ```
+pub struct Backends<T> {
+    current: Arc<RwLock<Arc<Snapshot<T>>>>,
+}
+
+impl<T> Clone for Backends<T> {
+    fn clone(&self) -> Self {
+        Backends {
+            current: Arc::clone(&self.current),
+        }
+    }
+}
+
+impl<T> Default for Backends<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for Backends<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backends")
+            .field("len", &self.snapshot().len())
+            .finish()
+    }
+}
+
+impl<T> Backends<T> {
+    /// No backends.
+    #[must_use]
+    pub fn new() -> Self {
+        Backends {
+            current: Arc::new(RwLock::new(Arc::new(Snapshot::build(Vec::new())))),
+        }
+    }
+
+    /// The current membership.
+    #[must_use]
+    pub fn snapshot(&self) -> Arc<Snapshot<T>> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Adds a serving backend, replacing one with the same id.
+    pub fn insert(&self, id: BackendId, target: T, weight: u32) {
+        self.insert_endpoint(Arc::new(Endpoint::new(id, target, weight)));
+    }
+
+    /// Adds an endpoint (in whatever state it is), replacing one with the
+    /// same id.
+    pub fn insert_endpoint(&self, endpoint: Arc<Endpoint<T>>) {
+        self.update(|list| {
+            list.retain(|e| e.id() != endpoint.id());
+            list.push(endpoint);
+        });
+    }
+
+    /// Removes a backend. Its sessions re-pin on their next request.
+    pub fn remove(&self, id: BackendId) -> bool {
+        let mut found = false;
+        self.update(|list| {
+            let before = list.len();
+            list.retain(|e| e.id() != id);
+            found = list.len() != before;
+        });
+        found
+    }
+
+    /// Applies a `tower::discover` change.
+    pub fn apply(&self, change: Change<BackendId, (T, u32)>) {
+        match change {
+            Change::Insert(id, (target, weight)) => self.insert(id, target, weight),
+            Change::Remove(id) => {
+                self.remove(id);
+            }
+        }
+    }
+
+    /// Sets a backend's state; false if there is no such backend.
+    pub fn set_state(&self, id: BackendId, state: BackendState) -> bool {
+        match self.snapshot().get(id) {
+            Some(e) => {
+                e.set_state(state);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Vec<Arc<Endpoint<T>>>)) {
+        let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let mut list = guard.endpoints.clone();
+        f(&mut list);
+        *guard = Arc::new(Snapshot::build(list));
+    }
+}
+
+impl<T> FromIterator<(BackendId, T, u32)> for Backends<T> {
+    fn from_iter<I: IntoIterator<Item = (BackendId, T, u32)>>(iter: I) -> Self {
+        let list = iter
+            .into_iter()
+            .map(|(id, t, w)| Arc::new(Endpoint::new(id, t, w)))
+            .collect();
+        Backends {
+            current: Arc::new(RwLock::new(Arc::new(Snapshot::build(list)))),
+        }
+    }
+}

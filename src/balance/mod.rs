@@ -1,0 +1,51 @@
+//! Backends, their identities and states, and how new sessions are spread.
+//!
+//! * [`BackendId`]: the opaque, stable id a session token carries.
+//! * [`Endpoint`]: one backend with its [`BackendState`] (serving, draining,
+//!   down), weight and in-flight count.
+//! * [`Backends`]: the membership, changed at run time
+//!   ([`tower::discover::Change`] works), read lock-free in practice.
+//! * [`Balance`]: picks a backend for a new session and resolves a session's
+//!   backend id. Built-ins: [`RoundRobin`], [`Random`],
+//!   [`PowerOfTwoChoices`] (fewest in-flight of two), [`Weighted`].
+//!
+//! ```
+//! use tower_sticky::balance::{Balance, BackendId, BackendState, Backends, PickContext, Resolution, RoundRobin};
+//!
+//! let backends: Backends<&str> = ["pod-a", "pod-b"]
+//!     .into_iter()
+//!     .map(|name| (BackendId::from_name(name), name, 1))
+//!     .collect();
+//! let balancer = RoundRobin::new();
+//!
+//! // pod-a drains: it keeps its sessions but gets no new ones.
+//! backends.set_state(BackendId::from_name("pod-a"), BackendState::Draining);
+//! let snap = backends.snapshot();
+//! let req = http::Request::new(());
+//! let ctx = PickContext { method: req.method(), uri: req.uri(), headers: req.headers() };
+//! for _ in 0..4 {
+//!     let i = balancer.pick(&ctx, &snap).unwrap();
+//!     assert_eq!(*snap.endpoints()[i].target(), "pod-b");
+//! }
+//! assert!(matches!(balancer.resolve(&snap, BackendId::from_name("pod-a")), Resolution::Pinned(_)));
+//! assert!(matches!(balancer.resolve(&snap, BackendId::from_name("gone")), Resolution::Gone));
+//! ```
+
+mod backend_id;
+mod backends;
+mod balancer;
+mod endpoint;
+mod p2c;
+mod random;
+mod rng;
+mod round_robin;
+mod weighted;
+
+pub use backend_id::BackendId;
+pub use backends::{Backends, Snapshot};
+pub use balancer::{Balance, PickContext, Resolution};
+pub use endpoint::{BackendState, Endpoint, InFlight};
+pub use p2c::PowerOfTwoChoices;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+pub use weighted::Weighted;

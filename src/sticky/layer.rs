@@ -1,0 +1,37 @@
+use super::{Sticky, StickySessions};
+use crate::balance::RoundRobin;
+use tower::Layer;
+
+/// Applies sticky sessions to a service; see the [module docs](super).
+#[derive(Debug)]
+pub struct StickyLayer<T, B = RoundRobin> {
+    sessions: StickySessions<T, B>,
+}
+
+impl<T, B> Clone for StickyLayer<T, B> {
+    fn clone(&self) -> Self {
+        StickyLayer {
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+impl<T, B> StickyLayer<T, B> {
+    /// A layer over already built sessions.
+    pub fn from_sessions(sessions: StickySessions<T, B>) -> Self {
+        StickyLayer { sessions }
+    }
+
+    /// The shared engine (for its backends, say).
+    pub fn sessions(&self) -> &StickySessions<T, B> {
+        &self.sessions
+    }
+}
+
+impl<S, T, B> Layer<S> for StickyLayer<T, B> {
+    type Service = Sticky<S, T, B>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Sticky::new(inner, self.sessions.clone())
+    }
+}

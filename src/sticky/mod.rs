@@ -1,0 +1,82 @@
+//! The tower layer: sticky sessions in front of any proxy service.
+//!
+//! Per request, [`Sticky`]:
+//!
+//! 1. reads the session value (cookie or header) and verifies its signature
+//!    and its absolute and idle deadlines;
+//! 2. resolves the session's backend, or, when there is no valid session or
+//!    its backend is down or gone, asks the [`Balance`](crate::balance::Balance)
+//!    for one;
+//! 3. removes the session value from the request (unless told to forward it)
+//!    and records the choice as a [`Pinned`] request extension, which the
+//!    inner (proxy) service uses to forward the request;
+//! 4. on the response, writes `Set-Cookie` (or the session header) when the
+//!    session was created, re-pinned, refreshed or re-keyed; nothing
+//!    otherwise.
+//!
+//! A bad value (malformed, forged, tampered, from a foreign key or scope,
+//! expired) is never an error: it becomes a new session. When no backend can
+//! take the request the layer answers `503 Service Unavailable` itself. The
+//! inner service's error type is kept. Each request's [`Outcome`] is in the
+//! [`Pinned`] extension, given to an optional callback, and (with the
+//! `metrics` feature) counted as `tower_sticky_requests_total{session,outcome}`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//! use tower_sticky::balance::{BackendId, Backends};
+//! use tower_sticky::duration::Duration;
+//! use tower_sticky::policy::SessionPolicy;
+//! use tower_sticky::sticky::{Pinned, StickyBuilder};
+//! use tower_sticky::token::{KeySet, SigningKey};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // The seed's route: cookie Session-A, Permanent, absoluteTimeout 10s.
+//! let policy = SessionPolicy::cookie("Session-A").unwrap().permanent(Duration::from_secs(10));
+//! let keys = KeySet::new(SigningKey::new(*b"an example key of 32 bytes or mo").unwrap());
+//! let backends: Backends<&'static str> = ["pod-a", "pod-b", "pod-c"]
+//!     .into_iter()
+//!     .map(|pod| (BackendId::from_name(pod), pod, 1))
+//!     .collect();
+//! let layer = StickyBuilder::new(policy, keys, backends).layer().unwrap();
+//!
+//! // The "proxy": answers with the pod it would forward to.
+//! let mut svc = ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<String>| async move {
+//!     let pod = *req.extensions().get::<Pinned<&'static str>>().unwrap().target();
+//!     Ok::<_, Infallible>(Response::new(pod.to_string()))
+//! }));
+//!
+//! let first = svc.ready().await.unwrap().call(Request::new(String::new())).await.unwrap();
+//! let set_cookie = first.headers()["set-cookie"].to_str().unwrap();
+//! assert!(set_cookie.starts_with("Session-A="));
+//! assert!(set_cookie.ends_with("; Max-Age=10; Path=/; HttpOnly; SameSite=Lax"));
+//! let cookie = set_cookie.split(';').next().unwrap().to_owned();
+//!
+//! for _ in 0..5 {
+//!     let req = Request::builder().header("cookie", &cookie).body(String::new()).unwrap();
+//!     let res = svc.ready().await.unwrap().call(req).await.unwrap();
+//!     assert_eq!(res.body(), first.body());
+//!     assert!(res.headers().get("set-cookie").is_none());
+//! }
+//! # }
+//! ```
+
+mod builder;
+mod future;
+mod layer;
+mod outcome;
+mod pinned;
+mod service;
+mod sessions;
+
+pub use builder::{BuildError, StickyBuilder};
+pub use future::ResponseFuture;
+pub use layer::StickyLayer;
+pub use outcome::Outcome;
+pub use pinned::Pinned;
+pub use service::Sticky;
+pub use sessions::{Decision, Issue, StickySessions};

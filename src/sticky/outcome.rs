@@ -1,0 +1,87 @@
+use std::fmt;
+
+/// What the layer did with one request's session, for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// No session value came with the request: a new session was created.
+    New,
+    /// A valid session was honoured; nothing written back.
+    Resumed,
+    /// A valid session was honoured and re-issued with a fresh last-seen
+    /// time (idle timeout).
+    Refreshed,
+    /// A valid session signed by an older key was honoured and re-signed
+    /// with the current key.
+    Rekeyed,
+    /// The session was past its `absoluteTimeout`: a new one was created.
+    Expired,
+    /// The session was idle past its `idleTimeout`: a new one was created.
+    IdleExpired,
+    /// The value was malformed, forged, tampered, from another deployment,
+    /// scope or key, or dated in the future: a new session was created.
+    Invalid,
+    /// The session's backend is down: re-pinned with a new token.
+    RepinnedDown,
+    /// The session's backend is no longer a member: re-pinned with a new
+    /// token.
+    RepinnedGone,
+    /// No backend could take the request: answered 503.
+    NoBackend,
+}
+
+impl Outcome {
+    /// Every outcome, in a fixed order (for pre-registered counters).
+    pub const ALL: [Outcome; 10] = [
+        Outcome::New,
+        Outcome::Resumed,
+        Outcome::Refreshed,
+        Outcome::Rekeyed,
+        Outcome::Expired,
+        Outcome::IdleExpired,
+        Outcome::Invalid,
+        Outcome::RepinnedDown,
+        Outcome::RepinnedGone,
+        Outcome::NoBackend,
+    ];
+
+    /// A short, stable label: `new`, `resumed`, `refreshed`, `rekeyed`,
+    /// `expired`, `idle_expired`, `invalid`, `repinned_down`,
+    /// `repinned_gone`, `no_backend`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::New => "new",
+            Outcome::Resumed => "resumed",
+            Outcome::Refreshed => "refreshed",
+            Outcome::Rekeyed => "rekeyed",
+            Outcome::Expired => "expired",
+            Outcome::IdleExpired => "idle_expired",
+            Outcome::Invalid => "invalid",
+            Outcome::RepinnedDown => "repinned_down",
+            Outcome::RepinnedGone => "repinned_gone",
+            Outcome::NoBackend => "no_backend",
+        }
+    }
+
+    /// The position of this outcome in [`ALL`](Self::ALL).
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether the session continued on the backend it was pinned to.
+    #[must_use]
+    pub const fn is_resumed(self) -> bool {
+        matches!(
+            self,
+            Outcome::Resumed | Outcome::Refreshed | Outcome::Rekeyed
+        )
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,80 @@
+use super::future::ResponseFuture;
+use super::{StickyLayer, StickySessions};
+use crate::balance::{Balance, InFlight, RoundRobin};
+use http::{Request, Response};
+use std::task::{Context, Poll};
+use tower::Service;
+
+/// Middleware that pins each request to a backend by its session; see the
+/// [module docs](super).
+#[derive(Debug)]
+pub struct Sticky<S, T, B = RoundRobin> {
+    inner: S,
+    sessions: StickySessions<T, B>,
+}
+
+impl<S: Clone, T, B> Clone for Sticky<S, T, B> {
+    fn clone(&self) -> Self {
+        Sticky {
+            inner: self.inner.clone(),
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+impl<S, T, B> Sticky<S, T, B> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, sessions: StickySessions<T, B>) -> Self {
+        Sticky { inner, sessions }
+    }
+
+    /// A [`StickyLayer`] over `sessions`.
+    pub fn layer(sessions: StickySessions<T, B>) -> StickyLayer<T, B> {
+        StickyLayer::from_sessions(sessions)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, T, B, ReqBody, ResBody> Service<Request<ReqBody>> for Sticky<S, T, B>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+    T: Send + Sync + 'static,
+    B: Balance<T>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, T>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let decision = self.sessions.route(&mut req);
+        let pinned = decision.pinned();
+        let (_, endpoint, issue) = decision.into_parts();
+        match (endpoint, pinned) {
+            (Some(endpoint), Some(pinned)) => {
+                req.extensions_mut().insert(pinned);
+                let in_flight = InFlight::start(endpoint);
+                ResponseFuture::called(self.inner.call(req), issue, in_flight)
+            }
+            _ => ResponseFuture::no_backend(),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The signed session token: which backend, since when, last seen when.
+//!
+//! A token is 49 bytes, URL-safe base64 without padding (66 characters), so it
+//! is a valid cookie value and a valid header value as it stands:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0 | format version (1) |
+//! | 1..17 | [`BackendId`](crate::balance::BackendId): opaque, never an address |
+//! | 17..25 | issued at, ms since the Unix epoch, big-endian |
+//! | 25..33 | last seen at, ms since the Unix epoch, big-endian |
+//! | 33..49 | HMAC-SHA256 tag, truncated to 128 bits |
+//!
+//! The tag covers the bytes before it and a *scope* (for example the route
+//! rule), so a token minted for one rule is worthless on another even when
+//! both share a cookie name and a key. Keys rotate: the first key of a
+//! [`KeySet`] signs, every key verifies. Tag comparison is constant-time.
+//!
+//! Times are wall-clock milliseconds: several proxy replicas behind one
+//! balancer must agree on when a session ends, which a monotonic clock local to
+//! one process cannot give. [`Lifetime`] allows a configurable clock skew for
+//! tokens minted by a replica whose clock runs ahead, and no more.
+//!
+//! ```
+//! use tower_sticky::balance::BackendId;
+//! use tower_sticky::token::{KeySet, SessionToken, SigningKey, Timestamp, TokenCodec};
+//!
+//! let keys = KeySet::new(SigningKey::new([7u8; 32]).unwrap());
+//! let codec = TokenCodec::new(keys, "httproute/default/cookie/rule/0");
+//!
+//! let token = SessionToken::new(BackendId::from_name("backend-0"), Timestamp::from_millis(1_700_000_000_000));
+//! let encoded = codec.encode(&token);
+//! assert_eq!(encoded.as_str().len(), 66);
+//!
+//! let decoded = codec.decode(encoded.as_str()).unwrap();
+//! assert_eq!(decoded.token(), token);
+//! assert!(!decoded.signed_by_old_key());
+//!
+//! // Anything else is simply not a session.
+//! assert!(codec.decode("hello").is_err());
+//! ```
+
+mod clock;
+mod codec;
+mod keys;
+mod lifetime;
+mod session_token;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use codec::{DecodeError, Decoded, EncodedToken, TOKEN_LEN, TokenCodec};
+pub use keys::{KeyError, KeySet, MIN_KEY_LEN, SigningKey};
+pub use lifetime::{DEFAULT_SKEW, Lifetime, Verdict};
+pub use session_token::SessionToken;
