@@ -68,9 +68,7 @@ impl BackendId {
 impl std::hash::Hash for BackendId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         // Ids are already uniform hash output.
-        state.write_u64(u64::from_le_bytes(
-            self.0[..8].try_into().expect("8 bytes"),
-        ));
+        state.write_u64(u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes")));
     }
 }
 

@@ -130,7 +130,10 @@ mod tests {
             "1sm",
             "1h1",
         ] {
-            assert!(input.parse::<Duration>().is_err(), "{input:?} must be rejected");
+            assert!(
+                input.parse::<Duration>().is_err(),
+                "{input:?} must be rejected"
+            );
         }
     }
 

@@ -176,7 +176,10 @@ pub(crate) fn check_path(path: &str) -> Result<(), String> {
             path.len()
         ));
     }
-    if path.bytes().any(|b| b == b';' || b.is_ascii_control() || b >= 0x7f) {
+    if path
+        .bytes()
+        .any(|b| b == b';' || b.is_ascii_control() || b >= 0x7f)
+    {
         return Err("must not contain ';', control or non-ASCII characters".into());
     }
     Ok(())

@@ -49,7 +49,11 @@ impl SessionPersistence {
         };
         let main = self.cookie.is_some() || self.header.is_some();
         if main && self.session_name.is_some() {
-            let other = if self.cookie.is_some() { "cookie" } else { "header" };
+            let other = if self.cookie.is_some() {
+                "cookie"
+            } else {
+                "header"
+            };
             return Err(PolicyError::new(
                 "sessionName",
                 format!("cannot be combined with {other} (use {other}.name)"),

@@ -1,6 +1,8 @@
 use super::{Outcome, Pinned};
-use crate::balance::{Backends, BackendId, Balance, Endpoint, PickContext, Resolution};
-use crate::carrier::{ClientTls, CookieAttributes, Secure, cookie_values, header_values, strip_cookie};
+use crate::balance::{BackendId, Backends, Balance, Endpoint, PickContext, Resolution};
+use crate::carrier::{
+    ClientTls, CookieAttributes, Secure, cookie_values, header_values, strip_cookie,
+};
 use crate::policy::{LifetimeType, PersistenceType, SessionPolicy};
 use crate::token::{Clock, Lifetime, SessionToken, Timestamp, TokenCodec, Verdict};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
@@ -283,7 +285,12 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         }
     }
 
-    fn judge(&self, value: &str, now: Timestamp, snapshot: &crate::balance::Snapshot<T>) -> Judged<T> {
+    fn judge(
+        &self,
+        value: &str,
+        now: Timestamp,
+        snapshot: &crate::balance::Snapshot<T>,
+    ) -> Judged<T> {
         let s = &*self.shared;
         let Ok(decoded) = s.codec.decode(value) else {
             return Judged::Rejected(Outcome::Invalid);
