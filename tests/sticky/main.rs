@@ -643,3 +643,36 @@ async fn outcome_callback_sees_every_request() {
     assert_eq!(outcomes, [Outcome::New, Outcome::Resumed, Outcome::Invalid]);
     assert_eq!(seen[0].1, seen[1].1);
 }
+
+#[tokio::test]
+async fn readiness_and_errors_of_the_inner_service_pass_through() {
+    use http::{Request, Response};
+    use std::task::Poll;
+    use tower::{Layer, Service};
+    use tower_sticky::sticky::{Pinned, StickyLayer};
+
+    let clock = ManualClock::new(T0);
+    let layer = StickyLayer::from_sessions(sessions(seed_policy(), pods(&PODS), &clock));
+    let (mock, mut handle) = tower_test::mock::pair::<Request<String>, Response<String>>();
+    let mut svc = layer.layer(mock);
+
+    handle.allow(0);
+    let ready = std::future::poll_fn(|cx| Poll::Ready(svc.poll_ready(cx))).await;
+    assert!(
+        ready.is_pending(),
+        "not ready while the inner service is not"
+    );
+
+    handle.allow(1);
+    std::future::poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
+    let fut = svc.call(Request::new(String::new()));
+    let (req, reply) = handle.next_request().await.unwrap();
+    let pinned = req.extensions().get::<Pinned<&'static str>>().unwrap();
+    assert_eq!(pinned.outcome(), Outcome::New);
+    let endpoint = pinned.endpoint().clone();
+    assert_eq!(endpoint.in_flight(), 1, "counted while the backend works");
+    reply.send_error("backend exploded");
+    let err = fut.await.unwrap_err();
+    assert_eq!(err.to_string(), "backend exploded");
+    assert_eq!(endpoint.in_flight(), 0, "released once answered");
+}
