@@ -27,3 +27,8 @@ pub mod policy;
 pub mod route;
 pub mod sticky;
 pub mod token;
+
+/// Compiles and runs the README's Rust examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -59,9 +59,10 @@ where
                 issue,
                 in_flight,
             } => {
-                let mut response = ready!(future.poll(cx))?;
+                let result = ready!(future.poll(cx));
                 // The backend has answered: it no longer counts as loaded.
                 in_flight.take();
+                let mut response = result?;
                 if let Some(issue) = issue.take() {
                     issue.apply(response.headers_mut());
                 }

@@ -235,11 +235,11 @@ async fn refresh_never_extends_past_absolute_timeout() {
     for _ in 0..9 {
         clock.advance_millis(1_100);
         let a = send(&s, &[("cookie", &cookie)]).await;
-        if let Some(sc) = &a.set_cookie {
-            if a.outcome == Some(Outcome::Refreshed) {
-                last = Some(sc.clone());
-                cookie = a.cookie();
-            }
+        if let Some(sc) = &a.set_cookie
+            && a.outcome == Some(Outcome::Refreshed)
+        {
+            last = Some(sc.clone());
+            cookie = a.cookie();
         }
         if a.outcome == Some(Outcome::Expired) {
             // 9.9 s < 10 s is still alive; we only reach here past 10 s.
