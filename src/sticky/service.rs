@@ -1,7 +1,8 @@
 use super::future::ResponseFuture;
-use super::{StickyLayer, StickySessions};
+use super::{Pinned, StickyLayer, StickySessions};
 use crate::balance::{Balance, InFlight, RoundRobin};
 use http::{Request, Response};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::Service;
 
@@ -65,16 +66,15 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let decision = self.sessions.route(&mut req);
-        let pinned = decision.pinned();
-        let (_, endpoint, issue) = decision.into_parts();
-        match (endpoint, pinned) {
-            (Some(endpoint), Some(pinned)) => {
-                req.extensions_mut().insert(pinned);
+        let (outcome, endpoint, issue) = self.sessions.route(&mut req).into_parts();
+        match endpoint {
+            Some(endpoint) => {
+                req.extensions_mut()
+                    .insert(Pinned::new(Arc::clone(&endpoint), outcome));
                 let in_flight = InFlight::start(endpoint);
                 ResponseFuture::called(self.inner.call(req), issue, in_flight)
             }
-            _ => ResponseFuture::no_backend(),
+            None => ResponseFuture::no_backend(),
         }
     }
 }
