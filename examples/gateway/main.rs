@@ -1,0 +1,230 @@
+//! An HTTPRoute gateway with Gateway API session persistence, built from the
+//! public parts of `tower_sticky`.
+//!
+//! ```text
+//! cargo run --release --example gateway                     # the seed's cookie route, 4 echo pods
+//! cargo run --release --example gateway -- --route my-routes.yaml \
+//!     --backend backend=10.0.0.7:3000,10.0.0.8:3000 --key-file /etc/gateway/key
+//! ```
+//!
+//! * [`config`]: route files → validated `HttpRoute`s ([`tower_sticky::route`]).
+//! * [`rules`]: per rule, `Backends` + `StickySessions` ([`tower_sticky::balance`],
+//!   [`tower_sticky::sticky`]), signed with [`keys`] ([`tower_sticky::token`]).
+//! * [`router`]: Gateway API match precedence.
+//! * [`proxy`]: forwarding with hyper; [`stray_cr`] makes the seed's
+//!   `awk`-extracted header values acceptable (RFC 9110 §5.5).
+//! * [`echo`]: in-process replicas; [`admin`]: `/healthz`, `/metrics`;
+//!   [`probe`]: revives backends; [`shutdown`]: signals.
+
+mod admin;
+mod cli;
+mod config;
+mod echo;
+mod keys;
+mod probe;
+mod proxy;
+mod router;
+mod rules;
+mod shutdown;
+mod stray_cr;
+
+use clap::Parser;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long in-flight requests get to finish after SIGINT/SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    init_tracing();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise (`warn`,
+/// `gateway::access=off`, …), so stdout carries only the start-up lines.
+fn init_tracing() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(filter),
+        )
+        .init();
+}
+
+async fn run(args: cli::Args) -> Result<(), String> {
+    let keys = keys::load(&args.key_files)?;
+    if keys.generated {
+        tracing::warn!(
+            "no --key-file: using a random session key; sessions end when this process does, and other gateway replicas will not honour them"
+        );
+    }
+    let embedded = args.routes.is_empty();
+    let routes = if embedded {
+        config::load_str(config::DEFAULT_ROUTE_NAME, config::DEFAULT_ROUTE)
+    } else {
+        let mut all = Vec::new();
+        for path in &args.routes {
+            all.extend(config::load_file(path).map_err(|e| e.to_string())?);
+        }
+        Ok(all)
+    }
+    .map_err(|e| e.to_string())?;
+    let compiled = rules::compile(&routes, &args.backends, args.replicas, &keys).await?;
+
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin = match &args.admin {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (--admin): {e}"))?,
+        ),
+        None => None,
+    };
+    banner(&compiled, &routes, embedded, addr);
+    let proxy = Arc::new(proxy::Proxy::new(compiled));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(admin) = admin {
+        let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+        println!("admin listening on http://{admin_addr}");
+        tokio::spawn(admin::serve(admin, Arc::clone(&proxy), stop_rx.clone()));
+    }
+    tokio::spawn(probe::run(Arc::clone(&proxy), stop_rx));
+    println!("listening on http://{addr}");
+
+    serve(listener, proxy).await;
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
+/// Accepts clients until SIGINT/SIGTERM, then lets in-flight requests
+/// finish (up to [`DRAIN_TIMEOUT`]).
+async fn serve(listener: TcpListener, proxy: Arc<proxy::Proxy>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let signal = shutdown::signal();
+    tokio::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let service = hyper::service::service_fn(move |req| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, std::convert::Infallible>(proxy.serve(req, peer).await) }
+        });
+        let io = TokioIo::new(stray_cr::StrayCr::new(stream));
+        let conn = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections after {DRAIN_TIMEOUT:?}"),
+    }
+}
+
+/// Says what the gateway serves and how to try it.
+fn banner(
+    compiled: &rules::Compiled,
+    routes: &[config::LoadedRoute],
+    embedded: bool,
+    addr: std::net::SocketAddr,
+) {
+    if embedded {
+        println!(
+            "tower-sticky gateway: no --route given, serving the embedded default: the seed's cookie HTTPRoute"
+        );
+        println!("  (Session-A cookie, absoluteTimeout 10s, Permanent, PathPrefix /)");
+    }
+    for r in routes {
+        println!(
+            "route {}/{} ({}): {} rule(s)",
+            r.route.namespace(),
+            r.route.name(),
+            r.source,
+            r.route.spec.rules.len()
+        );
+    }
+    for set in &compiled.replicas {
+        println!(
+            "Service {}: {} in-process echo replica(s):",
+            set.service,
+            set.pods.len()
+        );
+        for (pod, at) in &set.pods {
+            println!("  {pod} at http://{at}");
+        }
+    }
+    if embedded {
+        let base = format!("http://localhost:{}", addr.port());
+        println!("Try the seed's walkthrough:");
+        println!(
+            "  COOKIE=$(curl --verbose {base}/get 2>&1 | grep \"set-cookie\" | awk '{{print $3}}')"
+        );
+        println!("  for i in `seq 5`; do");
+        println!("      curl -H \"Cookie: $COOKIE\" {base}/get 2>/dev/null | grep pod");
+        println!("  done");
+        println!("  sleep 10 && for i in `seq 5`; do");
+        println!(
+            "      curl -H \"Cookie: $COOKIE\" -H \"Host: www.example.com\" {base}/get 2>/dev/null | grep pod"
+        );
+        println!("  done");
+    }
+}

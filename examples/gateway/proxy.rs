@@ -1,0 +1,563 @@
+//! The reverse proxy: route, pin, forward, write the session back.
+//!
+//! Per request: the [`Router`](crate::router::Router) picks the rule; the
+//! rule's [`StickySessions`](tower_sticky::sticky::StickySessions) verifies
+//! the session value, strips it and decides the backend (or a weighted pick
+//! for rules without persistence); the request goes upstream over a pooled
+//! HTTP/1.1 connection with hop-by-hop headers removed and `X-Forwarded-*`
+//! added, bodies streaming both ways; the decision writes `Set-Cookie` (or
+//! the session header) on the response.
+//!
+//! A backend that refuses the connection is marked down (the prober brings
+//! it back) and, when the request had no body to lose, the session is
+//! re-pinned with a new value and the request retried elsewhere; otherwise
+//! the client gets a 502.
+
+use crate::rules::{Rule, Target, Upstream};
+use http::header::{CONNECTION, HOST, UPGRADE};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body, Bytes, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_sticky::balance::{BackendState, Balance, Endpoint, PickContext};
+use tower_sticky::sticky::{Decision, Outcome};
+
+/// Body sent upstream: the client's, streamed, or nothing (which lets a
+/// refused request be retried).
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// Body sent to the client: the backend's, streamed, or the gateway's own.
+pub type ClientBody = Either<Incoming, Full<Bytes>>;
+
+/// How long connecting to a backend may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a backend may take to send its response head.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an upgraded (WebSocket, …) tunnel may live.
+const TUNNEL_MAX: Duration = Duration::from_secs(3600);
+/// Attempts beyond the first for a request that can be retried.
+const MAX_RETRIES: usize = 3;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
+/// plus `HTTP2-Settings` of an h2c upgrade, which the gateway does not offer.
+const HOP_BY_HOP: [HeaderName; 10] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    UPGRADE,
+    HeaderName::from_static("http2-settings"),
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The proxy: rules, router and the pooled upstream client.
+#[derive(Debug)]
+pub struct Proxy {
+    compiled: crate::rules::Compiled,
+    client: Client<HttpConnector, UpstreamBody>,
+}
+
+/// Where one attempt goes, and the session decision to write back.
+struct Choice {
+    endpoint: Arc<Endpoint<Upstream>>,
+    decision: Option<Decision<Upstream>>,
+    outcome: Option<Outcome>,
+}
+
+/// Why an attempt got no response.
+enum SendError {
+    /// The backend refused or did not accept the connection: nothing was
+    /// sent.
+    Connect,
+    /// No response head in time.
+    Timeout,
+    /// Anything else; the request may have reached the backend.
+    Other(String),
+}
+
+/// What is kept of a request to send it again.
+struct Head {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Proxy {
+    /// A proxy over compiled rules.
+    pub fn new(compiled: crate::rules::Compiled) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Proxy { compiled, client }
+    }
+
+    /// The rules (for metrics and the prober).
+    pub fn rules(&self) -> &[Rule] {
+        &self.compiled.rules
+    }
+
+    /// Marks every endpoint at `addr`, in every rule, down.
+    pub fn mark_down(&self, addr: &str) {
+        for rule in self.rules() {
+            for e in rule.target.backends().snapshot().endpoints() {
+                if e.target().addr == addr && e.state() != BackendState::Down {
+                    e.set_state(BackendState::Down);
+                    tracing::warn!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, "backend refused a connection: marked down");
+                }
+            }
+        }
+    }
+
+    /// Serves one client request.
+    pub async fn serve(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<ClientBody> {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let Some(index) = self.compiled.router.find(&req) else {
+            let resp = error(StatusCode::NOT_FOUND, "no route matches\n");
+            log(&method, &uri, None, None, None, resp.status(), start);
+            return resp;
+        };
+        let rule = &self.compiled.rules[index];
+        if rule.no_backend_refs {
+            let resp = error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the rule has no backendRefs\n",
+            );
+            log(&method, &uri, Some(rule), None, None, resp.status(), start);
+            return resp;
+        }
+        let upgrade = upgrade_protocol(&req);
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let mut choice = match first_choice(rule, &mut req) {
+            Ok(c) => c,
+            Err(outcome) => {
+                let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "no backend available\n");
+                resp.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                log(
+                    &method,
+                    &uri,
+                    Some(rule),
+                    outcome,
+                    None,
+                    resp.status(),
+                    start,
+                );
+                return resp;
+            }
+        };
+
+        let (parts, body) = req.into_parts();
+        let mut head = Head {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+        };
+        prepare_request_headers(&mut head, peer, upgrade.as_ref());
+        // Nothing to lose by sending it twice: no body bytes leave the
+        // gateway before the connection exists.
+        let retryable = body.is_end_stream();
+        let mut body = Some(body);
+        let attempts = if retryable {
+            1 + MAX_RETRIES.min(rule.target.backends().snapshot().len())
+        } else {
+            1
+        };
+        let mut result = Err(SendError::Other("no attempt".into()));
+        for attempt in 0..attempts {
+            let last = attempt + 1 == attempts;
+            let up_body = match body.take() {
+                Some(b) if !retryable => Either::Left(b),
+                _ => Either::Right(Empty::new()),
+            };
+            let headers = if last && !retryable {
+                std::mem::take(&mut head.headers)
+            } else {
+                head.headers.clone()
+            };
+            let up_req = upstream_request(&head, headers, &choice.endpoint, up_body);
+            result = self.send(&choice.endpoint, up_req, upgrade.is_some()).await;
+            match &result {
+                Ok(_) => break,
+                Err(SendError::Connect) => {
+                    self.mark_down(&choice.endpoint.target().addr);
+                    if last {
+                        break;
+                    }
+                    match repick(rule, &head, &choice) {
+                        Some(next) => choice = next,
+                        None => break,
+                    }
+                }
+                // A pooled connection the backend closed under us: the
+                // same backend again, for methods that may be repeated.
+                Err(SendError::Other(_)) if retryable && idempotent(&head.method) && !last => {}
+                Err(_) => break,
+            }
+        }
+
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                let (status, why) = match e {
+                    SendError::Connect => (
+                        StatusCode::BAD_GATEWAY,
+                        "backend refused the connection\n".to_owned(),
+                    ),
+                    SendError::Timeout => (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "backend did not answer in time\n".to_owned(),
+                    ),
+                    SendError::Other(e) => {
+                        (StatusCode::BAD_GATEWAY, format!("backend error: {e}\n"))
+                    }
+                };
+                let resp = error(status, &why);
+                log(
+                    &method,
+                    &uri,
+                    Some(rule),
+                    choice.outcome,
+                    Some(&choice.endpoint),
+                    resp.status(),
+                    start,
+                );
+                return resp;
+            }
+        };
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match client_upgrade {
+            Some(client_upgrade) if switching => {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let protocol = resp.headers().get(UPGRADE).cloned();
+                strip_hop_by_hop(resp.headers_mut());
+                if let Some(p) = protocol {
+                    resp.headers_mut().insert(UPGRADE, p);
+                    resp.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+                }
+                tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+            }
+            _ => strip_hop_by_hop(resp.headers_mut()),
+        }
+        choice
+            .endpoint
+            .target()
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(decision) = choice.decision.take() {
+            decision.apply(resp.headers_mut());
+        }
+        log(
+            &method,
+            &uri,
+            Some(rule),
+            choice.outcome,
+            Some(&choice.endpoint),
+            resp.status(),
+            start,
+        );
+        resp.map(Either::Left)
+    }
+
+    /// One attempt: over the pool, or over a fresh connection that can be
+    /// upgraded.
+    async fn send(
+        &self,
+        endpoint: &Endpoint<Upstream>,
+        req: Request<UpstreamBody>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>, SendError> {
+        if !upgrade {
+            return match tokio::time::timeout(RESPONSE_TIMEOUT, self.client.request(req)).await {
+                Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(e)) if e.is_connect() => Err(SendError::Connect),
+                Ok(Err(e)) => Err(SendError::Other(error_chain(&e))),
+                Err(_) => Err(SendError::Timeout),
+            };
+        }
+        let addr = &endpoint.target().addr;
+        let stream =
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(_)) | Err(_) => return Err(SendError::Connect),
+            };
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Other(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(SendError::Other(e.to_string())),
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+}
+
+/// The backend for a request: the session's, or a new pick.
+fn first_choice(rule: &Rule, req: &mut Request<Incoming>) -> Result<Choice, Option<Outcome>> {
+    match &rule.target {
+        Target::Sticky(sessions) => {
+            let decision = sessions.route(req);
+            let outcome = decision.outcome();
+            match decision.endpoint().cloned() {
+                Some(endpoint) => Ok(Choice {
+                    endpoint,
+                    decision: Some(decision),
+                    outcome: Some(outcome),
+                }),
+                None => Err(Some(outcome)),
+            }
+        }
+        Target::Plain { backends, balancer } => {
+            let snapshot = backends.snapshot();
+            let ctx = PickContext {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+            };
+            balancer
+                .pick(&ctx, &snapshot)
+                .and_then(|i| snapshot.endpoints().get(i).cloned())
+                .map(|endpoint| Choice {
+                    endpoint,
+                    decision: None,
+                    outcome: None,
+                })
+                .ok_or(None)
+        }
+    }
+}
+
+/// After `previous` refused the connection (and was marked down): a new
+/// session on another backend.
+fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
+    let mut probe = Request::new(());
+    *probe.method_mut() = head.method.clone();
+    *probe.uri_mut() = head.uri.clone();
+    match &rule.target {
+        Target::Sticky(sessions) => {
+            *probe.headers_mut() = head.headers.clone();
+            let decision = sessions.repin(&probe, Outcome::RepinnedDown);
+            let outcome = decision.outcome();
+            decision.endpoint().cloned().map(|endpoint| Choice {
+                endpoint,
+                decision: Some(decision),
+                outcome: Some(outcome),
+            })
+        }
+        Target::Plain { backends, balancer } => {
+            let snapshot = backends.snapshot();
+            let ctx = PickContext {
+                method: &head.method,
+                uri: &head.uri,
+                headers: &head.headers,
+            };
+            balancer
+                .pick(&ctx, &snapshot)
+                .and_then(|i| snapshot.endpoints().get(i).cloned())
+                .filter(|e| e.id() != previous.endpoint.id())
+                .map(|endpoint| Choice {
+                    endpoint,
+                    decision: None,
+                    outcome: None,
+                })
+        }
+    }
+}
+
+/// The protocol of an HTTP/1.1 upgrade request (`Upgrade: websocket`), not
+/// counting `h2c`, which the gateway does not offer.
+fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let protocol = req.headers().get(UPGRADE)?;
+    let asked = req
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    (asked && !protocol.as_bytes().eq_ignore_ascii_case(b"h2c")).then(|| protocol.clone())
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Removes hop-by-hop headers, including those `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Hop-by-hop headers out, `Host` and `X-Forwarded-*` in, the upgrade kept
+/// when one is being proxied.
+fn prepare_request_headers(head: &mut Head, peer: SocketAddr, upgrade: Option<&HeaderValue>) {
+    let headers = &mut head.headers;
+    strip_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        headers.insert(UPGRADE, protocol.clone());
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    // HTTP/2 clients send the authority instead of `Host`.
+    if !headers.contains_key(HOST)
+        && let Some(authority) = head.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(HOST, v);
+    }
+    if let Some(host) = headers.get(HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let ip = peer.ip().to_string();
+    let xff = if headers.contains_key(X_FORWARDED_FOR) {
+        let mut prior: Vec<&str> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        prior.push(&ip);
+        prior.join(", ")
+    } else {
+        ip
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+}
+
+/// The request for one attempt, aimed at `endpoint`.
+fn upstream_request(
+    head: &Head,
+    headers: HeaderMap,
+    endpoint: &Endpoint<Upstream>,
+    body: UpstreamBody,
+) -> Request<UpstreamBody> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(endpoint.target().authority.clone());
+    parts.path_and_query = Some(
+        head.uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    let mut req = Request::new(body);
+    *req.method_mut() = head.method.clone();
+    // Scheme, authority and path are all set, so this cannot fail; fall back
+    // to the bare path rather than panic.
+    *req.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| head.uri.clone());
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    req
+}
+
+/// Joins the client's and the backend's upgraded connections.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
+        return;
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    let _ = tokio::time::timeout(
+        TUNNEL_MAX,
+        tokio::io::copy_bidirectional(&mut client, &mut upstream),
+    )
+    .await;
+}
+
+/// A response the gateway writes itself.
+pub fn error(status: StatusCode, body: &str) -> Response<ClientBody> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::copy_from_slice(
+        body.as_bytes(),
+    ))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    // Bounded: error chains are short; stop at 8 links regardless.
+    for _ in 0..8 {
+        let Some(inner) = source else { break };
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// The access log line.
+fn log(
+    method: &Method,
+    uri: &Uri,
+    rule: Option<&Rule>,
+    outcome: Option<Outcome>,
+    endpoint: Option<&Arc<Endpoint<Upstream>>>,
+    status: StatusCode,
+    start: Instant,
+) {
+    tracing::info!(
+        target: "gateway::access",
+        method = %method,
+        path = uri.path(),
+        route = rule.map_or("-", |r| r.route.as_str()),
+        rule = rule.map_or(-1, |r| r.index as i64),
+        outcome = outcome.map_or("-", Outcome::as_str),
+        backend = endpoint.map_or("-", |e| e.target().label.as_str()),
+        status = status.as_u16(),
+        latency_us = start.elapsed().as_micros() as u64,
+    );
+}
