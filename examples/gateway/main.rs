@@ -26,6 +26,7 @@ mod proxy;
 mod router;
 mod rules;
 mod shutdown;
+mod spread;
 mod stray_cr;
 
 use clap::Parser;

@@ -7,11 +7,12 @@ use crate::config::LoadedRoute;
 use crate::echo::{self, EchoInfo};
 use crate::keys::Keys;
 use crate::router::{Entry, Hostname, Router};
+use crate::spread::Spread;
 use http::uri::Authority;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tower_sticky::balance::{BackendId, Backends, Weighted};
+use tower_sticky::balance::{BackendId, Backends};
 use tower_sticky::route::HttpRouteMatch;
 use tower_sticky::sticky::{Outcome, StickyBuilder, StickySessions};
 
@@ -34,13 +35,13 @@ pub struct Upstream {
 #[derive(Debug)]
 pub enum Target {
     /// `sessionPersistence`: the core's session engine.
-    Sticky(StickySessions<Upstream, Weighted>),
+    Sticky(StickySessions<Upstream, Spread>),
     /// No persistence: plain weighted balancing.
     Plain {
         /// The endpoints.
         backends: Backends<Upstream>,
         /// Follows `backendRefs[].weight`.
-        balancer: Weighted,
+        balancer: Spread,
     },
 }
 
@@ -183,7 +184,7 @@ pub async fn compile(
                 Some(policy) => {
                     let counters = Arc::clone(&outcomes);
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
-                        .balancer(Weighted::new())
+                        .balancer(Spread::new())
                         .scope(format!("httproute/{ns}/{}/rule/{i}", route.name()))
                         .on_outcome(move |o, _| {
                             counters[o.index()].fetch_add(1, Ordering::Relaxed);
@@ -196,7 +197,7 @@ pub async fn compile(
                 }
                 None => Target::Plain {
                     backends,
-                    balancer: Weighted::new(),
+                    balancer: Spread::new(),
                 },
             };
             let index = rules.len();

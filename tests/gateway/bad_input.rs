@@ -1,0 +1,170 @@
+//! Bad input gets a clear answer: HTTP, session values, route files, flags.
+
+use crate::support::{Http, cookie_route, gateway, gateway_fails, temp_file};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn raw(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded by the read timeout and by the gateway closing after a 400.
+    for _ in 0..64 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if out.windows(4).any(|w| w == b"\r\n\r\n") && !out.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn malformed_http_gets_400_and_other_connections_keep_working() {
+    let gw = gateway(&[]);
+    let http = Http::new();
+    // A pooled connection, open before and used after.
+    assert_eq!(http.get(&format!("{}/get", gw.url), &[]).await.status, 200);
+    for bad in [
+        &b"GET / HTTP/1.1\r\nHost localhost\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ] {
+        let answer = raw(&gw.addr, bad);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{bad:?} got {answer:?}");
+    }
+    assert_eq!(http.get(&format!("{}/get", gw.url), &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn bad_session_values_get_a_new_session_and_200() {
+    let yaml = cookie_route(
+        "short",
+        "        sessionName: Session-A\n        absoluteTimeout: 1s\n        cookieConfig:\n          lifetimeType: Permanent\n",
+    );
+    let route = temp_file("short.yaml", yaml.as_bytes());
+    let gw = gateway(&["--route", route.to_str().expect("utf-8")]);
+    let http = Http::new();
+    let good = http
+        .get(&format!("{}/get", gw.url), &[])
+        .await
+        .cookie_pair()
+        .expect("cookie");
+    let value = good.trim_start_matches("Session-A=").to_owned();
+    let mut tampered = value.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let oversized = "A".repeat(6000);
+    let cases = [
+        "Session-A=garbage".to_owned(),
+        format!("Session-A={tampered}"),
+        format!("Session-A={}", &value[..40]),
+        format!("Session-A={oversized}"),
+        "Session-A=\"\"".to_owned(),
+        "Session-A=%%%%;;;===".to_owned(),
+    ];
+    for cookie in &cases {
+        let r = http
+            .get(&format!("{}/get", gw.url), &[("cookie", cookie)])
+            .await;
+        assert_eq!(r.status, 200, "{cookie}");
+        assert!(r.set_cookie().is_some(), "{cookie}: a new session");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = http
+        .get(&format!("{}/get", gw.url), &[("cookie", &good)])
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.set_cookie().is_some(),
+        "an expired session is a new session"
+    );
+    let logs = gw.logs();
+    assert!(
+        logs.contains("outcome=\"invalid\"") && logs.contains("outcome=\"expired\""),
+        "{logs}"
+    );
+}
+
+/// Writes `yaml` and checks the gateway refuses it with a message naming the
+/// file, the document and `needles`.
+fn refused(yaml: &str, needles: &[&str]) {
+    let file = temp_file("bad.yaml", yaml.as_bytes());
+    let name = file.to_str().expect("utf-8");
+    let err = gateway_fails(&["--route", name]);
+    assert!(err.contains(name), "names the file: {err}");
+    for n in needles {
+        assert!(err.contains(n), "mentions {n:?}: {err}");
+    }
+}
+
+#[test]
+fn invalid_route_files_stop_start_up_naming_file_document_field() {
+    refused(
+        "kind: HTTPRoute\nspec: [unclosed\n",
+        &["document 1", "not valid YAML"],
+    );
+    refused(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: backend\n",
+        &["not an HTTPRoute"],
+    );
+    refused("just: a mapping\n", &["document 1", "not an HTTPRoute"]);
+    let permanent = cookie_route(
+        "p",
+        "        sessionName: S\n        cookieConfig:\n          lifetimeType: Permanent\n",
+    );
+    refused(
+        &format!("apiVersion: v1\nkind: ConfigMap\n---\n{permanent}"),
+        &[
+            "document 2",
+            "spec.rules[0].sessionPersistence.absoluteTimeout",
+            "AbsoluteTimeout must be specified",
+        ],
+    );
+    refused(
+        &cookie_route("d", "        absoluteTimeout: 10 seconds\n"),
+        &[
+            "document 1",
+            "spec.rules[0].sessionPersistence.absoluteTimeout",
+        ],
+    );
+    refused(
+        &cookie_route(
+            "h",
+            "        sessionName: S\n        type: Header\n        cookieConfig:\n          lifetimeType: Session\n",
+        ),
+        &[
+            "document 1",
+            "spec.rules[0].sessionPersistence.cookieConfig",
+        ],
+    );
+    refused(
+        &cookie_route("r", "        sessionName: S\n").replace(
+            "type: PathPrefix\n            value: /",
+            "type: RegularExpression\n            value: \"([\"",
+        ),
+        &["document 1", "spec.rules[0].matches[0].path.value"],
+    );
+}
+
+#[test]
+fn unknown_backend_names_and_bad_keys_are_start_up_errors() {
+    let err = gateway_fails(&["--backend", "nosuch=127.0.0.1:1"]);
+    assert!(err.contains("nosuch"), "{err}");
+    let err = gateway_fails(&["--backend", "backend:9999=127.0.0.1:1"]);
+    assert!(err.contains("9999"), "{err}");
+    let err = gateway_fails(&["--backend", "backend"]);
+    assert!(err.contains("NAME[:PORT]=HOST:PORT"), "{err}");
+    let short = temp_file("short-key", b"too short");
+    let err = gateway_fails(&["--key-file", short.to_str().expect("utf-8")]);
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    let err = gateway_fails(&["--route", "/nonexistent/routes.yaml"]);
+    assert!(err.contains("/nonexistent/routes.yaml"), "{err}");
+}

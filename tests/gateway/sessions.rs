@@ -1,0 +1,246 @@
+//! Issue items 3–5: idle timeout, several gateways, backend failure.
+
+use crate::support::{Http, Proc, cookie_route, echo, gateway, temp_file};
+use std::time::Duration;
+
+#[tokio::test]
+async fn idle_timeout_activity_keeps_the_pod_silence_ends_the_session() {
+    let yaml = cookie_route(
+        "idle",
+        "        sessionName: Idle\n        idleTimeout: 2s\n",
+    );
+    let route = temp_file("idle.yaml", yaml.as_bytes());
+    let gw = gateway(&["--route", route.to_str().expect("utf-8")]);
+    let http = Http::new();
+    let first = http.get(&format!("{}/", gw.url), &[]).await;
+    let pod = first.pod();
+    let mut cookie = first.cookie_pair().expect("cookie");
+    let mut refreshed = 0;
+    // A request every half second for 5 s: 2.5 idle timeouts of activity.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = http
+            .get(&format!("{}/", gw.url), &[("cookie", &cookie)])
+            .await;
+        assert_eq!(r.pod(), pod, "an active session keeps its pod");
+        if let Some(next) = r.cookie_pair() {
+            refreshed += 1;
+            cookie = next;
+        }
+    }
+    assert!(
+        refreshed >= 2,
+        "activity re-issues the cookie ({refreshed} times)"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = http
+        .get(&format!("{}/", gw.url), &[("cookie", &cookie)])
+        .await;
+    assert_eq!(r.status, 200);
+    let fresh = r.cookie_pair().expect("a new session after 3 s of silence");
+    assert_ne!(fresh, cookie);
+    assert!(
+        gw.logs().contains("outcome=\"idle_expired\""),
+        "{}",
+        gw.logs()
+    );
+}
+
+/// Two echo processes and the `--backend` flag naming them.
+fn echoes(n: usize) -> (Vec<Proc>, String) {
+    let procs: Vec<Proc> = (0..n).map(|i| echo(&format!("echo-{i}"))).collect();
+    let flag = format!(
+        "backend={}",
+        procs
+            .iter()
+            .map(|p| p.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    (procs, flag)
+}
+
+#[tokio::test]
+async fn two_gateways_sharing_a_key_file_honour_each_others_sessions() {
+    let (_echoes, backend) = echoes(3);
+    let key = temp_file("key", &[0x5a; 48]);
+    let key = key.to_str().expect("utf-8");
+    let route = temp_file(
+        "cookie.yaml",
+        include_bytes!("../../examples/gateway/default-route.yaml"),
+    );
+    let route = route.to_str().expect("utf-8");
+    let args = ["--route", route, "--backend", &backend, "--key-file", key];
+    let one = gateway(&args);
+    let two = gateway(&args);
+    let http = Http::new();
+    for i in 0..6 {
+        // Sessions made on one replica, then on the other.
+        let (from, to) = if i % 2 == 0 {
+            (&one, &two)
+        } else {
+            (&two, &one)
+        };
+        let r = http.get(&format!("{}/get", from.url), &[]).await;
+        let cookie = r.cookie_pair().expect("cookie");
+        for _ in 0..5 {
+            let r2 = http
+                .get(&format!("{}/get", to.url), &[("cookie", &cookie)])
+                .await;
+            assert_eq!(r2.pod(), r.pod(), "the other gateway honours the session");
+            assert_eq!(r2.set_cookie(), None);
+        }
+    }
+    // A gateway with another key does not.
+    let other_key = temp_file("other-key", &[0x33; 32]);
+    let three = gateway(&[
+        "--route",
+        route,
+        "--backend",
+        &backend,
+        "--key-file",
+        other_key.to_str().expect("utf-8"),
+    ]);
+    let r = http.get(&format!("{}/get", one.url), &[]).await;
+    let r3 = http
+        .get(
+            &format!("{}/get", three.url),
+            &[("cookie", &r.cookie_pair().expect("cookie"))],
+        )
+        .await;
+    assert_eq!(r3.status, 200);
+    assert!(
+        r3.set_cookie().is_some(),
+        "a foreign key's session is a new session"
+    );
+}
+
+/// Sessions pinned to each of three echo processes: `(cookie, pod)`.
+async fn sessions_on_every_backend(http: &Http, gw: &Proc, pods: usize) -> Vec<(String, String)> {
+    let mut sessions = Vec::new();
+    for _ in 0..30 {
+        let r = http.get(&format!("{}/get", gw.url), &[]).await;
+        sessions.push((r.cookie_pair().expect("cookie"), r.pod()));
+        let mut seen: Vec<&String> = sessions.iter().map(|(_, p)| p).collect();
+        seen.sort();
+        seen.dedup();
+        if seen.len() == pods && sessions.len() >= 2 * pods {
+            break;
+        }
+    }
+    sessions
+}
+
+#[tokio::test]
+async fn a_killed_backend_moves_only_its_sessions_and_no_request_fails() {
+    let (mut echoes, backend) = echoes(3);
+    let route = temp_file(
+        "cookie.yaml",
+        include_bytes!("../../examples/gateway/default-route.yaml"),
+    );
+    let gw = gateway(&[
+        "--route",
+        route.to_str().expect("utf-8"),
+        "--backend",
+        &backend,
+    ]);
+    let http = Http::new();
+    let sessions = sessions_on_every_backend(&http, &gw, 3).await;
+    echoes[1].kill();
+    for round in 0..3 {
+        for (cookie, pod) in &sessions {
+            let r = http
+                .get(&format!("{}/get", gw.url), &[("cookie", cookie)])
+                .await;
+            assert_eq!(r.status, 200, "round {round}: {}", r.body);
+            if pod == "echo-1" {
+                assert_ne!(r.pod(), "echo-1");
+                let moved = r.cookie_pair().expect("a moved session gets a new cookie");
+                assert_ne!(&moved, cookie);
+            } else {
+                assert_eq!(&r.pod(), pod, "sessions on live backends stay");
+                assert_eq!(r.set_cookie(), None);
+            }
+        }
+    }
+    // New sessions avoid the dead backend too.
+    for _ in 0..10 {
+        let r = http.get(&format!("{}/get", gw.url), &[]).await;
+        assert_eq!(r.status, 200);
+        assert_ne!(r.pod(), "echo-1");
+    }
+    assert!(
+        gw.logs().contains("outcome=\"repinned_down\""),
+        "{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_replayed_gets_502_then_the_session_moves() {
+    let (mut echoes, backend) = echoes(2);
+    let route = temp_file(
+        "cookie.yaml",
+        include_bytes!("../../examples/gateway/default-route.yaml"),
+    );
+    let gw = gateway(&[
+        "--route",
+        route.to_str().expect("utf-8"),
+        "--backend",
+        &backend,
+    ]);
+    let http = Http::new();
+    let sessions = sessions_on_every_backend(&http, &gw, 2).await;
+    let (cookie, _) = sessions
+        .iter()
+        .find(|(_, p)| p == "echo-0")
+        .expect("a session on echo-0");
+    echoes[0].kill();
+    let r = http
+        .send(
+            "POST",
+            &format!("{}/post", gw.url),
+            &[("cookie", cookie)],
+            "payload".into(),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    let r = http
+        .get(&format!("{}/get", gw.url), &[("cookie", cookie)])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.pod(), "echo-1");
+    assert!(r.set_cookie().is_some());
+}
+
+#[tokio::test]
+async fn a_backend_that_comes_back_takes_new_sessions_again() {
+    let (mut echoes, backend) = echoes(2);
+    let addr = echoes[1].addr.clone();
+    let route = temp_file(
+        "cookie.yaml",
+        include_bytes!("../../examples/gateway/default-route.yaml"),
+    );
+    let gw = gateway(&[
+        "--route",
+        route.to_str().expect("utf-8"),
+        "--backend",
+        &backend,
+    ]);
+    let http = Http::new();
+    echoes[1].kill();
+    for _ in 0..4 {
+        assert_eq!(
+            http.get(&format!("{}/get", gw.url), &[]).await.pod(),
+            "echo-0"
+        );
+    }
+    let _back = crate::support::Proc::start("echo", &["--listen", &addr, "--pod", "echo-1"]);
+    // The prober connects every second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut pods = Vec::new();
+    for _ in 0..6 {
+        pods.push(http.get(&format!("{}/get", gw.url), &[]).await.pod());
+    }
+    assert!(pods.iter().any(|p| p == "echo-1"), "{pods:?}");
+}

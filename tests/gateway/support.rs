@@ -1,0 +1,344 @@
+//! Starting the example binaries, and talking to them.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Where cargo put an example binary (`cargo test` builds them):
+/// `target/debug/deps/<test>` → `target/debug/examples/<name>`.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test` (which builds examples) or `cargo build --examples`",
+        path.display()
+    );
+    path
+}
+
+/// A scratch file with `contents`, unique per call.
+pub fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "gateway-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+/// A running example process, killed when dropped.
+pub struct Proc {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The admin URL, if `--admin` was given.
+    pub admin: Option<String>,
+    /// Where its stderr (logs) goes.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `bin` with `args` and waits (at most 30 s) for its
+    /// `listening on http://…` line.
+    pub fn start(bin: &str, args: &[&str]) -> Proc {
+        let log = temp_file(&format!("{bin}.log"), b"");
+        let mut child = Command::new(example(bin))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the start-up lines, then keeps draining so the child never
+        // blocks on a full pipe; ends when the child's stdout closes.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut admin = None;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "{bin} {args:?} did not print its address; stderr:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            };
+            if let Some(a) = line.strip_prefix("admin listening on ") {
+                admin = Some(a.to_owned());
+            } else if let Some(url) = line.strip_prefix("listening on ") {
+                let addr = url.trim_start_matches("http://").to_owned();
+                return Proc {
+                    child,
+                    url: url.to_owned(),
+                    addr,
+                    admin,
+                    log,
+                };
+            }
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it now and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for it to exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Its log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts the gateway on an ephemeral port with `args`.
+pub fn gateway(args: &[&str]) -> Proc {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Proc::start("gateway", &all)
+}
+
+/// Starts a standalone echo backend called `pod`.
+pub fn echo(pod: &str) -> Proc {
+    Proc::start("echo", &["--listen", "127.0.0.1:0", "--pod", pod])
+}
+
+/// Runs the gateway expecting it to refuse to start; returns its stderr.
+pub fn gateway_fails(args: &[&str]) -> String {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut child = Command::new(example("gateway"))
+        .args(&all)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gateway");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut s) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut s, &mut err);
+            }
+            assert!(!status.success(), "gateway {args:?} started; stderr: {err}");
+            return err;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gateway {args:?} kept running instead of refusing to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a shell snippet with bash (at most 60 s); returns its stdout.
+pub fn bash(script: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["60", "bash", "-c", script])
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "script failed ({:?}):\n{script}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The seed's lines with its `localhost:8888` pointed at `port`.
+pub fn seed_lines(script: &str, port: u16) -> String {
+    script.replace("localhost:8888", &format!("localhost:{port}"))
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    /// The `pod` field of the echo JSON.
+    pub fn pod(&self) -> String {
+        self.json_field("pod")
+    }
+
+    /// A top-level string field of the echo JSON.
+    pub fn json_field(&self, name: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not echo JSON ({e}): {:?}", self.body));
+        v[name].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The request headers the backend saw (echo JSON), first value.
+    pub fn seen_header(&self, name: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        v["headers"][name][0].as_str().map(str::to_owned)
+    }
+
+    /// The `Set-Cookie` header, if any.
+    pub fn set_cookie(&self) -> Option<String> {
+        self.header("set-cookie")
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// `name=value` of the `Set-Cookie`, for a `Cookie` header.
+    pub fn cookie_pair(&self) -> Option<String> {
+        self.set_cookie()
+            .and_then(|c| c.split(';').next().map(str::to_owned))
+    }
+}
+
+/// A pooling HTTP/1.1 client.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    pub fn new() -> Self {
+        Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// GET `url` with extra headers.
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Resp {
+        self.send("GET", url, headers, Bytes::new()).await
+    }
+
+    /// Any request, at most 20 s.
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body)).expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(20), self.client.request(req))
+            .await
+            .expect("response in time")
+            .unwrap_or_else(|e| panic!("{method} {url}: {e:?}"));
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+}
+
+/// An empty body, for clients that want one.
+pub fn empty() -> Empty<Bytes> {
+    Empty::new()
+}
+
+/// The seed's cookie route with other timeouts, names and paths.
+pub fn cookie_route(name: &str, persistence: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+spec:
+  rules:
+    - matches:
+        - path:
+            type: PathPrefix
+            value: /
+      backendRefs:
+        - name: backend
+          port: 3000
+      sessionPersistence:
+{persistence}
+"
+    )
+}
