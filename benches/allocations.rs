@@ -1,0 +1,128 @@
+//! Heap allocations per request on each path, for `StickySessions::route`
+//! and for the whole `Sticky` service, with the session cookie stripped
+//! (the default) and forwarded (`forward_session_value(true)`).
+//!
+//! `cargo bench --bench allocations` prints a table; it asserts nothing, so
+//! that a regression is reported rather than hidden behind a failed run.
+//! Counts are exact (not timed), so one run is enough.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use support::{NOW, Path, call_now, fixture, inner};
+use tower::Layer;
+use tower_sticky::sticky::StickyLayer;
+use tower_sticky::token::{SessionToken, Timestamp};
+
+/// `System`, counting every allocation (a `realloc` counts as one: it may
+/// move the block) and the bytes asked for.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged; the counters are side effects that touch no memory of theirs.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Requests measured per row; the counts are per request, so any
+/// allocation that happens only now and then still shows as a fraction.
+const N: usize = 10_000;
+
+/// Allocations and bytes per call of `f` over `inputs`; the inputs are made
+/// and the outputs dropped outside the counted region.
+fn per_call<I, O>(inputs: Vec<I>, mut f: impl FnMut(I) -> O) -> (f64, f64) {
+    let mut outputs = Vec::with_capacity(inputs.len());
+    let n = inputs.len() as f64;
+    let (a0, b0) = (ALLOCS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst));
+    for input in inputs {
+        outputs.push(f(input));
+    }
+    let (a1, b1) = (ALLOCS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst));
+    drop(black_box(outputs));
+    ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)
+}
+
+fn cell((allocs, bytes): (f64, f64)) -> String {
+    format!("{allocs:>6.2} / {bytes:>6.0} B")
+}
+
+fn main() {
+    println!("heap allocations per request (allocations / bytes), {N} requests per cell");
+    println!();
+    println!(
+        "| {:<12} | {:<7} | {:<17} | {:<17} |",
+        "path", "cookie", "route", "layer (service)"
+    );
+    println!("|{:-<14}|{:-<9}|{:-<19}|{:-<19}|", "", "", "", "");
+    for (mode, forward) in [("strip", false), ("forward", true)] {
+        let fx = fixture(4, forward);
+        fx.check(forward);
+        let mut svc = StickyLayer::from_sessions(fx.sessions.clone()).layer(inner());
+        for path in Path::ALL {
+            let template = fx.request(path);
+            let make = || (0..N).map(|_| template.clone()).collect::<Vec<_>>();
+            // Warm up: first-use allocations (lazy statics, a round-robin
+            // counter's first touch) are not per request.
+            let _ = per_call(make(), |mut req| fx.sessions.route(&mut req));
+            let route = per_call(make(), |mut req| {
+                let decision = fx.sessions.route(&mut req);
+                (req, decision)
+            });
+            let layer = per_call(make(), |req| call_now(&mut svc, req));
+            println!(
+                "| {:<12} | {:<7} | {} | {} |",
+                path.name(),
+                mode,
+                cell(route),
+                cell(layer)
+            );
+        }
+    }
+
+    let fx = fixture(4, false);
+    let token = SessionToken::from_parts(
+        fx.pinned,
+        Timestamp::from_millis(NOW - 20_000),
+        Timestamp::from_millis(NOW - 1_000),
+    );
+    let encoded = fx.codec.encode(&token);
+    let encode = per_call(vec![(); N], |()| fx.codec.encode(black_box(&token)));
+    let decode = per_call(vec![(); N], |()| {
+        fx.codec.decode(black_box(encoded.as_str())).is_ok()
+    });
+    println!();
+    println!("codec/encode: {}", cell(encode));
+    println!("codec/decode: {}", cell(decode));
+}
