@@ -1,11 +1,13 @@
 //! Which rule serves a request, by Gateway API precedence.
 //!
 //! Every `matches[]` entry of every rule of every route becomes one
-//! [`Entry`]. A request goes to the matching entry that ranks highest by, in
+//! [`Entry`]. First the hostname picks the routes, like an Envoy virtual
+//! host: an exact `spec.hostnames` match beats a wildcard (a longer wildcard
+//! beats a shorter one), which beats routes without hostnames. Among their
+//! entries, the request goes to the matching one that ranks highest by, in
 //! order (the HTTPRoute spec's "continuing on ties"):
 //!
-//! 1. hostname: an exact `spec.hostnames` match beats a wildcard (a longer
-//!    wildcard beats a shorter one), which beats a route without hostnames;
+//! 1. (hostname, above);
 //! 2. path: `Exact`, then `PathPrefix` with the most characters, then
 //!    `RegularExpression`;
 //! 3. a method match;
@@ -156,13 +158,18 @@ impl Entry {
         })
     }
 
-    /// How well this entry matches; `None` if it does not.
-    fn rank<B>(&self, req: &Request<B>, host: &str) -> Option<Rank> {
-        let host_rank = if self.hostnames.is_empty() {
-            (0, 0)
+    /// How specifically the entry's hostnames match `host`: `(0, 0)` for a
+    /// route without hostnames; `None` if they do not match.
+    fn host_rank(&self, host: &str) -> Option<(u8, usize)> {
+        if self.hostnames.is_empty() {
+            Some((0, 0))
         } else {
-            self.hostnames.iter().filter_map(|h| h.rank(host)).max()?
-        };
+            self.hostnames.iter().filter_map(|h| h.rank(host)).max()
+        }
+    }
+
+    /// How well the rest of this entry matches; `None` if it does not.
+    fn rank<B>(&self, req: &Request<B>) -> Option<Rank> {
         if !self.path.matches(req.uri().path()) {
             return None;
         }
@@ -183,7 +190,6 @@ impl Entry {
             }
         }
         Some(Rank {
-            host: host_rank,
             path: self.path.rank(),
             method: self.method.is_some(),
             headers: self.headers.len(),
@@ -195,7 +201,6 @@ impl Entry {
 /// Precedence of a matching entry; larger wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
-    host: (u8, usize),
     path: (u8, usize),
     method: bool,
     headers: usize,
@@ -275,15 +280,32 @@ impl Router {
     }
 
     /// The rule serving `req`, if any.
+    ///
+    /// As in Envoy's virtual hosts, the most specific hostname that matches
+    /// the request selects the routes first; only their rules compete on
+    /// path and the rest. A request for `api.example.com` that no rule of
+    /// the `api.example.com` route matches is a 404, even if a route without
+    /// hostnames would have matched it.
     pub fn find<B>(&self, req: &Request<B>) -> Option<usize> {
-        let host = if self.any_hostnames {
-            request_host(req)
+        let host_rank = if self.any_hostnames {
+            let host = request_host(req);
+            let best = self
+                .entries
+                .iter()
+                .filter_map(|e| e.host_rank(&host))
+                .max()?;
+            Some((host, best))
         } else {
-            String::new()
+            None
         };
         let mut best: Option<(Rank, usize)> = None;
         for e in &self.entries {
-            if let Some(rank) = e.rank(req, &host) {
+            if let Some((host, rank)) = &host_rank
+                && e.host_rank(host) != Some(*rank)
+            {
+                continue;
+            }
+            if let Some(rank) = e.rank(req) {
                 // Strictly greater: on a tie the earlier entry stays.
                 if best.is_none_or(|(b, _)| rank.cmp(&b) == Ordering::Greater) {
                     best = Some((rank, e.rule));

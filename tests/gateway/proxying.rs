@@ -268,9 +268,10 @@ spec:
         service(http.get(&u("/re/42"), &[("host", "re.test")]).await),
         "regex"
     );
+    // The re.test route owns that host: no fall-through to the catch-all.
     assert_eq!(
-        service(http.get(&u("/re/42x"), &[("host", "re.test")]).await),
-        "catchall"
+        http.get(&u("/re/42x"), &[("host", "re.test")]).await.status,
+        404
     );
     assert_eq!(service(http.get(&u("/q?a=1&v=2"), &[]).await), "query");
     assert_eq!(service(http.get(&u("/q?v=3"), &[]).await), "catchall");
