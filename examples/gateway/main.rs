@@ -11,15 +11,18 @@
 //! * [`rules`]: per rule, `Backends` + `StickySessions` ([`tower_sticky::balance`],
 //!   [`tower_sticky::sticky`]), signed with [`keys`] ([`tower_sticky::token`]).
 //! * [`router`]: Gateway API match precedence.
-//! * [`proxy`]: forwarding with hyper; [`stray_cr`] makes the seed's
-//!   `awk`-extracted header values acceptable (RFC 9110 §5.5).
+//! * [`proxy`]: forwarding with hyper, [`headers`] at its boundary;
+//!   [`stray_cr`] makes the seed's `awk`-extracted header values
+//!   acceptable (RFC 9110 §5.5).
 //! * [`echo`]: in-process replicas; [`admin`]: `/healthz`, `/metrics`;
-//!   [`probe`]: revives backends; [`shutdown`]: signals.
+//!   [`probe`]: revives backends; [`spread`]: the balancer; [`shutdown`]:
+//!   signals.
 
 mod admin;
 mod cli;
 mod config;
 mod echo;
+mod headers;
 mod keys;
 mod probe;
 mod proxy;

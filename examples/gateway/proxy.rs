@@ -14,10 +14,8 @@
 //! the client gets a 502.
 
 use crate::rules::{Rule, Target, Upstream};
-use http::header::{CONNECTION, HOST, UPGRADE};
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-};
+use http::header::{CONNECTION, UPGRADE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Bytes, Incoming};
 use hyper_util::client::legacy::Client;
@@ -43,25 +41,6 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 const TUNNEL_MAX: Duration = Duration::from_secs(3600);
 /// Attempts beyond the first for a request that can be retried.
 const MAX_RETRIES: usize = 3;
-
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
-/// plus `HTTP2-Settings` of an h2c upgrade, which the gateway does not offer.
-const HOP_BY_HOP: [HeaderName; 10] = [
-    CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    http::header::PROXY_AUTHENTICATE,
-    http::header::PROXY_AUTHORIZATION,
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
-    UPGRADE,
-    HeaderName::from_static("http2-settings"),
-];
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The proxy: rules, router and the pooled upstream client.
 #[derive(Debug)]
@@ -149,7 +128,7 @@ impl Proxy {
             log(&method, &uri, Some(rule), None, None, resp.status(), start);
             return resp;
         }
-        let upgrade = upgrade_protocol(&req);
+        let upgrade = crate::headers::upgrade_protocol(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let mut choice = match first_choice(rule, &mut req) {
             Ok(c) => c,
@@ -176,7 +155,7 @@ impl Proxy {
             uri: parts.uri,
             headers: parts.headers,
         };
-        prepare_request_headers(&mut head, peer, upgrade.as_ref());
+        crate::headers::prepare_request(&mut head.headers, &head.uri, peer, upgrade.as_ref());
         // Nothing to lose by sending it twice: no body bytes leave the
         // gateway before the connection exists.
         let retryable = body.is_end_stream();
@@ -253,7 +232,7 @@ impl Proxy {
             Some(client_upgrade) if switching => {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 let protocol = resp.headers().get(UPGRADE).cloned();
-                strip_hop_by_hop(resp.headers_mut());
+                crate::headers::strip_hop_by_hop(resp.headers_mut());
                 if let Some(p) = protocol {
                     resp.headers_mut().insert(UPGRADE, p);
                     resp.headers_mut()
@@ -261,7 +240,7 @@ impl Proxy {
                 }
                 tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
             }
-            _ => strip_hop_by_hop(resp.headers_mut()),
+            _ => crate::headers::strip_hop_by_hop(resp.headers_mut()),
         }
         choice
             .endpoint
@@ -393,84 +372,11 @@ fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
     }
 }
 
-/// The protocol of an HTTP/1.1 upgrade request (`Upgrade: websocket`), not
-/// counting `h2c`, which the gateway does not offer.
-fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if req.version() != Version::HTTP_11 {
-        return None;
-    }
-    let protocol = req.headers().get(UPGRADE)?;
-    let asked = req
-        .headers()
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    (asked && !protocol.as_bytes().eq_ignore_ascii_case(b"h2c")).then(|| protocol.clone())
-}
-
 fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
-}
-
-/// Removes hop-by-hop headers, including those `Connection` names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// Hop-by-hop headers out, `Host` and `X-Forwarded-*` in, the upgrade kept
-/// when one is being proxied.
-fn prepare_request_headers(head: &mut Head, peer: SocketAddr, upgrade: Option<&HeaderValue>) {
-    let headers = &mut head.headers;
-    strip_hop_by_hop(headers);
-    if let Some(protocol) = upgrade {
-        headers.insert(UPGRADE, protocol.clone());
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-    // HTTP/2 clients send the authority instead of `Host`.
-    if !headers.contains_key(HOST)
-        && let Some(authority) = head.uri.authority()
-        && let Ok(v) = HeaderValue::from_str(authority.as_str())
-    {
-        headers.insert(HOST, v);
-    }
-    if let Some(host) = headers.get(HOST).cloned() {
-        headers.insert(X_FORWARDED_HOST, host);
-    }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    let ip = peer.ip().to_string();
-    let xff = if headers.contains_key(X_FORWARDED_FOR) {
-        let mut prior: Vec<&str> = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        prior.push(&ip);
-        prior.join(", ")
-    } else {
-        ip
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
 }
 
 /// The request for one attempt, aimed at `endpoint`.
