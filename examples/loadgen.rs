@@ -229,7 +229,9 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     // More connections than clients would leave some connections idle and
     // let the others pin clients to themselves.
     let connections = args.connections.min(args.clients);
-    if args.duration.is_some_and(|d| !(d > 0.0)) || !(args.max_duration > 0.0) {
+    // `is_finite` also rejects NaN, which no comparison would.
+    let positive = |d: f64| d.is_finite() && d > 0.0;
+    if args.duration.is_some_and(|d| !positive(d)) || !positive(args.max_duration) {
         return Err("durations must be positive".into());
     }
     let duration = match (args.duration, args.requests) {
