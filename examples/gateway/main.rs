@@ -15,8 +15,9 @@
 //!   [`stray_cr`] makes the seed's `awk`-extracted header values
 //!   acceptable (RFC 9110 §5.5).
 //! * [`echo`]: in-process replicas; [`admin`]: `/healthz`, `/metrics`;
-//!   [`probe`]: revives backends; [`spread`]: the balancer; [`shutdown`]:
-//!   signals.
+//!   [`probe`]: revives backends; [`shutdown`]:
+//!   signals. New sessions follow the weights with
+//!   [`tower_sticky::balance::Weighted`].
 
 mod admin;
 mod cli;
@@ -29,7 +30,6 @@ mod proxy;
 mod router;
 mod rules;
 mod shutdown;
-mod spread;
 mod stray_cr;
 
 use clap::Parser;

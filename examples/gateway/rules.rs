@@ -7,11 +7,11 @@ use crate::config::LoadedRoute;
 use crate::echo::{self, EchoInfo};
 use crate::keys::Keys;
 use crate::router::{Entry, Hostname, Router};
-use crate::spread::Spread;
 use http::uri::Authority;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tower_sticky::balance::Weighted;
 use tower_sticky::balance::{BackendId, Backends};
 use tower_sticky::route::HttpRouteMatch;
 use tower_sticky::sticky::{Outcome, StickyBuilder, StickySessions};
@@ -35,13 +35,13 @@ pub struct Upstream {
 #[derive(Debug)]
 pub enum Target {
     /// `sessionPersistence`: the core's session engine.
-    Sticky(StickySessions<Upstream, Spread>),
+    Sticky(StickySessions<Upstream, Weighted>),
     /// No persistence: plain weighted balancing.
     Plain {
         /// The endpoints.
         backends: Backends<Upstream>,
         /// Follows `backendRefs[].weight`.
-        balancer: Spread,
+        balancer: Weighted,
     },
 }
 
@@ -184,7 +184,7 @@ pub async fn compile(
                 Some(policy) => {
                     let counters = Arc::clone(&outcomes);
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
-                        .balancer(Spread::new())
+                        .balancer(Weighted::new())
                         .scope(format!("httproute/{ns}/{}/rule/{i}", route.name()))
                         .on_outcome(move |o, _| {
                             counters[o.index()].fetch_add(1, Ordering::Relaxed);
@@ -197,7 +197,7 @@ pub async fn compile(
                 }
                 None => Target::Plain {
                     backends,
-                    balancer: Spread::new(),
+                    balancer: Weighted::new(),
                 },
             };
             let index = rules.len();
