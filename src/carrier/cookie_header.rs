@@ -1,6 +1,6 @@
 //! Reading and stripping one cookie in `Cookie` request headers.
 
-use http::header::{COOKIE, GetAll};
+use http::header::{COOKIE, Entry, GetAll};
 use http::{HeaderMap, HeaderValue};
 
 /// The values of every cookie called `name` in the request's `Cookie`
@@ -96,31 +96,118 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 /// assert_eq!(left, ["a=1; b=2"]);
 /// ```
 pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
-    if cookie_pairs_named(headers, name.as_bytes()) == 0 {
+    let name = name.as_bytes();
+    // One pass over each value says whether there is anything to do, and
+    // how: a proxy calls this on every request.
+    let (mut values, mut emptied, mut named, mut first) = (0, 0, false, None);
+    for v in headers.get_all(COOKIE) {
+        let scan = Scan::of(v.as_bytes(), name);
+        values += 1;
+        named |= scan.named;
+        if scan.kept_len == 0 {
+            emptied += 1;
+        }
+        first.get_or_insert(scan);
+    }
+    if !named {
         return;
     }
+    if emptied == values {
+        headers.remove(COOKIE);
+        return;
+    }
+    if emptied == 0 {
+        // The usual case (one `Cookie` header holding other cookies too):
+        // rewrite in place, with one exactly sized allocation per value that
+        // changes, which `HeaderValue` then takes over without copying.
+        if let Entry::Occupied(mut entry) = headers.entry(COOKIE) {
+            for (i, v) in entry.iter_mut().enumerate() {
+                let scan = match first.take() {
+                    Some(scan) if i == 0 => scan,
+                    _ => Scan::of(v.as_bytes(), name),
+                };
+                if !scan.as_is {
+                    *v = kept_value(v.as_bytes(), name, scan.kept_len);
+                }
+            }
+        }
+        return;
+    }
+    // Some values empty out, others do not: rebuild the list.
     let kept: Vec<HeaderValue> = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| {
-            let mut out = Vec::with_capacity(v.len());
-            for pair in v.as_bytes().split(|&b| b == b';') {
-                let t = trim(pair);
-                if t.is_empty() || is_named(t, name.as_bytes()) {
-                    continue;
-                }
-                if !out.is_empty() {
-                    out.extend_from_slice(b"; ");
-                }
-                out.extend_from_slice(t);
-            }
-            (!out.is_empty()).then(|| HeaderValue::from_bytes(&out).ok())?
+            let scan = Scan::of(v.as_bytes(), name);
+            (scan.kept_len > 0).then(|| kept_value(v.as_bytes(), name, scan.kept_len))
         })
         .collect();
     headers.remove(COOKIE);
     for v in kept {
         headers.append(COOKIE, v);
     }
+}
+
+/// What stripping `name` does to one `Cookie` value. Stripping keeps the
+/// pairs that are not empty and not named `name`, trimmed, joined by `"; "`.
+struct Scan {
+    /// Whether a pair is named `name`.
+    named: bool,
+    /// The length of the value once stripped.
+    kept_len: usize,
+    /// Whether stripping leaves the value byte for byte as it is.
+    as_is: bool,
+}
+
+impl Scan {
+    fn of(value: &[u8], name: &[u8]) -> Scan {
+        let mut scan = Scan {
+            named: false,
+            kept_len: 0,
+            as_is: true,
+        };
+        for (i, pair) in value.split(|&b| b == b';').enumerate() {
+            let t = trim(pair);
+            if t.is_empty() || is_named(t, name) {
+                scan.named |= !t.is_empty();
+                scan.as_is = false;
+                continue;
+            }
+            if scan.as_is {
+                let spaced = if i == 0 {
+                    pair
+                } else {
+                    pair.strip_prefix(b" ").unwrap_or_default()
+                };
+                scan.as_is = spaced == t;
+            }
+            scan.kept_len += if scan.kept_len == 0 {
+                t.len()
+            } else {
+                2 + t.len()
+            };
+        }
+        scan
+    }
+}
+
+/// `value` with its kept pairs only; `len` is their joined length.
+fn kept_value(value: &[u8], name: &[u8], len: usize) -> HeaderValue {
+    let mut out = Vec::with_capacity(len);
+    for pair in value.split(|&b| b == b';') {
+        let t = trim(pair);
+        if t.is_empty() || is_named(t, name) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(t);
+    }
+    debug_assert_eq!(out.len(), len);
+    // Pieces of a valid value, joined by "; ", make a valid value; with
+    // `len == capacity` the conversion takes the buffer without copying.
+    HeaderValue::try_from(out).expect("pieces of a valid header value")
 }
 
 fn is_named(pair: &[u8], name: &[u8]) -> bool {
@@ -130,11 +217,66 @@ fn is_named(pair: &[u8], name: &[u8]) -> bool {
     }
 }
 
-fn cookie_pairs_named(headers: &HeaderMap, name: &[u8]) -> usize {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
-        .filter(|p| is_named(p, name))
-        .count()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cookie_pairs_named(headers: &HeaderMap, name: &[u8]) -> usize {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+            .filter(|p| is_named(p, name))
+            .count()
+    }
+
+    /// The straightforward version `strip_cookie` must agree with: rebuild
+    /// every value from its kept pairs, drop the empty ones.
+    fn reference(headers: &HeaderMap, name: &str) -> Vec<HeaderValue> {
+        if cookie_pairs_named(headers, name.as_bytes()) == 0 {
+            return headers.get_all(COOKIE).iter().cloned().collect();
+        }
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| {
+                let pairs: Vec<&[u8]> = v
+                    .as_bytes()
+                    .split(|&b| b == b';')
+                    .map(trim)
+                    .filter(|t| !t.is_empty() && !is_named(t, name.as_bytes()))
+                    .collect();
+                (!pairs.is_empty())
+                    .then(|| HeaderValue::from_bytes(&pairs.join(&b"; "[..])).unwrap())
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_reference(
+            values in proptest::collection::vec(
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just("a=1"), Just("Session-A=x"), Just("Session-A"), Just(" "),
+                        Just(";"), Just("; "), Just("\t"), Just("="), Just("b=\"q\""),
+                    ],
+                    0..6,
+                ),
+                1..4,
+            )
+        ) {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-other", HeaderValue::from_static("1"));
+            for parts in &values {
+                headers.append(COOKIE, HeaderValue::from_str(&parts.concat()).unwrap());
+            }
+            let expected = reference(&headers, "Session-A");
+            strip_cookie(&mut headers, "Session-A");
+            let got: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(headers.get("x-other").unwrap(), "1");
+        }
+    }
 }
