@@ -45,7 +45,7 @@ impl<'a> Iterator for CookieValues<'a> {
                 self.rest = self.headers.next()?.as_bytes();
                 continue;
             }
-            let (pair, rest) = match self.rest.iter().position(|&b| b == b';') {
+            let (pair, rest) = match find_semicolon(self.rest) {
                 Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
                 None => (self.rest, &[][..]),
             };
@@ -68,6 +68,47 @@ fn match_pair<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
         value = &value[1..value.len() - 1];
     }
     std::str::from_utf8(value).ok()
+}
+
+/// The index of the first `;` in `s`, eight bytes at a time: cookie values
+/// (analytics ids, CSRF tokens) make up most of a `Cookie` header, and a
+/// byte-at-a-time scan over them cost more than verifying the session's MAC.
+fn find_semicolon(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SEMIS: u64 = u64::from_ne_bytes([b';'; 8]);
+    let mut chunks = s.chunks_exact(8);
+    for (n, chunk) in chunks.by_ref().enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ SEMIS;
+        // A byte of `word` is zero where `s` has a `;`. This flags every
+        // such byte, and others only above a flagged one, so the lowest flag
+        // (bytes loaded little-endian) is the first `;`.
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(n * 8 + (zeros.trailing_zeros() / 8) as usize);
+        }
+    }
+    let tail = chunks.remainder();
+    let start = s.len() - tail.len();
+    tail.iter().position(|&b| b == b';').map(|i| start + i)
+}
+
+/// `s` split on `;`, like `s.split(|&b| b == b';')`, with [`find_semicolon`].
+fn pairs(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match find_semicolon(s) {
+            Some(i) => {
+                rest = Some(&s[i + 1..]);
+                Some(&s[..i])
+            }
+            None => {
+                rest = None;
+                Some(s)
+            }
+        }
+    })
 }
 
 pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
@@ -166,7 +207,7 @@ impl Scan {
             kept_len: 0,
             as_is: true,
         };
-        for (i, pair) in value.split(|&b| b == b';').enumerate() {
+        for (i, pair) in pairs(value).enumerate() {
             let t = trim(pair);
             if t.is_empty() || is_named(t, name) {
                 scan.named |= !t.is_empty();
@@ -194,7 +235,7 @@ impl Scan {
 /// `value` with its kept pairs only; `len` is their joined length.
 fn kept_value(value: &[u8], name: &[u8], len: usize) -> HeaderValue {
     let mut out = Vec::with_capacity(len);
-    for pair in value.split(|&b| b == b';') {
+    for pair in pairs(value) {
         let t = trim(pair);
         if t.is_empty() || is_named(t, name) {
             continue;
@@ -254,6 +295,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn finds_semicolons_like_split(s in proptest::collection::vec(
+            prop_oneof![Just(b';'), Just(b'a'), Just(b' '), any::<u8>()], 0..40)
+        ) {
+            prop_assert_eq!(find_semicolon(&s), s.iter().position(|&b| b == b';'));
+            let ours: Vec<&[u8]> = pairs(&s).collect();
+            let std: Vec<&[u8]> = s.split(|&b| b == b';').collect();
+            prop_assert_eq!(ours, std);
+        }
+
         #[test]
         fn agrees_with_the_reference(
             values in proptest::collection::vec(
