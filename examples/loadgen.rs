@@ -16,6 +16,9 @@
 //! down). The pod is read from an `x-pod` or `x-echo-backend` response
 //! header, else from the `"pod": "..."` line of the echo server's JSON body.
 //!
+//! `--fresh` forgets every session after its response, so each request
+//! starts a new one (memory against session count).
+//!
 //! The run is bounded by `--duration` and/or `--requests`, and never lasts
 //! longer than `--max-duration` (300 s by default). `--json` prints one JSON
 //! object for scripts; `--smoke` is a short CI run that fails (exit 1) on any
@@ -29,7 +32,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -69,6 +72,10 @@ struct Args {
     /// Per-request timeout in seconds (counted as a transport error).
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    /// Forget the session after every response, so that every request
+    /// starts a new one (for measuring memory against session count).
+    #[arg(long)]
+    fresh: bool,
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     json: bool,
@@ -114,6 +121,8 @@ struct Stats {
     conn_switches: u64,
     conn_repeats: u64,
     connects: u64,
+    /// Pods that sessions were pinned to.
+    pods: HashSet<Vec<u8>>,
 }
 
 impl Stats {
@@ -132,6 +141,7 @@ impl Stats {
             conn_switches: 0,
             conn_repeats: 0,
             connects: 0,
+            pods: HashSet::new(),
         }
     }
 
@@ -149,6 +159,7 @@ impl Stats {
         self.conn_switches += o.conn_switches;
         self.conn_repeats += o.conn_repeats;
         self.connects += o.connects;
+        self.pods.extend(o.pods.iter().cloned());
     }
 
     fn responses(&self) -> u64 {
@@ -162,6 +173,7 @@ struct Shared {
     authority: HeaderValue,
     path: String,
     carrier: Carrier,
+    fresh: bool,
     clients: Mutex<VecDeque<Client>>,
     /// Requests started so far, against `limit`.
     started: AtomicU64,
@@ -245,6 +257,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         authority: HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
         path,
         carrier,
+        fresh: args.fresh,
         clients: Mutex::new((0..args.clients).map(|_| Client::default()).collect()),
         started: AtomicU64::new(0),
         limit: args.requests.unwrap_or(u64::MAX),
@@ -374,6 +387,10 @@ async fn connection(id: usize, shared: Arc<Shared>) -> Stats {
                 let us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
                 stats.latency_us.saturating_record(us.max(1));
                 judge(&shared, &mut client, &parts, &body, &mut stats);
+                if shared.fresh {
+                    client.session = None;
+                    client.pinned = None;
+                }
                 sender = Some(s);
             }
             // A failed or timed-out exchange leaves the connection unusable.
@@ -465,6 +482,11 @@ fn judge(
             }
             client.session = Some(value);
             client.pinned = pod.map(<[u8]>::to_vec);
+            if let Some(pod) = pod
+                && !stats.pods.contains(pod)
+            {
+                stats.pods.insert(pod.to_vec());
+            }
         }
         // The server deleted the session.
         Some(None) => {
@@ -593,8 +615,11 @@ impl Report<'_> {
             t.sessions_created, t.reissued, t.repinned, t.misroutes
         );
         println!(
-            "checks        no session set {}, no pod found {}, clients never served {}",
-            t.no_session, t.no_pod, self.idle_clients
+            "checks        no session set {}, no pod found {}, clients never served {}, sessions spread over {} pods",
+            t.no_session,
+            t.no_pod,
+            self.idle_clients,
+            t.pods.len()
         );
         println!(
             "connections   {} opened, clients switched connection on {} requests, stayed on {}",
@@ -627,6 +652,7 @@ impl Report<'_> {
             "no_pod": t.no_pod,
             "idle_clients": self.idle_clients,
             "connects": t.connects,
+            "distinct_pods": t.pods.len(),
             "conn_switches": t.conn_switches,
             "conn_repeats": t.conn_repeats,
         })

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Scale checks for the example gateway (issue 4, "Scale"):
+#  1. resident memory after 1,000 distinct sessions and after 1,000,000
+#     (sessions are stateless signed tokens, so memory should stay flat);
+#  2. 1,000 backends against 4: throughput and misroutes with 2,000 sessions
+#     spread over them.
+#
+#   bash benches/scale.sh                 (from the repository root)
+#   SESSIONS=200000 bash benches/scale.sh (a shorter memory run)
+#
+# Backends are NGINX (one process, 1 worker) answering with a fixed JSON body
+# and an `x-pod` header; the gateway runs with --threads 1 and RUST_LOG=warn;
+# load comes from examples/loadgen. Everything listens on 127.0.0.1, every
+# process started is stopped by PID, every loop is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SESSIONS=${SESSIONS:-1000000}
+BASE_PORT=${BASE_PORT:-21000}
+OUT=${OUT:-target/scale}
+
+for tool in nginx python3 cargo; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "scale.sh: $tool is missing (apt-get install nginx python3)" >&2
+    exit 2
+  }
+done
+if [ "$SESSIONS" -lt 1000 ] || [ "$SESSIONS" -gt 5000000 ]; then
+  echo "scale.sh: SESSIONS must be 1000..5000000" >&2
+  exit 2
+fi
+cargo build --release --example gateway --example loadgen >&2
+GATEWAY=target/release/examples/gateway
+LOADGEN=target/release/examples/loadgen
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "scale.sh: nothing listens on 127.0.0.1:$1 after 10 s" >&2
+  return 1
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# NGINX serving $1 backend ports from BASE_PORT on.
+start_backends() {
+  local n=$1 d="$WORK/backends-$1" i
+  mkdir -p "$d"
+  {
+    echo "worker_processes 1; pid $d/nginx.pid; daemon off;"
+    echo "worker_rlimit_nofile 8192;"
+    echo "events { worker_connections 8192; }"
+    echo "http { access_log off; keepalive_requests 1000000;"
+    echo "  client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;"
+    for i in $(seq 0 $((n - 1))); do
+      echo "  server { listen 127.0.0.1:$((BASE_PORT + i)); location / { add_header x-pod pod-$i; return 200 '{\"pod\": \"pod-$i\"}\n'; } }"
+    done
+    echo "}"
+  } >"$d/nginx.conf"
+  nginx -e "$d/error.log" -c "$d/nginx.conf" -p "$d" &
+  PIDS+=($!)
+  wait_port "$BASE_PORT"
+  wait_port $((BASE_PORT + n - 1))
+}
+
+cat >"$WORK/route.yaml" <<'EOF'
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: scale
+spec:
+  rules:
+    - backendRefs:
+        - name: pods
+          port: 80
+      sessionPersistence:
+        sessionName: Session-A
+        absoluteTimeout: 1h
+        idleTimeout: 30m
+EOF
+
+# Starts the gateway over $1 backends on port $2; prints its PID.
+start_gateway() {
+  local n=$1 port=$2 list
+  list=$(for i in $(seq 0 $((n - 1))); do printf '127.0.0.1:%s,' $((BASE_PORT + i)); done)
+  RUST_LOG=warn "$GATEWAY" --route "$WORK/route.yaml" --backend "pods=${list%,}" \
+    --listen "127.0.0.1:$port" --threads 1 >"$WORK/gateway-$n.log" 2>&1 &
+  echo $!
+}
+
+load() { # url, then loadgen flags; prints the JSON report
+  timeout 600 "$LOADGEN" "$@" --json
+}
+
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+report="$OUT/summary.md"
+start_backends 1000
+{
+  echo "## Memory against session count (gateway --threads 1, 4 backends)"
+  echo
+  gw_port=$((BASE_PORT + 1500))
+  gw=$(start_gateway 4 "$gw_port")
+  PIDS+=("$gw")
+  wait_port "$gw_port"
+  url="http://127.0.0.1:$gw_port/get"
+  start_rss=$(rss_kib "$gw")
+  a=$(load "$url" --clients 1000 --connections 16 --requests 20000 --duration 120)
+  rss_1k=$(rss_kib "$gw")
+  b=$(load "$url" --fresh --clients 1000 --connections 16 --requests "$SESSIONS" --duration 600)
+  rss_many=$(rss_kib "$gw")
+  created_a=$(echo "$a" | field sessions_created)
+  created_b=$(echo "$b" | field sessions_created)
+  echo "| after | sessions created | VmRSS KiB |"
+  echo "|---|---:|---:|"
+  echo "| start-up | 0 | $start_rss |"
+  echo "| phase 1 (1,000 clients, 20,000 requests) | $created_a | $rss_1k |"
+  echo "| phase 2 (a new session per request) | +$created_b | $rss_many |"
+  echo
+  python3 -c "print(f'RSS after {int($created_a)+int($created_b):,} sessions / after {int($created_a):,}: {$rss_many/$rss_1k:.3f}')"
+  echo
+  kill "$gw"; wait "$gw" 2>/dev/null || true
+
+  echo "## 1,000 backends against 4 (gateway --threads 1, 2,000 sessions, 10 s)"
+  echo
+  echo "| backends | req/s | p99 ms | misroutes | errors | sessions | distinct pods used | VmRSS KiB |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for n in 4 1000; do
+    gw=$(start_gateway "$n" "$gw_port")
+    PIDS+=("$gw")
+    wait_port "$gw_port"
+    r=$(load "$url" --clients 2000 --connections 16 --duration 10)
+    rss=$(rss_kib "$gw")
+    echo "$r" | python3 -c "
+import json, sys
+r = json.load(sys.stdin)
+print(f\"| $n | {r['rps']:.0f} | {r['p99_ms']:.3f} | {r['misroutes']} | {r['non_2xx'] + r['transport_errors']} | {r['sessions_created']} | {r.get('distinct_pods', 'n/a')} | $rss |\")"
+    kill "$gw"; wait "$gw" 2>/dev/null || true
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$gw_port") 2>/dev/null || break; sleep 0.1; done
+  done
+} | tee "$report"
