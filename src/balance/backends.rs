@@ -164,13 +164,49 @@ impl<T> Backends<T> {
 }
 
 impl<T> FromIterator<(BackendId, T, u32)> for Backends<T> {
+    /// Serving backends; a repeated id replaces the earlier entry in place.
     fn from_iter<I: IntoIterator<Item = (BackendId, T, u32)>>(iter: I) -> Self {
-        let list = iter
-            .into_iter()
-            .map(|(id, t, w)| Arc::new(Endpoint::new(id, t, w)))
-            .collect();
+        let mut list: Vec<Arc<Endpoint<T>>> = Vec::new();
+        let mut seen: HashMap<BackendId, usize> = HashMap::new();
+        for (id, target, weight) in iter {
+            let endpoint = Arc::new(Endpoint::new(id, target, weight));
+            match seen.get(&id) {
+                Some(&i) => list[i] = endpoint,
+                None => {
+                    seen.insert(id, list.len());
+                    list.push(endpoint);
+                }
+            }
+        }
         Backends {
             current: Arc::new(RwLock::new(Arc::new(Snapshot::build(list)))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_ids_replace_and_membership_changes_swap_snapshots() {
+        let a = BackendId::from_name("a");
+        let b = BackendId::from_name("b");
+        let backends: Backends<u8> = [(a, 1, 1), (b, 2, 1), (a, 3, 5)].into_iter().collect();
+        let before = backends.snapshot();
+        assert_eq!(before.len(), 2);
+        assert_eq!(*before.get(a).unwrap().target(), 3);
+        assert_eq!(before.get(a).unwrap().weight(), 5);
+
+        backends.apply(Change::Remove(a));
+        backends.apply(Change::Insert(BackendId::from_name("c"), (4, 1)));
+        // A snapshot taken earlier is unaffected; a new one sees the change.
+        assert_eq!(before.len(), 2);
+        let after = backends.snapshot();
+        assert!(after.get(a).is_none());
+        assert_eq!(after.len(), 2);
+        assert!(!backends.set_state(a, BackendState::Down));
+        assert!(backends.set_state(b, BackendState::Down));
+        assert_eq!(after.get(b).unwrap().state(), BackendState::Down);
     }
 }

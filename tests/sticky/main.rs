@@ -676,3 +676,32 @@ async fn readiness_and_errors_of_the_inner_service_pass_through() {
     assert_eq!(err.to_string(), "backend exploded");
     assert_eq!(endpoint.in_flight(), 0, "released once answered");
 }
+
+/// What a cookie jar makes of our `Set-Cookie` (the `cookie` crate parses as
+/// RFC 6265 user agents do): every attribute lands where it should.
+#[tokio::test]
+async fn set_cookie_parses_as_a_user_agent_would() {
+    use cookie::{Cookie, SameSite as Jar};
+    let clock = ManualClock::new(T0);
+    let policy = SessionPolicy::cookie("Session-A")
+        .unwrap()
+        .permanent(Duration::from_secs(300))
+        .with_path("/v2")
+        .unwrap();
+    let s = sessions(policy, pods(&PODS), &clock);
+    let sc = send_req(&s, &[], |r| {
+        r.extensions_mut().insert(ClientTls);
+    })
+    .await
+    .set_cookie
+    .unwrap();
+    let c = Cookie::parse(sc.as_str()).unwrap();
+    assert_eq!(c.name(), "Session-A");
+    assert_eq!(c.value().len(), 66);
+    assert_eq!(c.max_age(), Some(cookie::time::Duration::seconds(300)));
+    assert_eq!(c.path(), Some("/v2"));
+    assert_eq!(c.http_only(), Some(true));
+    assert_eq!(c.secure(), Some(true));
+    assert_eq!(c.same_site(), Some(Jar::Lax));
+    assert_eq!(c.expires(), None);
+}
