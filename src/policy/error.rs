@@ -1,10 +1,13 @@
 use std::fmt;
 
-/// A `sessionPersistence` block that breaks a validation rule.
+/// A configuration field that breaks a validation rule.
 ///
-/// [`field`](Self::field) is the path of the offending field relative to the
-/// block (`cookie.name`, `absoluteTimeout`, ...); callers embedding the block
-/// in a larger document can [`prefix`](Self::prefix) it.
+/// [`field`](Self::field) is the path of the offending field: relative to a
+/// `sessionPersistence` block (`cookie.name`, `absoluteTimeout`, ...) when
+/// the block is validated alone, from the resource's root when a whole
+/// HTTPRoute is ([`RouteError`](crate::route::RouteError) is this type).
+/// Callers embedding a block in a larger document can
+/// [`prefix`](Self::prefix) it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyError {
     field: String,

@@ -1,49 +1,10 @@
 use super::{API_VERSIONS, HttpRoute, HttpRouteRule};
 use crate::policy::{PathMatchKind, PolicyError, RuleContext, SessionPolicy};
-use std::fmt;
 
-/// An HTTPRoute that breaks a rule, with the path of the offending field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteError {
-    field: String,
-    reason: String,
-}
-
-impl RouteError {
-    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        RouteError {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// The offending field, e.g.
-    /// `spec.rules[0].sessionPersistence.absoluteTimeout`.
-    #[must_use]
-    pub fn field(&self) -> &str {
-        &self.field
-    }
-
-    /// The rule it breaks.
-    #[must_use]
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-impl From<PolicyError> for RouteError {
-    fn from(e: PolicyError) -> Self {
-        RouteError::new(e.field(), e.reason())
-    }
-}
-
-impl fmt::Display for RouteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for RouteError {}
+/// An HTTPRoute that breaks a rule: the same field-and-reason error as a
+/// `sessionPersistence` block's, with the full path of the field
+/// (`spec.rules[0].sessionPersistence.absoluteTimeout`).
+pub type RouteError = PolicyError;
 
 /// The `PathMatchKind` and value of a `path` block, with defaults applied.
 pub(crate) fn path_kind(kind: Option<&str>) -> Option<PathMatchKind> {
@@ -60,7 +21,7 @@ impl HttpRoute {
     /// (`None` for rules without `sessionPersistence`).
     pub fn validate(&self) -> Result<Vec<Option<SessionPolicy>>, RouteError> {
         if !API_VERSIONS.contains(&self.api_version.as_str()) {
-            return Err(RouteError::new(
+            return Err(PolicyError::new(
                 "apiVersion",
                 format!(
                     "must be one of {}, got {:?}",
@@ -70,19 +31,22 @@ impl HttpRoute {
             ));
         }
         if self.kind != "HTTPRoute" {
-            return Err(RouteError::new(
+            return Err(PolicyError::new(
                 "kind",
                 format!("must be HTTPRoute, got {:?}", self.kind),
             ));
         }
         if self.name().is_empty() {
-            return Err(RouteError::new("metadata.name", "is required"));
+            return Err(PolicyError::new("metadata.name", "is required"));
         }
         for (i, h) in self.spec.hostnames.iter().enumerate() {
-            check_hostname(h).map_err(|r| RouteError::new(format!("spec.hostnames[{i}]"), r))?;
+            check_hostname(h).map_err(|r| PolicyError::new(format!("spec.hostnames[{i}]"), r))?;
         }
         if self.spec.rules.is_empty() {
-            return Err(RouteError::new("spec.rules", "must have at least one rule"));
+            return Err(PolicyError::new(
+                "spec.rules",
+                "must have at least one rule",
+            ));
         }
         self.spec
             .rules
@@ -103,7 +67,7 @@ impl HttpRoute {
             let mat = format!("{at}.matches[{m}]");
             if let Some(path) = &matched.path {
                 let kind = path_kind(path.kind.as_deref()).ok_or_else(|| {
-                    RouteError::new(
+                    PolicyError::new(
                         format!("{mat}.path.type"),
                         format!(
                             "must be Exact, PathPrefix or RegularExpression, got {:?}",
@@ -113,13 +77,13 @@ impl HttpRoute {
                 })?;
                 let value = path.value.as_deref().unwrap_or("/");
                 if kind != PathMatchKind::RegularExpression && !value.starts_with('/') {
-                    return Err(RouteError::new(
+                    return Err(PolicyError::new(
                         format!("{mat}.path.value"),
                         format!("must start with '/', got {value:?}"),
                     ));
                 }
                 if value.len() > 1024 {
-                    return Err(RouteError::new(
+                    return Err(PolicyError::new(
                         format!("{mat}.path.value"),
                         "must be at most 1024 characters",
                     ));
@@ -130,9 +94,9 @@ impl HttpRoute {
             }
             for (h, header) in matched.headers.iter().enumerate() {
                 check_kind(header.kind.as_deref())
-                    .map_err(|r| RouteError::new(format!("{mat}.headers[{h}].type"), r))?;
+                    .map_err(|r| PolicyError::new(format!("{mat}.headers[{h}].type"), r))?;
                 if crate::policy::check_token(&header.name, 256).is_err() {
-                    return Err(RouteError::new(
+                    return Err(PolicyError::new(
                         format!("{mat}.headers[{h}].name"),
                         format!("is not a valid header name: {:?}", header.name),
                     ));
@@ -140,9 +104,9 @@ impl HttpRoute {
             }
             for (q, param) in matched.query_params.iter().enumerate() {
                 check_kind(param.kind.as_deref())
-                    .map_err(|r| RouteError::new(format!("{mat}.queryParams[{q}].type"), r))?;
+                    .map_err(|r| PolicyError::new(format!("{mat}.queryParams[{q}].type"), r))?;
                 if param.name.is_empty() {
-                    return Err(RouteError::new(
+                    return Err(PolicyError::new(
                         format!("{mat}.queryParams[{q}].name"),
                         "must not be empty",
                     ));
@@ -153,7 +117,7 @@ impl HttpRoute {
                     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
                 ];
                 if !METHODS.contains(&method.as_str()) {
-                    return Err(RouteError::new(
+                    return Err(PolicyError::new(
                         format!("{mat}.method"),
                         format!("must be one of {}, got {method:?}", METHODS.join(", ")),
                     ));
@@ -163,24 +127,24 @@ impl HttpRoute {
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             let field = format!("{at}.backendRefs[{b}]");
             if backend.name.is_empty() {
-                return Err(RouteError::new(format!("{field}.name"), "is required"));
+                return Err(PolicyError::new(format!("{field}.name"), "is required"));
             }
             if let Some(kind) = &backend.kind
                 && kind != "Service"
             {
-                return Err(RouteError::new(
+                return Err(PolicyError::new(
                     format!("{field}.kind"),
                     format!("only Service is supported, got {kind:?}"),
                 ));
             }
             if backend.port.is_none() {
-                return Err(RouteError::new(
+                return Err(PolicyError::new(
                     format!("{field}.port"),
                     "is required when referring to a Service",
                 ));
             }
             if backend.weight() > 1_000_000 {
-                return Err(RouteError::new(
+                return Err(PolicyError::new(
                     format!("{field}.weight"),
                     "must be between 0 and 1000000",
                 ));
@@ -208,7 +172,7 @@ impl HttpRoute {
         }
         spec.validate(&ctx)
             .map(Some)
-            .map_err(|e| RouteError::from(e.prefix(&format!("{at}.sessionPersistence"))))
+            .map_err(|e| e.prefix(&format!("{at}.sessionPersistence")))
     }
 }
 

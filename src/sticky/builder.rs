@@ -180,19 +180,21 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             )
         });
         let codec = TokenCodec::new(self.keys, scope.as_bytes());
-        Ok(StickySessions::from_shared(Shared::new(
-            self.policy,
+        Ok(StickySessions::from_shared(Shared {
+            #[cfg(feature = "metrics")]
+            counters: super::sessions::counters(&self.policy),
+            policy: self.policy,
             codec,
             lifetime,
-            self.backends,
-            self.balancer,
-            self.clock,
-            self.attributes,
-            self.forward,
+            backends: self.backends,
+            balancer: self.balancer,
+            clock: self.clock,
+            attributes: self.attributes,
+            forward: self.forward,
             header,
-            self.cache_private,
-            self.on_outcome,
-        )))
+            cache_private: self.cache_private,
+            on_outcome: self.on_outcome,
+        }))
     }
 
     /// Builds a [`StickyLayer`].

@@ -38,60 +38,32 @@ impl<T, B> fmt::Debug for StickySessions<T, B> {
 }
 
 pub(crate) struct Shared<T, B> {
-    policy: SessionPolicy,
-    codec: TokenCodec,
-    lifetime: Lifetime,
-    backends: Backends<T>,
-    balancer: B,
-    clock: Arc<dyn Clock>,
-    attributes: CookieAttributes,
-    forward: bool,
-    header: HeaderName,
-    cache_private: bool,
-    on_outcome: Option<OnOutcome>,
+    pub(super) policy: SessionPolicy,
+    pub(super) codec: TokenCodec,
+    pub(super) lifetime: Lifetime,
+    pub(super) backends: Backends<T>,
+    pub(super) balancer: B,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) attributes: CookieAttributes,
+    pub(super) forward: bool,
+    pub(super) header: HeaderName,
+    pub(super) cache_private: bool,
+    pub(super) on_outcome: Option<OnOutcome>,
     #[cfg(feature = "metrics")]
-    counters: [metrics::Counter; Outcome::ALL.len()],
+    pub(super) counters: [metrics::Counter; Outcome::ALL.len()],
 }
 
-impl<T, B> Shared<T, B> {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        policy: SessionPolicy,
-        codec: TokenCodec,
-        lifetime: Lifetime,
-        backends: Backends<T>,
-        balancer: B,
-        clock: Arc<dyn Clock>,
-        attributes: CookieAttributes,
-        forward: bool,
-        header: HeaderName,
-        cache_private: bool,
-        on_outcome: Option<OnOutcome>,
-    ) -> Self {
-        #[cfg(feature = "metrics")]
-        let counters = Outcome::ALL.map(|o| {
-            metrics::counter!(
-                "tower_sticky_requests_total",
-                "session" => policy.name().to_owned(),
-                "outcome" => o.as_str()
-            )
-        });
-        Shared {
-            policy,
-            codec,
-            lifetime,
-            backends,
-            balancer,
-            clock,
-            attributes,
-            forward,
-            header,
-            cache_private,
-            on_outcome,
-            #[cfg(feature = "metrics")]
-            counters,
-        }
-    }
+/// One counter per outcome, registered once when the layer is built (so the
+/// recorder must be installed before).
+#[cfg(feature = "metrics")]
+pub(super) fn counters(policy: &SessionPolicy) -> [metrics::Counter; Outcome::ALL.len()] {
+    Outcome::ALL.map(|o| {
+        metrics::counter!(
+            "tower_sticky_requests_total",
+            "session" => policy.name().to_owned(),
+            "outcome" => o.as_str()
+        )
+    })
 }
 
 /// What to do with one request: where it goes, what happened to its
