@@ -38,7 +38,8 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
 
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core), each with its own
+    /// single-threaded runtime and `SO_REUSEPORT` listener.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }

@@ -47,24 +47,32 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     init_tracing();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        runtime.worker_threads(n.max(1));
-    }
-    let runtime = match runtime.enable_all().build() {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let runtime = match worker_runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gateway: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, threads)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gateway: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// One worker's runtime: single-threaded, so that a client connection, its
+/// upstream connections and their pool never cross threads.
+fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise (`warn`,
@@ -86,7 +94,7 @@ fn init_tracing() {
         .init();
 }
 
-async fn run(args: cli::Args) -> Result<(), String> {
+async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     let keys = keys::load(&args.key_files)?;
     if keys.generated {
         tracing::warn!(
@@ -106,10 +114,10 @@ async fn run(args: cli::Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let compiled = rules::compile(&routes, &args.backends, args.replicas, &keys).await?;
 
-    let listener = TcpListener::bind(&args.listen)
+    let listeners = bind_all(&args.listen, threads)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let admin = match &args.admin {
         Some(a) => Some(
             TcpListener::bind(a)
@@ -126,17 +134,97 @@ async fn run(args: cli::Args) -> Result<(), String> {
         println!("admin listening on http://{admin_addr}");
         tokio::spawn(admin::serve(admin, Arc::clone(&proxy), stop_rx.clone()));
     }
-    tokio::spawn(probe::run(Arc::clone(&proxy), stop_rx));
+    tokio::spawn(probe::run(Arc::clone(&proxy), stop_rx.clone()));
+
+    // Workers 1.. get a thread and a runtime each; this thread is worker 0
+    // and also keeps the admin server, the prober and the in-process echo
+    // replicas (which must outlive every worker's drain).
+    let mut listeners = listeners.into_iter();
+    let own = listeners.next().ok_or("no listener")?;
+    let mut done = Vec::new();
+    for (i, listener) in listeners.enumerate() {
+        let listener = listener.into_std().map_err(|e| e.to_string())?;
+        let proxy = Arc::clone(&proxy);
+        let stop = stop_rx.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        done.push(done_rx);
+        std::thread::Builder::new()
+            .name(format!("gateway-worker-{}", i + 1))
+            .spawn(move || {
+                let runtime = match worker_runtime() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!("worker {}: cannot start its runtime: {e}", i + 1);
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve(listener, proxy, stop).await,
+                        Err(e) => tracing::error!("worker {}: {e}", i + 1),
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+    }
     println!("listening on http://{addr}");
 
-    serve(listener, proxy).await;
-    let _ = stop_tx.send(true);
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        let _ = stop_tx.send(true);
+    });
+    serve(own, proxy, stop_rx).await;
+    for d in done {
+        // A worker drains for at most DRAIN_TIMEOUT, then reports.
+        let _ = d.await;
+    }
     Ok(())
 }
 
-/// Accepts clients until SIGINT/SIGTERM, then lets in-flight requests
+/// `threads` listeners on the same address, with `SO_REUSEPORT`, so that the
+/// kernel spreads new connections over the workers. With port 0, the first
+/// picks the port and the others join it.
+async fn bind_all(listen: &str, threads: usize) -> std::io::Result<Vec<TcpListener>> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(listen).await? {
+        match bind_reuseport(addr) {
+            Ok(first) => {
+                let addr = first.local_addr()?;
+                let mut all = Vec::with_capacity(threads);
+                all.push(first);
+                for _ in 1..threads {
+                    all.push(bind_reuseport(addr)?);
+                }
+                return Ok(all);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    }))
+}
+
+fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Accepts clients until `stop` turns true, then lets in-flight requests
 /// finish (up to [`DRAIN_TIMEOUT`]).
-async fn serve(listener: TcpListener, proxy: Arc<proxy::Proxy>) {
+async fn serve(
+    listener: TcpListener,
+    proxy: Arc<proxy::Proxy>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -144,11 +232,9 @@ async fn serve(listener: TcpListener, proxy: Arc<proxy::Proxy>) {
         .header_read_timeout(Duration::from_secs(10));
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
-    let signal = shutdown::signal();
-    tokio::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
-            () = &mut signal => break,
+            _ = stop.wait_for(|s| *s) => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
