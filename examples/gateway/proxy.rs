@@ -18,9 +18,10 @@ use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Bytes, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,12 +42,79 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 const TUNNEL_MAX: Duration = Duration::from_secs(3600);
 /// Attempts beyond the first for a request that can be retried.
 const MAX_RETRIES: usize = 3;
+/// Idle upstream connections kept per backend address and worker thread.
+const MAX_IDLE_PER_UPSTREAM: usize = 256;
 
-/// The proxy: rules, router and the pooled upstream client.
+/// The proxy: rules and router. Upstream connections live in a pool per
+/// worker thread ([`POOL`]).
 #[derive(Debug)]
 pub struct Proxy {
     compiled: crate::rules::Compiled,
-    client: Client<HttpConnector, UpstreamBody>,
+}
+
+thread_local! {
+    /// This worker's HTTP/1.1 connections to each backend address. Every
+    /// worker runs a single-threaded runtime, so a connection, its task and
+    /// the requests sent over it stay on one thread: no locks, no channel
+    /// between threads. A sender goes back in as soon as its response head
+    /// is out, and is only taken again once `is_ready()` says the previous
+    /// response is done with.
+    static POOL: RefCell<HashMap<String, Vec<SendRequest<UpstreamBody>>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// An idle connection to `addr` ready for a request, if this worker has one.
+fn checkout(addr: &str) -> Option<SendRequest<UpstreamBody>> {
+    POOL.with_borrow_mut(|pool| {
+        let idle = pool.get_mut(addr)?;
+        // Bounded by MAX_IDLE_PER_UPSTREAM.
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            if idle[i].is_closed() {
+                idle.swap_remove(i);
+            } else if idle[i].is_ready() {
+                return Some(idle.swap_remove(i));
+            }
+        }
+        None
+    })
+}
+
+/// Puts a connection back, to be reused once its response is done.
+fn checkin(addr: &str, sender: SendRequest<UpstreamBody>) {
+    if sender.is_closed() {
+        return;
+    }
+    POOL.with_borrow_mut(|pool| {
+        if let Some(idle) = pool.get_mut(addr) {
+            if idle.len() < MAX_IDLE_PER_UPSTREAM {
+                idle.push(sender);
+            }
+        } else {
+            pool.insert(addr.to_owned(), vec![sender]);
+        }
+    });
+}
+
+/// A new connection to `addr` (`TCP_NODELAY`), its task spawned on this
+/// worker.
+async fn connect(addr: &str) -> Result<SendRequest<UpstreamBody>, SendError> {
+    let stream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) | Err(_) => return Err(SendError::Connect),
+        };
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| SendError::Other(error_chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!("upstream connection: {e}");
+        }
+    });
+    Ok(sender)
 }
 
 /// Where one attempt goes, and the session decision to write back.
@@ -77,15 +145,7 @@ struct Head {
 impl Proxy {
     /// A proxy over compiled rules.
     pub fn new(compiled: crate::rules::Compiled) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        Proxy { compiled, client }
+        Proxy { compiled }
     }
 
     /// The rules (for metrics and the prober).
@@ -262,41 +322,45 @@ impl Proxy {
         resp.map(Either::Left)
     }
 
-    /// One attempt: over the pool, or over a fresh connection that can be
-    /// upgraded.
+    /// One attempt: over a pooled connection of this worker, or a fresh
+    /// one (always fresh for an upgrade, whose connection becomes the
+    /// tunnel).
     async fn send(
         &self,
         endpoint: &Endpoint<Upstream>,
         req: Request<UpstreamBody>,
         upgrade: bool,
     ) -> Result<Response<Incoming>, SendError> {
-        if !upgrade {
-            return match tokio::time::timeout(RESPONSE_TIMEOUT, self.client.request(req)).await {
-                Ok(Ok(resp)) => Ok(resp),
-                Ok(Err(e)) if e.is_connect() => Err(SendError::Connect),
-                Ok(Err(e)) => Err(SendError::Other(error_chain(&e))),
-                Err(_) => Err(SendError::Timeout),
-            };
+        let addr = endpoint.target().addr.as_str();
+        let pooled = if upgrade { None } else { checkout(addr) };
+        let reused = pooled.is_some();
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => connect(addr).await?,
+        };
+        let deadline = tokio::time::Instant::now() + RESPONSE_TIMEOUT;
+        let mut req = req;
+        // At most twice: a pooled connection that closed before taking the
+        // request hands it back unsent, and it goes out on a fresh one.
+        for second in [false, true] {
+            match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
+                Ok(Ok(resp)) => {
+                    if !upgrade {
+                        checkin(addr, sender);
+                    }
+                    return Ok(resp);
+                }
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(unsent) if reused && !second => {
+                        req = unsent;
+                        sender = connect(addr).await?;
+                    }
+                    _ => return Err(SendError::Other(error_chain(&e.into_error()))),
+                },
+                Err(_) => return Err(SendError::Timeout),
+            }
         }
-        let addr = &endpoint.target().addr;
-        let stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(_)) | Err(_) => return Err(SendError::Connect),
-            };
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::Other(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(SendError::Other(e.to_string())),
-            Err(_) => Err(SendError::Timeout),
-        }
+        Err(SendError::Other("connection closed twice".into()))
     }
 }
 
@@ -379,27 +443,28 @@ fn idempotent(m: &Method) -> bool {
     )
 }
 
-/// The request for one attempt, aimed at `endpoint`.
+/// The request for one attempt, aimed at `endpoint`: origin-form
+/// (`/path?query`), with the client's `Host`, or the backend's authority
+/// when the client sent none.
 fn upstream_request(
     head: &Head,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     endpoint: &Endpoint<Upstream>,
     body: UpstreamBody,
 ) -> Request<UpstreamBody> {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = Some(endpoint.target().authority.clone());
-    parts.path_and_query = Some(
-        head.uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
+    let path = head
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    if !headers.contains_key(http::header::HOST)
+        && let Ok(host) = HeaderValue::from_str(endpoint.target().authority.as_str())
+    {
+        headers.insert(http::header::HOST, host);
+    }
     let mut req = Request::new(body);
     *req.method_mut() = head.method.clone();
-    // Scheme, authority and path are all set, so this cannot fail; fall back
-    // to the bare path rather than panic.
-    *req.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| head.uri.clone());
+    *req.uri_mut() = Uri::from(path);
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
     req
