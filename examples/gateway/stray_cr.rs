@@ -18,7 +18,8 @@
 //!   connection to plain pass-through for good: the bytes then are bodies,
 //!   tunnels or HTTP/2 frames, and rewriting them would corrupt them.
 //!
-//! Writes pass straight through. The scan is a single pass with O(1) state.
+//! Writes pass straight through. The scan is a single pass with O(1) state;
+//! runs of head bytes without CR or LF are skipped eight bytes at a time.
 
 use std::io;
 use std::pin::Pin;
@@ -113,6 +114,14 @@ impl<S> StrayCr<S> {
                     };
                 }
                 Mode::Head => {
+                    // Most head bytes are neither CR nor LF: they only extend
+                    // the current line, so skip them in one go.
+                    let run = plain_run(&data[i..]);
+                    if run > 0 {
+                        self.push_run(&data[i..i + run]);
+                        i += run;
+                        continue;
+                    }
                     if data[i] == CR {
                         match data.get(i + 1) {
                             Some(&LF) => {}
@@ -127,6 +136,18 @@ impl<S> StrayCr<S> {
             }
         }
         data.len()
+    }
+
+    /// Follows a run of head bytes none of which is CR or LF: the same as
+    /// [`head_byte`](Self::head_byte) on each.
+    fn push_run(&mut self, run: &[u8]) {
+        let room = LINE_KEEP - self.line_len;
+        let take = run.len().min(room);
+        self.line[self.line_len..self.line_len + take].copy_from_slice(&run[..take]);
+        self.line_len += take;
+        if run.len() > room {
+            self.line_long = true;
+        }
     }
 
     /// Follows one (already rewritten) head byte.
@@ -199,6 +220,31 @@ impl<S> StrayCr<S> {
             (false, _) => Mode::Head,
         };
     }
+}
+
+/// How many leading bytes of `data` are neither CR nor LF: eight bytes at a
+/// time while a word has neither, then byte by byte.
+fn plain_run(data: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Non-zero when some byte of `v` is zero (it may also flag the bytes after
+    // a zero one; the byte-wise loop below settles the exact position).
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut i = 0;
+    // Bounded by data.len() / 8.
+    while let Some(word) = data.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_ne_bytes(bytes);
+        if has_zero(w ^ (ONES * u64::from(CR))) | has_zero(w ^ (ONES * u64::from(LF))) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < data.len() && data[i] != CR && data[i] != LF {
+        i += 1;
+    }
+    i
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for StrayCr<S> {
@@ -428,6 +474,36 @@ mod tests {
         check(b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r").await;
         check(b"\r", b"\r").await;
         check(b"", b"").await;
+    }
+
+    #[test]
+    fn plain_run_stops_at_the_first_cr_or_lf() {
+        let data: Vec<u8> = (0u8..=255).cycle().take(600).collect();
+        for start in 0..data.len() {
+            for end in start..data.len().min(start + 40) {
+                let slice = &data[start..end];
+                let expected = slice
+                    .iter()
+                    .position(|&b| b == b'\r' || b == b'\n')
+                    .unwrap_or(slice.len());
+                assert_eq!(super::plain_run(slice), expected, "{start}..{end}");
+            }
+        }
+        let long = [b"x".repeat(37), b"\r".to_vec(), b"y".repeat(20)].concat();
+        assert_eq!(super::plain_run(&long), 37);
+        assert_eq!(super::plain_run(&b"z".repeat(50)), 50);
+    }
+
+    #[tokio::test]
+    async fn long_lines_and_a_late_content_length() {
+        let long = "v".repeat(200);
+        let input = format!(
+            "POST / HTTP/1.1\r\nX-Long: {long}\r\r\nContent-Length: 3\r\n\r\n\r\r\rGET / HTTP/1.1\r\nA: b\r\r\n\r\n"
+        );
+        let expected = format!(
+            "POST / HTTP/1.1\r\nX-Long: {long} \r\nContent-Length: 3\r\n\r\n\r\r\rGET / HTTP/1.1\r\nA: b \r\n\r\n"
+        );
+        check(input.as_bytes(), expected.as_bytes()).await;
     }
 
     #[tokio::test]
