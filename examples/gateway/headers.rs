@@ -43,6 +43,11 @@ pub fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
 
 /// Removes hop-by-hop headers, including those `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there are none but `Connection`: look at the names present
+    // once, instead of a hashed removal of every hop-by-hop name.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -60,12 +65,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The client's address as an `X-Forwarded-For` element, made once per
+/// connection.
+pub fn client_ip(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
 /// Hop-by-hop headers out, `Host` and `X-Forwarded-*` in, the upgrade kept
-/// when one is being proxied.
+/// when one is being proxied. `client_ip` comes from [`client_ip`].
 pub fn prepare_request(
     headers: &mut HeaderMap,
     uri: &Uri,
-    peer: SocketAddr,
+    client_ip: &HeaderValue,
     upgrade: Option<&HeaderValue>,
 ) {
     strip_hop_by_hop(headers);
@@ -84,19 +95,18 @@ pub fn prepare_request(
         headers.insert(X_FORWARDED_HOST, host);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    let ip = peer.ip().to_string();
-    let xff = if headers.contains_key(X_FORWARDED_FOR) {
-        let mut prior: Vec<&str> = headers
+    if headers.contains_key(X_FORWARDED_FOR) {
+        let mut prior: Vec<&[u8]> = headers
             .get_all(X_FORWARDED_FOR)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .filter(|v| v.to_str().is_ok())
+            .map(HeaderValue::as_bytes)
             .collect();
-        prior.push(&ip);
-        prior.join(", ")
+        prior.push(client_ip.as_bytes());
+        if let Ok(v) = HeaderValue::from_bytes(&prior.join(&b", "[..])) {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
     } else {
-        ip
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+        headers.insert(X_FORWARDED_FOR, client_ip.clone());
     }
 }

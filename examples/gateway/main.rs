@@ -247,9 +247,11 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
+        let client_ip = headers::client_ip(peer);
         let service = hyper::service::service_fn(move |req| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, std::convert::Infallible>(proxy.serve(req, peer).await) }
+            let client_ip = client_ip.clone();
+            async move { Ok::<_, std::convert::Infallible>(proxy.serve(req, &client_ip).await) }
         });
         let io = TokioIo::new(stray_cr::StrayCr::new(stream));
         let conn = builder

@@ -22,7 +22,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_sticky::balance::{BackendState, Balance, Endpoint, PickContext};
@@ -169,14 +168,19 @@ impl Proxy {
     pub async fn serve(
         &self,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        client_ip: &HeaderValue,
     ) -> Response<ClientBody> {
-        let start = Instant::now();
-        let method = req.method().clone();
-        let uri = req.uri().clone();
+        // What the access log needs, kept only when it is on.
+        let access =
+            tracing::enabled!(target: "gateway::access", tracing::Level::INFO).then(|| Access {
+                start: Instant::now(),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+            });
+        let access = access.as_ref();
         let Some(index) = self.compiled.router.find(&req) else {
             let resp = error(StatusCode::NOT_FOUND, "no route matches\n");
-            log(&method, &uri, None, None, None, resp.status(), start);
+            log(access, None, None, None, resp.status());
             return resp;
         };
         let rule = &self.compiled.rules[index];
@@ -185,7 +189,7 @@ impl Proxy {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the rule has no backendRefs\n",
             );
-            log(&method, &uri, Some(rule), None, None, resp.status(), start);
+            log(access, Some(rule), None, None, resp.status());
             return resp;
         }
         let upgrade = crate::headers::upgrade_protocol(&req);
@@ -196,15 +200,7 @@ impl Proxy {
                 let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "no backend available\n");
                 resp.headers_mut()
                     .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                log(
-                    &method,
-                    &uri,
-                    Some(rule),
-                    outcome,
-                    None,
-                    resp.status(),
-                    start,
-                );
+                log(access, Some(rule), outcome, None, resp.status());
                 return resp;
             }
         };
@@ -215,7 +211,7 @@ impl Proxy {
             uri: parts.uri,
             headers: parts.headers,
         };
-        crate::headers::prepare_request(&mut head.headers, &head.uri, peer, upgrade.as_ref());
+        crate::headers::prepare_request(&mut head.headers, &head.uri, client_ip, upgrade.as_ref());
         // Nothing to lose by sending it twice: no body bytes leave the
         // gateway before the connection exists.
         let retryable = body.is_end_stream();
@@ -276,13 +272,11 @@ impl Proxy {
                 };
                 let resp = error(status, &why);
                 log(
-                    &method,
-                    &uri,
+                    access,
                     Some(rule),
                     choice.outcome,
                     Some(&choice.endpoint),
                     resp.status(),
-                    start,
                 );
                 return resp;
             }
@@ -311,13 +305,11 @@ impl Proxy {
             decision.apply(resp.headers_mut());
         }
         log(
-            &method,
-            &uri,
+            access,
             Some(rule),
             choice.outcome,
             Some(&choice.endpoint),
             resp.status(),
-            start,
         );
         resp.map(Either::Left)
     }
@@ -510,25 +502,31 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// The access log line.
+/// What the access log line of a request needs from its start.
+struct Access {
+    start: Instant,
+    method: Method,
+    uri: Uri,
+}
+
+/// The access log line (nothing when the access log is off).
 fn log(
-    method: &Method,
-    uri: &Uri,
+    access: Option<&Access>,
     rule: Option<&Rule>,
     outcome: Option<Outcome>,
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     status: StatusCode,
-    start: Instant,
 ) {
+    let Some(access) = access else { return };
     tracing::info!(
         target: "gateway::access",
-        method = %method,
-        path = uri.path(),
+        method = %access.method,
+        path = access.uri.path(),
         route = rule.map_or("-", |r| r.route.as_str()),
         rule = rule.map_or(-1, |r| r.index as i64),
         outcome = outcome.map_or("-", Outcome::as_str),
         backend = endpoint.map_or("-", |e| e.target().label.as_str()),
         status = status.as_u16(),
-        latency_us = start.elapsed().as_micros() as u64,
+        latency_us = access.start.elapsed().as_micros() as u64,
     );
 }
