@@ -131,7 +131,10 @@ async fn connect(addr: &str) -> Result<SendRequest<UpstreamBody>, SendError> {
             Ok(Err(_)) | Err(_) => return Err(SendError::Connect),
         };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        // Request heads are small: one buffer, one plain send.
+        .writev(false)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| SendError::Other(error_chain(&e)))?;
     tokio::spawn(async move {
