@@ -6,53 +6,13 @@ use tower_sticky::policy::{
 };
 use tower_sticky::route::HttpRoute;
 
-/// The seed's cookie HTTPRoute, verbatim.
-const SEED_COOKIE: &str = r#"---
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: HTTPRoute
-metadata:
-  name: cookie
-spec:
-  parentRefs:
-    - name: eg
-  rules:
-    - matches:
-        - path:
-            type: PathPrefix
-            value: /
-      backendRefs:
-        - name: backend
-          port: 3000
-      sessionPersistence:
-        sessionName: Session-A
-        type: Cookie
-        absoluteTimeout: 10s
-        cookieConfig:
-          lifetimeType: Permanent
-"#;
+/// The seed's cookie HTTPRoute, verbatim: the file the example gateway
+/// embeds as its default.
+const SEED_COOKIE: &str = include_str!("../examples/gateway/default-route.yaml");
 
-/// The seed's header HTTPRoute, verbatim.
-const SEED_HEADER: &str = r#"---
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: HTTPRoute
-metadata:
-  name: header
-spec:
-  parentRefs:
-    - name: eg
-  rules:
-    - matches:
-        - path:
-            type: PathPrefix
-            value: /
-      backendRefs:
-        - name: backend
-          port: 3000
-      sessionPersistence:
-        sessionName: Session-A
-        type: Header
-        absoluteTimeout: 10s
-"#;
+/// The seed's header HTTPRoute, verbatim: the file `tests/walkthrough.sh`
+/// serves.
+const SEED_HEADER: &str = include_str!("data/header-route.yaml");
 
 fn route(yaml: &str) -> HttpRoute {
     serde_saphyr::from_str(yaml).unwrap()
