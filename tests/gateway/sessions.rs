@@ -60,6 +60,20 @@ fn echoes(n: usize) -> (Vec<Proc>, String) {
     (procs, flag)
 }
 
+/// A gateway serving the seed's cookie route over the `--backend` echoes.
+fn seed_gateway(backend: &str) -> Proc {
+    let route = temp_file(
+        "cookie.yaml",
+        include_bytes!("../../examples/gateway/default-route.yaml"),
+    );
+    gateway(&[
+        "--route",
+        route.to_str().expect("utf-8"),
+        "--backend",
+        backend,
+    ])
+}
+
 #[tokio::test]
 async fn two_gateways_sharing_a_key_file_honour_each_others_sessions() {
     let (_echoes, backend) = echoes(3);
@@ -134,16 +148,7 @@ async fn sessions_on_every_backend(http: &Http, gw: &Proc, pods: usize) -> Vec<(
 #[tokio::test]
 async fn a_killed_backend_moves_only_its_sessions_and_no_request_fails() {
     let (mut echoes, backend) = echoes(3);
-    let route = temp_file(
-        "cookie.yaml",
-        include_bytes!("../../examples/gateway/default-route.yaml"),
-    );
-    let gw = gateway(&[
-        "--route",
-        route.to_str().expect("utf-8"),
-        "--backend",
-        &backend,
-    ]);
+    let gw = seed_gateway(&backend);
     let http = Http::new();
     let sessions = sessions_on_every_backend(&http, &gw, 3).await;
     echoes[1].kill();
@@ -179,16 +184,7 @@ async fn a_killed_backend_moves_only_its_sessions_and_no_request_fails() {
 #[tokio::test]
 async fn a_body_that_cannot_be_replayed_gets_502_then_the_session_moves() {
     let (mut echoes, backend) = echoes(2);
-    let route = temp_file(
-        "cookie.yaml",
-        include_bytes!("../../examples/gateway/default-route.yaml"),
-    );
-    let gw = gateway(&[
-        "--route",
-        route.to_str().expect("utf-8"),
-        "--backend",
-        &backend,
-    ]);
+    let gw = seed_gateway(&backend);
     let http = Http::new();
     let sessions = sessions_on_every_backend(&http, &gw, 2).await;
     let (cookie, _) = sessions
@@ -217,16 +213,7 @@ async fn a_body_that_cannot_be_replayed_gets_502_then_the_session_moves() {
 async fn a_backend_that_comes_back_takes_new_sessions_again() {
     let (mut echoes, backend) = echoes(2);
     let addr = echoes[1].addr.clone();
-    let route = temp_file(
-        "cookie.yaml",
-        include_bytes!("../../examples/gateway/default-route.yaml"),
-    );
-    let gw = gateway(&[
-        "--route",
-        route.to_str().expect("utf-8"),
-        "--backend",
-        &backend,
-    ]);
+    let gw = seed_gateway(&backend);
     let http = Http::new();
     echoes[1].kill();
     for _ in 0..4 {
