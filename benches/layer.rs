@@ -39,19 +39,26 @@ fn route(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("route/{mode}"));
         for path in Path::ALL {
             let template = fx.request(path);
-            group.bench_function(path.name(), |b| {
-                b.iter_batched(
-                    || template.clone(),
-                    |mut req| {
-                        let decision = fx.sessions.route(&mut req);
-                        (req, decision)
-                    },
-                    BatchSize::NumIterations(BATCH),
-                );
-            });
+            group.bench_function(path.name(), |b| route_batched(b, &fx, &template));
         }
         group.finish();
     }
+}
+
+/// Routes fresh clones of `template`, cloned outside the timed region.
+fn route_batched(
+    b: &mut criterion::Bencher<'_>,
+    fx: &support::Fixture,
+    template: &http::Request<()>,
+) {
+    b.iter_batched(
+        || template.clone(),
+        |mut req| {
+            let decision = fx.sessions.route(&mut req);
+            (req, decision)
+        },
+        BatchSize::NumIterations(BATCH),
+    );
 }
 
 fn layer(c: &mut Criterion) {
@@ -118,16 +125,7 @@ fn resolve(c: &mut Criterion) {
     for n in [10usize, 1_000, 10_000] {
         let fx = fixture(n, false);
         let template = fx.request(Path::Resumed);
-        group.bench_function(n.to_string(), |b| {
-            b.iter_batched(
-                || template.clone(),
-                |mut req| {
-                    let decision = fx.sessions.route(&mut req);
-                    (req, decision)
-                },
-                BatchSize::NumIterations(BATCH),
-            );
-        });
+        group.bench_function(n.to_string(), |b| route_batched(b, &fx, &template));
     }
     group.finish();
 }
