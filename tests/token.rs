@@ -47,6 +47,28 @@ proptest! {
     }
 
     #[test]
+    fn remembered_decoding_agrees_with_decoding(key in any::<[u8; 32]>(), id in any::<[u8; 16]>(), issued in any::<u64>(), pos in 0..TOKEN_LEN, byte in any::<u8>()) {
+        let c = codec(key, "s");
+        let enc = c.encode(&token(id, issued, issued));
+        let enc = enc.as_str();
+        // Verified, then remembered: both give what `decode` gives.
+        prop_assert_eq!(c.decode_remembered(enc), c.decode(enc));
+        prop_assert_eq!(c.decode_remembered(enc), c.decode(enc));
+        prop_assert_eq!(c.clone().decode_remembered(enc), c.decode(enc));
+        // A near-copy of a remembered token is not remembered as valid.
+        let mut bytes = enc.as_bytes().to_vec();
+        prop_assume!(bytes[pos] != byte);
+        bytes[pos] = byte;
+        let changed = String::from_utf8_lossy(&bytes).into_owned();
+        prop_assert!(c.decode_remembered(&changed).is_err());
+        // Nor by a codec with the same key and another scope, or another key.
+        prop_assert_eq!(codec(key, "t").decode_remembered(enc), Err(DecodeError::BadSignature));
+        let mut other = key;
+        other[0] ^= 1;
+        prop_assert_eq!(codec(other, "s").decode_remembered(enc), Err(DecodeError::BadSignature));
+    }
+
+    #[test]
     fn any_truncation_or_extension_is_rejected(key in any::<[u8; 32]>(), id in any::<[u8; 16]>(), cut in 0..TOKEN_LEN, extra in "[A-Za-z0-9_-]{1,8}") {
         let c = codec(key, "s");
         let enc = c.encode(&token(id, 5, 5));
@@ -94,6 +116,15 @@ fn rotation_old_key_verifies_new_key_signs() {
     assert_eq!(after.decode(resigned.as_str()).unwrap().token(), t);
     assert_eq!(
         after.decode(legacy.as_str()),
+        Err(DecodeError::BadSignature)
+    );
+    // Remembered or not, the old key is reported, so the token is re-signed.
+    for _ in 0..2 {
+        let dec = during.decode_remembered(legacy.as_str()).unwrap();
+        assert!(dec.signed_by_old_key());
+    }
+    assert_eq!(
+        after.decode_remembered(legacy.as_str()),
         Err(DecodeError::BadSignature)
     );
 }

@@ -11,7 +11,33 @@ use tower::discover::Change;
 #[derive(Debug)]
 pub struct Snapshot<T> {
     endpoints: Vec<Arc<Endpoint<T>>>,
-    index: HashMap<BackendId, usize>,
+    index: HashMap<BackendId, usize, IdHash>,
+}
+
+/// Ids are already uniform hash output (see `BackendId`'s `Hash`), and only
+/// the operator chooses them (a client cannot forge a token's id), so the
+/// index uses their bits as they are instead of SipHash on every lookup.
+type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
+/// See [`IdHash`].
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `BackendId`, which writes one u64; kept correct.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl<T> Snapshot<T> {

@@ -24,7 +24,7 @@ pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> CookieValues<
     CookieValues {
         headers: headers.get_all(COOKIE).into_iter(),
         rest: &[],
-        name: name.as_bytes(),
+        name: Name::new(name.as_bytes()),
     }
 }
 
@@ -33,13 +33,12 @@ pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> CookieValues<
 pub struct CookieValues<'a> {
     headers: <GetAll<'a, HeaderValue> as IntoIterator>::IntoIter,
     rest: &'a [u8],
-    name: &'a [u8],
+    name: Name<'a>,
 }
 
-impl<'a> Iterator for CookieValues<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
+impl<'a> CookieValues<'a> {
+    /// The next value, before the UTF-8 check.
+    fn next_bytes(&mut self) -> Option<&'a [u8]> {
         loop {
             if self.rest.is_empty() {
                 self.rest = self.headers.next()?.as_bytes();
@@ -50,24 +49,89 @@ impl<'a> Iterator for CookieValues<'a> {
                 None => (self.rest, &[][..]),
             };
             self.rest = rest;
-            if let Some(v) = match_pair(pair, self.name) {
+            if let Some(v) = match_pair_bytes(pair, self.name) {
                 return Some(v);
             }
         }
     }
 }
 
-/// The value of `pair` (`name=value`) if its name is `name`.
-fn match_pair<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
-    let eq = pair.iter().position(|&b| b == b'=')?;
-    if trim(&pair[..eq]) != name {
+impl<'a> Iterator for CookieValues<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            if let Ok(v) = std::str::from_utf8(self.next_bytes()?) {
+                return Some(v);
+            }
+        }
+    }
+}
+
+/// Calls `judge` on each value of the cookie `name` until it returns true,
+/// as `cookie_values(headers, name).any(judge)` does, except that values are
+/// passed before the UTF-8 check.
+pub(crate) fn find_cookie(headers: &HeaderMap, name: &str, mut judge: impl FnMut(&[u8]) -> bool) {
+    let mut values = cookie_values(headers, name);
+    while let Some(v) = values.next_bytes() {
+        if judge(v) {
+            return;
+        }
+    }
+}
+
+/// The value of `pair` (`name=value`) if its name is `name`, before any
+/// UTF-8 check.
+fn match_pair_bytes<'a>(pair: &'a [u8], name: Name<'_>) -> Option<&'a [u8]> {
+    after_name(trim(pair), name).map(unquoted)
+}
+
+/// A cookie value from what follows its `=`: trimmed, quotes removed.
+fn unquoted(rest: &[u8]) -> &[u8] {
+    let value = trim(rest);
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
+    }
+}
+
+/// A cookie name to look for, checked once per header rather than per pair.
+#[derive(Clone, Copy, Debug)]
+struct Name<'a> {
+    bytes: &'a [u8],
+    /// A name a pair can start with (not empty, no `=`, no surrounding
+    /// whitespace), as every valid cookie name is.
+    plain: bool,
+}
+
+impl<'a> Name<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        let plain = !bytes.is_empty() && !bytes.contains(&b'=') && trim(bytes) == bytes;
+        Name { bytes, plain }
+    }
+}
+
+/// What follows the name and the `=` in `pair` (trimmed at the start), if
+/// the pair's name is `name`: whether `trim(&pair[..first '='])` is `name`,
+/// without scanning every pair for its `=`.
+fn after_name<'a>(pair: &'a [u8], name: Name<'_>) -> Option<&'a [u8]> {
+    if !name.plain {
+        // Not a valid cookie name: compared the long way.
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        return (trim(&pair[..eq]) == name.bytes).then(|| &pair[eq + 1..]);
+    }
+    // A match starts with the name; most pairs differ in their first byte.
+    if pair.first() != name.bytes.first() || !pair.starts_with(name.bytes) {
         return None;
     }
-    let mut value = trim(&pair[eq + 1..]);
-    if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
-        value = &value[1..value.len() - 1];
+    let rest = &pair[name.bytes.len()..];
+    match trim(rest) {
+        [b'=', ..] => {
+            let eq = rest.iter().position(|&b| b == b'=')?;
+            Some(&rest[eq + 1..])
+        }
+        _ => None,
     }
-    std::str::from_utf8(value).ok()
 }
 
 /// The index of the first `;` in `s`, eight bytes at a time: cookie values
@@ -122,8 +186,11 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 }
 
 /// Removes every cookie called `name` from the `Cookie` header(s), keeping the
-/// others byte for byte; a header left empty is dropped. Allocates only when
-/// there is something to remove.
+/// others; a header left empty is dropped. A header holding the cookie is
+/// rewritten as its other pairs, trimmed, joined by `"; "`; one that does not
+/// is left as it is. With one `Cookie` header (what HTTP/1.1 clients send),
+/// the rewritten value is carved from a per-thread buffer: no allocation
+/// per request.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -137,9 +204,77 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 /// assert_eq!(left, ["a=1; b=2"]);
 /// ```
 pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
-    let name = name.as_bytes();
+    find_and_strip(headers, name, |_| true);
+}
+
+/// Calls `judge` on each value of the cookie `name` until it returns true
+/// (as `cookie_values(headers, name).any(judge)`, except that values are
+/// passed before the UTF-8 check), then strips the cookie (as
+/// [`strip_cookie`]); a single `Cookie` header is scanned once for both.
+pub(crate) fn find_and_strip(
+    headers: &mut HeaderMap,
+    name: &str,
+    mut judge: impl FnMut(&[u8]) -> bool,
+) {
+    let name = Name::new(name.as_bytes());
+    let mut all = headers.get_all(COOKIE).iter();
+    let (Some(only), None) = (all.next(), all.next()) else {
+        let mut values = CookieValues {
+            headers: headers.get_all(COOKIE).into_iter(),
+            rest: &[],
+            name,
+        };
+        while let Some(v) = values.next_bytes() {
+            if judge(v) {
+                break;
+            }
+        }
+        return strip_from_several(headers, name);
+    };
+    // The usual case: one `Cookie` header (RFC 6265 §5.4), rewritten in one
+    // pass into a buffer that costs no allocation per request.
+    let value = only.as_bytes();
+    let mut judged = false;
+    let kept = super::value_arena::write(value.len(), |out| {
+        let mut named = false;
+        for pair in pairs(value) {
+            let t = trim(pair);
+            if t.is_empty() {
+                continue;
+            }
+            if let Some(rest) = after_name(t, name) {
+                named = true;
+                if !judged {
+                    judged = judge(unquoted(rest));
+                }
+                continue;
+            }
+            if !out.is_empty() {
+                out.extend_from_slice(b"; ");
+            }
+            out.extend_from_slice(t);
+        }
+        named
+    });
+    match kept {
+        None => {}
+        Some(kept) if kept.is_empty() => {
+            headers.remove(COOKIE);
+        }
+        Some(kept) => {
+            let kept = HeaderValue::from_maybe_shared(kept)
+                .expect("pieces of a valid header value, joined by \"; \"");
+            if let Some(value) = headers.get_mut(COOKIE) {
+                *value = kept;
+            }
+        }
+    }
+}
+
+/// [`strip_cookie`] over several `Cookie` headers (or none).
+fn strip_from_several(headers: &mut HeaderMap, name: Name<'_>) {
     // One pass over each value says whether there is anything to do, and
-    // how: a proxy calls this on every request.
+    // how.
     let (mut values, mut emptied, mut named, mut first) = (0, 0, false, None);
     for v in headers.get_all(COOKIE) {
         let scan = Scan::of(v.as_bytes(), name);
@@ -158,9 +293,8 @@ pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
         return;
     }
     if emptied == 0 {
-        // The usual case (one `Cookie` header holding other cookies too):
-        // rewrite in place, with one exactly sized allocation per value that
-        // changes, which `HeaderValue` then takes over without copying.
+        // Rewrite in place, with one exactly sized allocation per value
+        // that changes, which `HeaderValue` then takes over without copying.
         if let Entry::Occupied(mut entry) = headers.entry(COOKIE) {
             for (i, v) in entry.iter_mut().enumerate() {
                 let scan = match first.take() {
@@ -201,7 +335,7 @@ struct Scan {
 }
 
 impl Scan {
-    fn of(value: &[u8], name: &[u8]) -> Scan {
+    fn of(value: &[u8], name: Name<'_>) -> Scan {
         let mut scan = Scan {
             named: false,
             kept_len: 0,
@@ -233,7 +367,7 @@ impl Scan {
 }
 
 /// `value` with its kept pairs only; `len` is their joined length.
-fn kept_value(value: &[u8], name: &[u8], len: usize) -> HeaderValue {
+fn kept_value(value: &[u8], name: Name<'_>, len: usize) -> HeaderValue {
     let mut out = Vec::with_capacity(len);
     for pair in pairs(value) {
         let t = trim(pair);
@@ -251,11 +385,8 @@ fn kept_value(value: &[u8], name: &[u8], len: usize) -> HeaderValue {
     HeaderValue::try_from(out).expect("pieces of a valid header value")
 }
 
-fn is_named(pair: &[u8], name: &[u8]) -> bool {
-    match pair.iter().position(|&b| b == b'=') {
-        Some(eq) => trim(&pair[..eq]) == name,
-        None => false,
-    }
+fn is_named(pair: &[u8], name: Name<'_>) -> bool {
+    after_name(trim(pair), name).is_some()
 }
 
 #[cfg(test)]
@@ -268,7 +399,7 @@ mod tests {
             .get_all(COOKIE)
             .iter()
             .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
-            .filter(|p| is_named(p, name))
+            .filter(|p| is_named(p, Name::new(name)))
             .count()
     }
 
@@ -286,7 +417,7 @@ mod tests {
                     .as_bytes()
                     .split(|&b| b == b';')
                     .map(trim)
-                    .filter(|t| !t.is_empty() && !is_named(t, name.as_bytes()))
+                    .filter(|t| !t.is_empty() && !is_named(t, Name::new(name.as_bytes())))
                     .collect();
                 (!pairs.is_empty())
                     .then(|| HeaderValue::from_bytes(&pairs.join(&b"; "[..])).unwrap())
@@ -294,7 +425,30 @@ mod tests {
             .collect()
     }
 
+    /// What [`is_named`] meant before [`after_name`] skipped the `=` scan.
+    fn named_the_long_way(pair: &[u8], name: &[u8]) -> bool {
+        match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => trim(&pair[..eq]) == name,
+            None => false,
+        }
+    }
+
     proptest! {
+        #[test]
+        fn name_matching_agrees_with_the_long_way(
+            pair in proptest::collection::vec(
+                prop_oneof![Just(b'S'), Just(b'a'), Just(b'='), Just(b' '), Just(b'\t'), Just(b'"')], 0..12),
+            name in proptest::collection::vec(
+                prop_oneof![Just(b'S'), Just(b'a'), Just(b'='), Just(b' ')], 0..4),
+        ) {
+            let n = Name::new(&name);
+            prop_assert_eq!(is_named(&pair, n), named_the_long_way(&pair, &name));
+            if let Some(v) = match_pair_bytes(&pair, n) {
+                let eq = pair.iter().position(|&b| b == b'=').unwrap();
+                prop_assert_eq!(v, unquoted(&pair[eq + 1..]));
+            }
+        }
+
         #[test]
         fn finds_semicolons_like_split(s in proptest::collection::vec(
             prop_oneof![Just(b';'), Just(b'a'), Just(b' '), any::<u8>()], 0..40)

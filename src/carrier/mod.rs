@@ -19,11 +19,13 @@
 mod cookie_header;
 mod header_value;
 mod set_cookie;
+mod value_arena;
 
 pub use cookie_header::{CookieValues, cookie_values, strip_cookie};
 pub use header_value::header_values;
 pub use set_cookie::{CookieAttributes, SameSite, Secure};
 
+pub(crate) use cookie_header::{find_and_strip, find_cookie};
 pub(crate) use set_cookie::render as render_set_cookie;
 
 /// A request extension a proxy inserts when the client connection is TLS, so

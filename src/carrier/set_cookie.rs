@@ -1,7 +1,6 @@
 //! Writing the `Set-Cookie` header.
 
 use http::HeaderValue;
-use std::fmt::Write as _;
 
 /// The `SameSite` attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -67,30 +66,54 @@ pub(crate) fn render(
     attrs: &CookieAttributes,
     secure: bool,
 ) -> HeaderValue {
-    let mut s = String::with_capacity(name.len() + value.len() + path.len() + 64);
-    let _ = write!(s, "{name}={value}");
-    if let Some(age) = max_age {
-        let _ = write!(s, "; Max-Age={age}");
-    }
-    let _ = write!(s, "; Path={path}");
-    if let Some(d) = &attrs.domain {
-        let _ = write!(s, "; Domain={d}");
-    }
-    if attrs.http_only {
-        s.push_str("; HttpOnly");
-    }
-    match attrs.same_site {
-        SameSite::Strict => s.push_str("; SameSite=Strict"),
-        SameSite::Lax => s.push_str("; SameSite=Lax"),
-        SameSite::None => s.push_str("; SameSite=None"),
-        SameSite::Omit => {}
-    }
-    if secure {
-        s.push_str("; Secure");
-    }
+    let len = name.len() + value.len() + path.len() + 64;
+    // Pieces appended as bytes: `write!` and its formatting machinery cost
+    // more than the rest of the header together.
+    let rendered = super::value_arena::write(len, |s| {
+        for piece in [name.as_bytes(), b"=", value.as_bytes()] {
+            s.extend_from_slice(piece);
+        }
+        if let Some(age) = max_age {
+            s.extend_from_slice(b"; Max-Age=");
+            s.extend_from_slice(decimal(age, &mut [0; 20]));
+        }
+        s.extend_from_slice(b"; Path=");
+        s.extend_from_slice(path.as_bytes());
+        if let Some(d) = &attrs.domain {
+            s.extend_from_slice(b"; Domain=");
+            s.extend_from_slice(d.as_bytes());
+        }
+        if attrs.http_only {
+            s.extend_from_slice(b"; HttpOnly");
+        }
+        match attrs.same_site {
+            SameSite::Strict => s.extend_from_slice(b"; SameSite=Strict"),
+            SameSite::Lax => s.extend_from_slice(b"; SameSite=Lax"),
+            SameSite::None => s.extend_from_slice(b"; SameSite=None"),
+            SameSite::Omit => {}
+        }
+        if secure {
+            s.extend_from_slice(b"; Secure");
+        }
+        true
+    })
+    .expect("kept: the writer returns true");
     // Name, path and domain were validated when the layer was built; the
     // value is base64url.
-    HeaderValue::try_from(s).expect("validated cookie parts")
+    HeaderValue::from_maybe_shared(rendered).expect("validated cookie parts")
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 impl CookieAttributes {
@@ -136,5 +159,17 @@ impl CookieAttributes {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_matches_display() {
+        for n in [0, 7, 10, 99, 300, 86_400, 1_000_000_007, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
     }
 }

@@ -25,6 +25,7 @@ pub struct StickyBuilder<T, B = RoundRobin> {
     refresh_after: Option<Duration>,
     scope: Option<String>,
     cache_private: bool,
+    remember_tokens: bool,
     on_outcome: Option<OnOutcome>,
 }
 
@@ -53,6 +54,7 @@ impl<T: Send + Sync + 'static> StickyBuilder<T, RoundRobin> {
             refresh_after: None,
             scope: None,
             cache_private: true,
+            remember_tokens: true,
             on_outcome: None,
         }
     }
@@ -73,6 +75,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             refresh_after: self.refresh_after,
             scope: self.scope,
             cache_private: self.cache_private,
+            remember_tokens: self.remember_tokens,
             on_outcome: self.on_outcome,
         }
     }
@@ -124,6 +127,15 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
     /// client's session to others (HAProxy's `nocache`). On by default.
     pub fn cache_private(mut self, on: bool) -> Self {
         self.cache_private = on;
+        self
+    }
+
+    /// Whether each thread remembers the tokens it verified or signed, so
+    /// that a resumed session skips the HMAC (see
+    /// [`TokenCodec::decode_remembered`]). Expiry is still checked on every
+    /// request. On by default; about 100 KiB per thread that routes requests.
+    pub fn remember_verified_tokens(mut self, on: bool) -> Self {
+        self.remember_tokens = on;
         self
     }
 
@@ -193,6 +205,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             forward: self.forward,
             header,
             cache_private: self.cache_private,
+            remember_tokens: self.remember_tokens,
             on_outcome: self.on_outcome,
         }))
     }

@@ -1,7 +1,7 @@
 use super::{Outcome, Pinned};
 use crate::balance::{BackendId, Backends, Balance, Endpoint, PickContext, Resolution};
 use crate::carrier::{
-    ClientTls, CookieAttributes, Secure, cookie_values, header_values, strip_cookie,
+    ClientTls, CookieAttributes, Secure, find_and_strip, find_cookie, header_values,
 };
 use crate::policy::{LifetimeType, PersistenceType, SessionPolicy};
 use crate::token::{Clock, Lifetime, SessionToken, Timestamp, TokenCodec, Verdict};
@@ -48,6 +48,7 @@ pub(crate) struct Shared<T, B> {
     pub(super) forward: bool,
     pub(super) header: HeaderName,
     pub(super) cache_private: bool,
+    pub(super) remember_tokens: bool,
     pub(super) on_outcome: Option<OnOutcome>,
     #[cfg(feature = "metrics")]
     pub(super) counters: [metrics::Counter; Outcome::ALL.len()],
@@ -152,6 +153,8 @@ impl Issue {
 enum Judged<T> {
     Pinned(Arc<Endpoint<T>>, Outcome, Option<SessionToken>),
     Rejected(Outcome),
+    /// Not UTF-8: not a value at all, as `cookie_values` would skip it.
+    NotText,
 }
 
 impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
@@ -183,7 +186,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         let mut rejected = Outcome::New;
         let mut pinned = None;
         {
-            let mut judge = |value: &str| match self.judge(value, now, &snapshot) {
+            let mut judge = |value: &[u8]| match self.judge(value, now, &snapshot) {
                 Judged::Pinned(e, o, t) => {
                     pinned = Some((e, o, t));
                     true
@@ -192,22 +195,20 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                     rejected = o;
                     false
                 }
+                Judged::NotText => false,
             };
-            let headers = req.headers();
-            match s.policy.kind() {
-                PersistenceType::Cookie => {
-                    cookie_values(headers, s.policy.name()).any(&mut judge);
+            match (s.policy.kind(), s.forward) {
+                (PersistenceType::Cookie, false) => {
+                    find_and_strip(req.headers_mut(), s.policy.name(), &mut judge);
                 }
-                PersistenceType::Header => {
-                    header_values(headers, &s.header).any(&mut judge);
+                (PersistenceType::Cookie, true) => {
+                    find_cookie(req.headers(), s.policy.name(), &mut judge);
                 }
-            }
-        }
-        if !s.forward {
-            match s.policy.kind() {
-                PersistenceType::Cookie => strip_cookie(req.headers_mut(), s.policy.name()),
-                PersistenceType::Header => {
-                    req.headers_mut().remove(&s.header);
+                (PersistenceType::Header, forward) => {
+                    header_values(req.headers(), &s.header).any(|v| judge(v.as_bytes()));
+                    if !forward {
+                        req.headers_mut().remove(&s.header);
+                    }
                 }
             }
         }
@@ -259,12 +260,25 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
 
     fn judge(
         &self,
-        value: &str,
+        value: &[u8],
         now: Timestamp,
         snapshot: &crate::balance::Snapshot<T>,
     ) -> Judged<T> {
         let s = &*self.shared;
-        let Ok(decoded) = s.codec.decode(value) else {
+        let decoded = match s.remember_tokens.then(|| s.codec.recall(value)).flatten() {
+            Some(decoded) => Ok(decoded),
+            None => {
+                let Ok(value) = std::str::from_utf8(value) else {
+                    return Judged::NotText;
+                };
+                if s.remember_tokens {
+                    s.codec.decode_and_remember(value)
+                } else {
+                    s.codec.decode(value)
+                }
+            }
+        };
+        let Ok(decoded) = decoded else {
             return Judged::Rejected(Outcome::Invalid);
         };
         let token = decoded.token();
@@ -292,7 +306,11 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
 
     fn render<Body>(&self, token: &SessionToken, now: Timestamp, req: &Request<Body>) -> Issue {
         let s = &*self.shared;
-        let encoded = s.codec.encode(token);
+        let encoded = if s.remember_tokens {
+            s.codec.encode_remembered(token)
+        } else {
+            s.codec.encode(token)
+        };
         let value = match s.policy.kind() {
             PersistenceType::Cookie => {
                 let max_age = match s.policy.lifetime() {

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const VERSION: u8 = 1;
 const BODY_LEN: usize = 33;
@@ -28,7 +29,13 @@ const BLOCK_LEN: usize = 64;
 pub struct TokenCodec {
     /// One prepared state per key; the first signs.
     macs: Vec<Hmac<Sha256>>,
+    /// Names these keys and this scope in the per-thread memo of verified
+    /// tokens; clones share it, as they share the keys.
+    id: u64,
 }
+
+/// The next [`TokenCodec::id`]; 0 marks an empty memo slot.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for TokenCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,7 +68,10 @@ impl TokenCodec {
                 mac
             })
             .collect();
-        TokenCodec { macs }
+        TokenCodec {
+            macs,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Signs and encodes a token.
@@ -81,6 +91,62 @@ impl TokenCodec {
             .expect("66 bytes hold 49 in base64");
         debug_assert_eq!(n, TOKEN_LEN);
         EncodedToken { buf }
+    }
+
+    /// [`encode`](Self::encode), and remembers the token on this thread so
+    /// that [`decode_remembered`](Self::decode_remembered) finds it without
+    /// verifying it again.
+    #[must_use]
+    pub fn encode_remembered(&self, token: &SessionToken) -> EncodedToken {
+        let encoded = self.encode(token);
+        let decoded = Decoded {
+            token: *token,
+            key_index: 0,
+        };
+        super::verified::remember(self.id, &encoded.buf, decoded);
+        encoded
+    }
+
+    /// [`decode`](Self::decode), with a per-thread memo of the tokens this
+    /// codec (or a clone) verified or signed: a token seen before on this
+    /// thread costs a table lookup and a constant-time comparison instead of
+    /// base64 and an HMAC. The result is always the one `decode` gives.
+    ///
+    /// ```
+    /// use tower_sticky::balance::BackendId;
+    /// use tower_sticky::token::{KeySet, SessionToken, SigningKey, Timestamp, TokenCodec};
+    ///
+    /// let codec = TokenCodec::new(KeySet::new(SigningKey::new([7u8; 32]).unwrap()), "rule/0");
+    /// let token = SessionToken::new(BackendId::from_name("pod-a"), Timestamp::from_millis(1_000));
+    /// let encoded = codec.encode(&token);
+    /// // Verified the first time, remembered after.
+    /// assert_eq!(codec.decode_remembered(encoded.as_str()).unwrap().token(), token);
+    /// assert_eq!(codec.decode_remembered(encoded.as_str()).unwrap().token(), token);
+    ///
+    /// // Another codec (other keys or scope) remembers nothing of it.
+    /// let other = TokenCodec::new(KeySet::new(SigningKey::new([8u8; 32]).unwrap()), "rule/0");
+    /// assert!(other.decode_remembered(encoded.as_str()).is_err());
+    /// ```
+    pub fn decode_remembered(&self, value: &str) -> Result<Decoded, DecodeError> {
+        match self.recall(value.as_bytes()) {
+            Some(decoded) => Ok(decoded),
+            None => self.decode_and_remember(value),
+        }
+    }
+
+    /// What this thread remembers of `value` for this codec (only ever a
+    /// token that verified, so only ever ASCII).
+    pub(crate) fn recall(&self, value: &[u8]) -> Option<Decoded> {
+        let encoded = <&[u8; TOKEN_LEN]>::try_from(value).ok()?;
+        super::verified::recall(self.id, encoded)
+    }
+
+    /// [`decode`](Self::decode), remembering the token if it verifies.
+    pub(crate) fn decode_and_remember(&self, value: &str) -> Result<Decoded, DecodeError> {
+        let decoded = self.decode(value)?;
+        let encoded = <&[u8; TOKEN_LEN]>::try_from(value.as_bytes()).expect("decoded: 66 bytes");
+        super::verified::remember(self.id, encoded, decoded);
+        Ok(decoded)
     }
 
     /// Decodes and verifies a token. Any value that is not a token this codec

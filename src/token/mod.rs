@@ -45,6 +45,7 @@ mod codec;
 mod keys;
 mod lifetime;
 mod session_token;
+mod verified;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::{DecodeError, Decoded, EncodedToken, TOKEN_LEN, TokenCodec};
