@@ -2,6 +2,9 @@
 //!
 //! `cargo bench --bench layer` (a few minutes). Groups:
 //! * `route/{strip,forward}/<path>`: `StickySessions::route` alone;
+//! * `route/strip_verify_always/<path>`: the same with the per-thread memo of
+//!   verified tokens off, so a resumed session pays the HMAC every time (as
+//!   the first request of a session on a thread does);
 //! * `layer/<path>`: the whole `Sticky` service around a trivial inner one;
 //! * `codec/*`: the token codec alone, and `floor/hmac_sha256_33b`, the bare
 //!   HMAC-SHA256 over the same 33 bytes a token signs (the floor for
@@ -23,7 +26,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::hint::black_box;
 use std::time::Duration;
-use support::{KEY, NOW, Path, call_now, fixture, inner};
+use support::{KEY, NOW, Path, call_now, fixture, fixture_with, inner};
 use tower::Layer;
 use tower_sticky::balance::{Balance, RoundRobin};
 use tower_sticky::sticky::StickyLayer;
@@ -33,8 +36,12 @@ use tower_sticky::token::{SessionToken, Timestamp};
 const BATCH: u64 = 32;
 
 fn route(c: &mut Criterion) {
-    for (mode, forward) in [("strip", false), ("forward", true)] {
-        let fx = fixture(4, forward);
+    for (mode, forward, remember) in [
+        ("strip", false, true),
+        ("forward", true, true),
+        ("strip_verify_always", false, false),
+    ] {
+        let fx = fixture_with(4, forward, remember);
         fx.check(forward);
         let mut group = c.benchmark_group(format!("route/{mode}"));
         for path in Path::ALL {
@@ -91,6 +98,9 @@ fn codec(c: &mut Criterion) {
     });
     c.bench_function("codec/decode", |b| {
         b.iter(|| fx.codec.decode(black_box(encoded.as_str())));
+    });
+    c.bench_function("codec/decode_remembered", |b| {
+        b.iter(|| fx.codec.decode_remembered(black_box(encoded.as_str())));
     });
 
     // The floor: what `decode` cannot avoid. The codec keeps a keyed HMAC

@@ -74,6 +74,13 @@ pub struct Fixture {
 /// The seed's cookie with HAProxy-like limits (`maxlife 60s`, `maxidle 30s`),
 /// so that both the absolute and the idle checks run; refresh step 7.5 s.
 pub fn fixture(backends: usize, forward: bool) -> Fixture {
+    fixture_with(backends, forward, true)
+}
+
+/// [`fixture`], choosing whether verified tokens are remembered per thread
+/// (on by default); off, every resumed request verifies its HMAC, as the
+/// first request of a session on a thread does.
+pub fn fixture_with(backends: usize, forward: bool, remember: bool) -> Fixture {
     let policy = SessionPolicy::cookie(COOKIE)
         .unwrap()
         .permanent(Duration::from_secs(60))
@@ -87,6 +94,7 @@ pub fn fixture(backends: usize, forward: bool) -> Fixture {
         .clock(ManualClock::new(NOW))
         .scope(SCOPE)
         .forward_session_value(forward)
+        .remember_verified_tokens(remember)
         .build()
         .unwrap();
     Fixture {
