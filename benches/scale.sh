@@ -3,7 +3,10 @@
 #  1. resident memory after 1,000 distinct sessions and after 1,000,000
 #     (sessions are stateless signed tokens, so memory should stay flat);
 #  2. 1,000 backends against 4: throughput and misroutes with 2,000 sessions
-#     spread over them.
+#     spread over them, and, when HAProxy is installed, HAProxy (nbthread 1,
+#     cookie insert) over the same backends with the same load, so that what
+#     1,000 backends cost this setup (one NGINX serving 1,000 ports, ~1,000
+#     upstream connections) is told apart from what they cost the gateway.
 #
 #   bash benches/scale.sh                 (from the repository root)
 #   SESSIONS=200000 bash benches/scale.sh (a shorter memory run)
@@ -91,6 +94,31 @@ spec:
 EOF
 
 # Starts the gateway over $1 backends on port $2; prints its PID.
+start_haproxy() {
+  local n=$1 port=$2 f="$WORK/haproxy-$1.cfg" i
+  {
+    echo "global"
+    echo "  nbthread 1"
+    echo "  maxconn 8000"
+    echo "defaults"
+    echo "  mode http"
+    echo "  timeout connect 5s"
+    echo "  timeout client 30s"
+    echo "  timeout server 30s"
+    echo "frontend fe"
+    echo "  bind 127.0.0.1:$port"
+    echo "  default_backend pods"
+    echo "backend pods"
+    echo "  balance roundrobin"
+    echo "  cookie Session-A insert indirect nocache maxidle 30m maxlife 1h"
+    for i in $(seq 0 $((n - 1))); do
+      echo "  server pod-$i 127.0.0.1:$((BASE_PORT + i)) cookie pod-$i"
+    done
+  } >"$f"
+  haproxy -f "$f" -db >"$WORK/haproxy-$n.log" 2>&1 &
+  echo $!
+}
+
 start_gateway() {
   local n=$1 port=$2 list
   list=$(for i in $(seq 0 $((n - 1))); do printf '127.0.0.1:%s,' $((BASE_PORT + i)); done)
@@ -134,10 +162,13 @@ start_backends 1000
 
   echo "## 1,000 backends against 4 (gateway --threads 1, 2,000 sessions, 10 s)"
   echo
-  echo "| backends | req/s | p99 ms | misroutes | errors | sessions | distinct pods used | VmRSS KiB |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| proxy | backends | req/s | p99 ms | misroutes | errors | sessions | distinct pods used | VmRSS KiB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  proxies=(gateway)
+  command -v haproxy >/dev/null 2>&1 && proxies+=(haproxy)
+  for proxy in "${proxies[@]}"; do
   for n in 4 1000; do
-    gw=$(start_gateway "$n" "$gw_port")
+    gw=$("start_$proxy" "$n" "$gw_port")
     PIDS+=("$gw")
     wait_port "$gw_port"
     r=$(load "$url" --clients 2000 --connections 16 --duration 10)
@@ -145,8 +176,9 @@ start_backends 1000
     echo "$r" | python3 -c "
 import json, sys
 r = json.load(sys.stdin)
-print(f\"| $n | {r['rps']:.0f} | {r['p99_ms']:.3f} | {r['misroutes']} | {r['non_2xx'] + r['transport_errors']} | {r['sessions_created']} | {r.get('distinct_pods', 'n/a')} | $rss |\")"
+print(f\"| $proxy | $n | {r['rps']:.0f} | {r['p99_ms']:.3f} | {r['misroutes']} | {r['non_2xx'] + r['transport_errors']} | {r['sessions_created']} | {r.get('distinct_pods', 'n/a')} | $rss |\")"
     kill "$gw"; wait "$gw" 2>/dev/null || true
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$gw_port") 2>/dev/null || break; sleep 0.1; done
+  done
   done
 } | tee "$report"
