@@ -74,6 +74,12 @@ fn per_call<I, O>(inputs: Vec<I>, mut f: impl FnMut(I) -> O) -> (f64, f64) {
     ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)
 }
 
+/// [`per_call`], dropping each output before the next call, as a server
+/// does once a request is done: what a steady stream of requests costs.
+fn per_call_one_at_a_time<I, O>(inputs: Vec<I>, mut f: impl FnMut(I) -> O) -> (f64, f64) {
+    per_call(inputs, |i| drop(black_box(f(i))))
+}
+
 fn cell((allocs, bytes): (f64, f64)) -> String {
     format!("{allocs:>6.2} / {bytes:>6.0} B")
 }
@@ -82,10 +88,22 @@ fn main() {
     println!("heap allocations per request (allocations / bytes), {N} requests per cell");
     println!();
     println!(
-        "| {:<12} | {:<7} | {:<17} | {:<17} |",
-        "path", "cookie", "route", "layer (service)"
+        "(\"all alive\": the {N} requests and responses stay alive until the end; \"one at a time\": each is dropped before the next)"
     );
-    println!("|{:-<14}|{:-<9}|{:-<19}|{:-<19}|", "", "", "", "");
+    println!();
+    println!(
+        "| {:<12} | {:<7} | {:<17} | {:<17} | {:<17} | {:<17} |",
+        "path",
+        "cookie",
+        "route, all alive",
+        "route, one at a time",
+        "layer, all alive",
+        "layer, one at a time"
+    );
+    println!(
+        "|{:-<14}|{:-<9}|{:-<19}|{:-<22}|{:-<19}|{:-<22}|",
+        "", "", "", "", "", ""
+    );
     for (mode, forward) in [("strip", false), ("forward", true)] {
         let fx = fixture(4, forward);
         fx.check(forward);
@@ -100,13 +118,20 @@ fn main() {
                 let decision = fx.sessions.route(&mut req);
                 (req, decision)
             });
+            let route_steady = per_call_one_at_a_time(make(), |mut req| {
+                let decision = fx.sessions.route(&mut req);
+                (req, decision)
+            });
             let layer = per_call(make(), |req| call_now(&mut svc, req));
+            let layer_steady = per_call_one_at_a_time(make(), |req| call_now(&mut svc, req));
             println!(
-                "| {:<12} | {:<7} | {} | {} |",
+                "| {:<12} | {:<7} | {} | {}    | {} | {}    |",
                 path.name(),
                 mode,
                 cell(route),
-                cell(layer)
+                cell(route_steady),
+                cell(layer),
+                cell(layer_steady)
             );
         }
     }
