@@ -16,6 +16,11 @@
 //! both share a cookie name and a key. Keys rotate: the first key of a
 //! [`KeySet`] signs, every key verifies. Tag comparison is constant-time.
 //!
+//! [`TokenCodec::decode_remembered`] adds a per-thread memo of tokens that
+//! verified: a session sends the same token until it is refreshed, so most
+//! requests cost a table lookup and a constant-time comparison instead of an
+//! HMAC (the session engine uses it unless told otherwise).
+//!
 //! Times are wall-clock milliseconds: several proxy replicas behind one
 //! balancer must agree on when a session ends, which a monotonic clock local to
 //! one process cannot give. [`Lifetime`] allows a configurable clock skew for
