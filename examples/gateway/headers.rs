@@ -1,13 +1,15 @@
 //! Header handling at the proxy boundary: hop-by-hop headers out,
 //! `X-Forwarded-*` in, upgrades recognised.
 
-use http::header::{CONNECTION, HOST, UPGRADE};
+use http::header::{CONNECTION, Entry, HOST, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, Version};
 use std::net::SocketAddr;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// plus `HTTP2-Settings` of an h2c upgrade, which the gateway does not offer.
-const HOP_BY_HOP: [HeaderName; 10] = [
+/// A `static`, not a `const`: a `const` array of `HeaderName`s would be built
+/// and dropped again at every use.
+static HOP_BY_HOP: [HeaderName; 10] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -41,6 +43,25 @@ pub fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
     (asked && !protocol.as_bytes().eq_ignore_ascii_case(b"h2c")).then(|| protocol.clone())
 }
 
+/// The index in [`HOP_BY_HOP`] of `name`, if it is one of them: a switch
+/// on the name's length and at most two byte comparisons, instead of
+/// comparing it with every hop-by-hop name.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    match name.as_str() {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "proxy-authenticate" => Some(3),
+        "proxy-authorization" => Some(4),
+        "te" => Some(5),
+        "trailer" => Some(6),
+        "transfer-encoding" => Some(7),
+        "upgrade" => Some(8),
+        "http2-settings" => Some(9),
+        _ => None,
+    }
+}
+
 /// Removes hop-by-hop headers, including those `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Look at the names present once (usually none, or `Connection` and
@@ -48,7 +69,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // hop-by-hop name.
     let mut present = 0u16;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_index(name) {
             present |= 1 << i;
         }
     }
@@ -89,41 +110,71 @@ pub fn client_ip(peer: SocketAddr) -> HeaderValue {
 }
 
 /// Hop-by-hop headers out, `Host` and `X-Forwarded-*` in, the upgrade kept
-/// when one is being proxied. `client_ip` comes from [`client_ip`].
+/// when one is being proxied. `client_ip` comes from [`client_ip`]. Returns
+/// whether the request now has a `Host`.
 pub fn prepare_request(
     headers: &mut HeaderMap,
     uri: &Uri,
     client_ip: &HeaderValue,
     upgrade: Option<&HeaderValue>,
-) {
+) -> bool {
     strip_hop_by_hop(headers);
     if let Some(protocol) = upgrade {
         headers.insert(UPGRADE, protocol.clone());
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    // HTTP/2 clients send the authority instead of `Host`.
-    if !headers.contains_key(HOST)
-        && let Some(authority) = uri.authority()
-        && let Ok(v) = HeaderValue::from_str(authority.as_str())
-    {
-        headers.insert(HOST, v);
-    }
-    if let Some(host) = headers.get(HOST).cloned() {
+    let host = match headers.get(HOST) {
+        Some(host) => Some(host.clone()),
+        // HTTP/2 clients send the authority instead of `Host`.
+        None => match uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            Some(v) => {
+                headers.insert(HOST, v.clone());
+                Some(v)
+            }
+            None => None,
+        },
+    };
+    let has_host = host.is_some();
+    if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if headers.contains_key(X_FORWARDED_FOR) {
-        let mut prior: Vec<&[u8]> = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter(|v| v.to_str().is_ok())
-            .map(HeaderValue::as_bytes)
-            .collect();
-        prior.push(client_ip.as_bytes());
-        if let Ok(v) = HeaderValue::from_bytes(&prior.join(&b", "[..])) {
-            headers.insert(X_FORWARDED_FOR, v);
+    // One hashed lookup, whether the client sent some or not.
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(e) => {
+            e.insert(client_ip.clone());
         }
-    } else {
-        headers.insert(X_FORWARDED_FOR, client_ip.clone());
+        Entry::Occupied(mut e) => {
+            let mut prior: Vec<&[u8]> = e
+                .iter()
+                .filter(|v| v.to_str().is_ok())
+                .map(HeaderValue::as_bytes)
+                .collect();
+            prior.push(client_ip.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&prior.join(&b", "[..])) {
+                e.insert(v);
+            }
+        }
+    }
+    has_host
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_index_knows_every_hop_by_hop_name_and_no_other() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name), Some(i), "{name}");
+        }
+        for other in [HOST, http::header::COOKIE, http::header::CONTENT_LENGTH] {
+            assert_eq!(hop_index(&other), None, "{other}");
+        }
+        let custom = HeaderName::from_static("x-pod");
+        assert_eq!(hop_index(&custom), None);
     }
 }

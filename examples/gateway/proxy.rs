@@ -168,6 +168,8 @@ struct Head {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    /// `headers` has a `Host`.
+    has_host: bool,
 }
 
 impl Proxy {
@@ -239,8 +241,14 @@ impl Proxy {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
+            has_host: false,
         };
-        crate::headers::prepare_request(&mut head.headers, &head.uri, client_ip, upgrade.as_ref());
+        head.has_host = crate::headers::prepare_request(
+            &mut head.headers,
+            &head.uri,
+            client_ip,
+            upgrade.as_ref(),
+        );
         // Nothing to lose by sending it twice: no body bytes leave the
         // gateway before the connection exists.
         let retryable = body.is_end_stream();
@@ -257,10 +265,16 @@ impl Proxy {
                 Some(b) if !retryable => Either::Left(b),
                 _ => Either::Right(Empty::new()),
             };
-            let headers = if last && !retryable {
+            // The last attempt takes the headers (nothing reads them after
+            // it). Otherwise the request gets the original map and a copy
+            // stays for the next attempt: hyper keeps the map it encoded
+            // to parse the response into, and the original has the spare
+            // capacity that a copy (exactly as long as its contents) lacks.
+            let headers = if last {
                 std::mem::take(&mut head.headers)
             } else {
-                head.headers.clone()
+                let copy = head.headers.clone();
+                std::mem::replace(&mut head.headers, copy)
             };
             let up_req = upstream_request(&head, headers, &choice.endpoint, up_body);
             result = self.send(&choice.endpoint, up_req, upgrade.is_some()).await;
@@ -478,7 +492,7 @@ fn upstream_request(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    if !headers.contains_key(http::header::HOST)
+    if !head.has_host
         && let Ok(host) = HeaderValue::from_str(endpoint.target().authority.as_str())
     {
         headers.insert(http::header::HOST, host);
