@@ -21,6 +21,7 @@
 
 mod admin;
 mod cli;
+mod coarse;
 mod config;
 mod echo;
 mod headers;
@@ -228,7 +229,9 @@ async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        // The header-read timeout is armed for every request: a coarse
+        // per-worker deadline instead of a tokio timer entry each time.
+        .timer(coarse::CoarseTimer)
         .header_read_timeout(Duration::from_secs(10))
         // Small responses: one copied buffer and a plain send is cheaper
         // than a vectored write of head and body.

@@ -373,12 +373,13 @@ impl Proxy {
             Some(s) => s,
             None => connect(addr).await?,
         };
-        let deadline = tokio::time::Instant::now() + RESPONSE_TIMEOUT;
+        // A coarse per-worker deadline: no timer-wheel entry per request.
+        let deadline = crate::coarse::now() + RESPONSE_TIMEOUT;
         let mut req = req;
         // At most twice: a pooled connection that closed before taking the
         // request hands it back unsent, and it goes out on a fresh one.
         for second in [false, true] {
-            match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
+            match crate::coarse::timeout_at(deadline, sender.try_send_request(req)).await {
                 Ok(Ok(resp)) => {
                     if !upgrade {
                         checkin(addr, sender);
