@@ -233,6 +233,14 @@ async fn serve(
         // per-worker deadline instead of a tokio timer entry each time.
         .timer(coarse::CoarseTimer)
         .header_read_timeout(Duration::from_secs(10))
+        // No read from the client while its request is in flight: hyper's
+        // EOF probe at that point reserved a fresh 8 KiB read buffer for
+        // every request (the old one is still shared with the request's
+        // header values). The cost: a client that goes away before the
+        // response head is only noticed when the head is written (within
+        // RESPONSE_TIMEOUT), and a client that half-closes after its
+        // request now gets the response.
+        .half_close(true)
         // Small responses: one copied buffer and a plain send is cheaper
         // than a vectored write of head and body.
         .writev(false);
