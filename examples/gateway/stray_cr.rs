@@ -223,21 +223,25 @@ impl<S> StrayCr<S> {
 }
 
 /// How many leading bytes of `data` are neither CR nor LF: eight bytes at a
-/// time while a word has neither, then byte by byte.
+/// time, the first CR or LF in a word located from its bit mask, then byte
+/// by byte for the last few bytes.
 fn plain_run(data: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Non-zero when some byte of `v` is zero (it may also flag the bytes after
-    // a zero one; the byte-wise loop below settles the exact position).
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    // The high bit of each byte of `v` that is zero, plus possibly of bytes
+    // above a zero one (a borrow only moves upwards): the lowest set bit is
+    // always a real zero byte.
+    let zeros = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let mut i = 0;
     // Bounded by data.len() / 8.
     while let Some(word) = data.get(i..i + 8) {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
-        let w = u64::from_ne_bytes(bytes);
-        if has_zero(w ^ (ONES * u64::from(CR))) | has_zero(w ^ (ONES * u64::from(LF))) != 0 {
-            break;
+        // Little-endian: byte k of the word is bits 8k..8k+8.
+        let w = u64::from_le_bytes(bytes);
+        let hits = zeros(w ^ (ONES * u64::from(CR))) | zeros(w ^ (ONES * u64::from(LF)));
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
