@@ -22,6 +22,20 @@ static HOP_BY_HOP: [HeaderName; 10] = [
     HeaderName::from_static("http2-settings"),
 ];
 
+/// [`HOP_BY_HOP`] as strings, in the same order.
+const HOP_BY_HOP_NAMES: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -76,30 +90,41 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    // `HOP_BY_HOP[0]` is `Connection`.
+    // `HOP_BY_HOP[0]` is `Connection`. Its tokens are usually only
+    // `keep-alive` or `close`: plain loops, and a `Vec` (an allocation) only
+    // when one names a header to remove.
     if present & 1 != 0 {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            // Those are already known to be present or not.
-            .filter(|n| {
-                !HOP_BY_HOP
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(CONNECTION) {
+            // What most HTTP/1.1 backends send; `Keep-Alive` is known.
+            if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
+            let Ok(value) = value.to_str() else {
+                continue;
+            };
+            for token in value.split(',').map(str::trim) {
+                // Those are already known to be present or not.
+                if HOP_BY_HOP_NAMES
                     .iter()
-                    .any(|h| h.as_str().eq_ignore_ascii_case(n))
-            })
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-            .collect();
+                    .any(|h| h.eq_ignore_ascii_case(token))
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
+            }
+        }
         for name in named {
             headers.remove(name);
         }
     }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
-        }
+    // Only the names present, lowest bit first.
+    while present != 0 {
+        let i = present.trailing_zeros() as usize;
+        present &= present - 1;
+        headers.remove(&HOP_BY_HOP[i]);
     }
 }
 
@@ -170,11 +195,30 @@ mod tests {
     fn hop_index_knows_every_hop_by_hop_name_and_no_other() {
         for (i, name) in HOP_BY_HOP.iter().enumerate() {
             assert_eq!(hop_index(name), Some(i), "{name}");
+            assert_eq!(HOP_BY_HOP_NAMES[i], name.as_str());
         }
         for other in [HOST, http::header::COOKIE, http::header::CONTENT_LENGTH] {
             assert_eq!(hop_index(&other), None, "{other}");
         }
         let custom = HeaderName::from_static("x-pod");
         assert_eq!(hop_index(&custom), None);
+    }
+
+    #[test]
+    fn connection_removes_itself_the_headers_it_names_and_no_other() {
+        let mut h = HeaderMap::new();
+        h.append(
+            CONNECTION,
+            HeaderValue::from_static("Keep-Alive, X-Secret ,close"),
+        );
+        h.append(CONNECTION, HeaderValue::from_static("TE"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("close", HeaderValue::from_static("1"));
+        h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-kept"]);
     }
 }
