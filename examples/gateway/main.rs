@@ -14,6 +14,8 @@
 //! * [`proxy`]: forwarding with hyper, [`headers`] at its boundary;
 //!   [`stray_cr`] makes the seed's `awk`-extracted header values
 //!   acceptable (RFC 9110 §5.5).
+//! * [`conn`]: HTTP/1 or h2c per client connection, graceful drain;
+//!   [`coarse`]: per-worker deadlines for the per-request timeouts.
 //! * [`echo`]: in-process replicas; [`admin`]: `/healthz`, `/metrics`;
 //!   [`probe`]: revives backends; [`shutdown`]:
 //!   signals. New sessions follow the weights with
@@ -23,6 +25,7 @@ mod admin;
 mod cli;
 mod coarse;
 mod config;
+mod conn;
 mod echo;
 mod headers;
 mod keys;
@@ -35,8 +38,6 @@ mod stray_cr;
 
 use clap::Parser;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,9 +227,9 @@ async fn serve(
     proxy: Arc<proxy::Proxy>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    // HTTP/1 or h2c, chosen once per connection (conn::is_h2).
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         // The header-read timeout is armed for every request: a coarse
         // per-worker deadline instead of a tokio timer entry each time.
         .timer(coarse::CoarseTimer)
@@ -244,8 +245,8 @@ async fn serve(
         // Small responses: one copied buffer and a plain send is cheaper
         // than a vectored write of head and body.
         .writev(false);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
@@ -260,20 +261,28 @@ async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&proxy);
-        let client_ip = headers::client_ip(peer);
+        // One Arc clone per request for both.
+        let ctx = Arc::new((Arc::clone(&proxy), headers::client_ip(peer)));
         let service = hyper::service::service_fn(move |req| {
-            let proxy = Arc::clone(&proxy);
-            let client_ip = client_ip.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.serve(req, &client_ip).await) }
+            let ctx = Arc::clone(&ctx);
+            async move { Ok::<_, std::convert::Infallible>(ctx.0.serve(req, &ctx.1).await) }
         });
-        let io = TokioIo::new(stray_cr::StrayCr::new(stream));
-        let conn = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let slot = conn::Slot::new();
+        let (http1, http2) = (http1.clone(), http2.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match conn::sniff(&slot, &stream).await {
+                None => return,
+                Some(conn::Proto::Http2) => {
+                    let c = http2.serve_connection(TokioIo::new(stream), service);
+                    conn::watched(slot, c).await
+                }
+                Some(conn::Proto::Http1) => {
+                    let io = TokioIo::new(stray_cr::StrayCr::new(stream));
+                    let c = http1.serve_connection(io, service).with_upgrades();
+                    conn::watched(slot, c).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, "connection: {e}");
             }
         });
@@ -281,7 +290,7 @@ async fn serve(
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = conn::drain() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections after {DRAIN_TIMEOUT:?}"),
     }
 }
