@@ -187,9 +187,21 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
 /// `threads` listeners on the same address, with `SO_REUSEPORT`, so that the
 /// kernel spreads new connections over the workers. With port 0, the first
 /// picks the port and the others join it.
+///
+/// `SO_REUSEPORT` would also let this process join a port that another
+/// gateway (same user) already listens on, silently splitting clients
+/// between two processes, each with its own keys unless they share
+/// `--key-file`: about half the sessions would break at random. So the port
+/// is first bound once without it, which fails if anything listens there.
 async fn bind_all(listen: &str, threads: usize) -> std::io::Result<Vec<TcpListener>> {
     let mut last = None;
     for addr in tokio::net::lookup_host(listen).await? {
+        if addr.port() != 0
+            && let Err(e) = std::net::TcpListener::bind(addr)
+        {
+            last = Some(e);
+            continue;
+        }
         match bind_reuseport(addr) {
             Ok(first) => {
                 let addr = first.local_addr()?;

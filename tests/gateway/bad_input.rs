@@ -1,6 +1,8 @@
 //! Bad input gets a clear answer: HTTP, session values, route files, flags.
 
-use crate::support::{Http, cookie_route, gateway, gateway_fails, temp_file};
+use crate::support::{
+    Http, cookie_route, gateway, gateway_fails, gateway_fails_exactly, temp_file,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -167,4 +169,15 @@ fn unknown_backend_names_and_bad_keys_are_start_up_errors() {
     assert!(err.contains("at least 32 bytes"), "{err}");
     let err = gateway_fails(&["--route", "/nonexistent/routes.yaml"]);
     assert!(err.contains("/nonexistent/routes.yaml"), "{err}");
+}
+
+#[test]
+fn a_port_another_gateway_listens_on_is_refused() {
+    // SO_REUSEPORT would otherwise let the second join the first's port and
+    // take half its clients, with keys of its own.
+    let first = gateway(&[]);
+    let taken = format!("127.0.0.1:{}", first.port());
+    let err = gateway_fails_exactly(&["--listen", &taken]);
+    assert!(err.contains(&taken), "{err}");
+    assert!(err.to_lowercase().contains("in use"), "{err}");
 }

@@ -174,8 +174,14 @@ pub fn echo(pod: &str) -> Proc {
 pub fn gateway_fails(args: &[&str]) -> String {
     let mut all = vec!["--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
+    gateway_fails_exactly(&all)
+}
+
+/// [`gateway_fails`] with exactly `all` as arguments (no `--listen` added).
+pub fn gateway_fails_exactly(all: &[&str]) -> String {
+    let args = all;
     let mut child = Command::new(example("gateway"))
-        .args(&all)
+        .args(all)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
