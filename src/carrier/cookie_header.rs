@@ -1,6 +1,6 @@
 //! Reading and stripping one cookie in `Cookie` request headers.
 
-use http::header::{COOKIE, Entry, GetAll};
+use http::header::{COOKIE, GetAll};
 use http::{HeaderMap, HeaderValue};
 
 /// The values of every cookie called `name` in the request's `Cookie`
@@ -71,8 +71,13 @@ impl<'a> Iterator for CookieValues<'a> {
 /// Calls `judge` on each value of the cookie `name` until it returns true,
 /// as `cookie_values(headers, name).any(judge)` does, except that values are
 /// passed before the UTF-8 check.
-pub(crate) fn find_cookie(headers: &HeaderMap, name: &str, mut judge: impl FnMut(&[u8]) -> bool) {
-    let mut values = cookie_values(headers, name);
+pub(crate) fn find_cookie(headers: &HeaderMap, name: &str, judge: impl FnMut(&[u8]) -> bool) {
+    judge_each(cookie_values(headers, name), judge);
+}
+
+/// Calls `judge` on each of `values`, before the UTF-8 check, until it
+/// returns true.
+fn judge_each(mut values: CookieValues<'_>, mut judge: impl FnMut(&[u8]) -> bool) {
     while let Some(v) = values.next_bytes() {
         if judge(v) {
             return;
@@ -231,25 +236,11 @@ pub(crate) fn find_and_strip(
     let value = only.as_bytes();
     let mut judged = false;
     let kept = super::value_arena::write(value.len(), |out| {
-        let mut named = false;
-        for pair in pairs(value) {
-            let t = trim(pair);
-            if t.is_empty() {
-                continue;
+        write_kept(value, name, out, |v| {
+            if !judged {
+                judged = judge(v);
             }
-            if let Some(rest) = after_name(t, name) {
-                named = true;
-                if !judged {
-                    judged = judge(unquoted(rest));
-                }
-                continue;
-            }
-            if !out.is_empty() {
-                out.extend_from_slice(b"; ");
-            }
-            out.extend_from_slice(t);
-        }
-        named
+        })
     });
     match kept {
         None => {}
@@ -263,127 +254,24 @@ pub(crate) fn find_and_strip(
     }
 }
 
-/// [`find_and_strip`] when some header has several values: perhaps
-/// `Cookie` (HTTP/2 clients split it), perhaps another.
-fn find_and_strip_several(
-    headers: &mut HeaderMap,
+/// Writes `value`'s pairs to `out`, trimmed and joined by `"; "`, except the
+/// empty ones and those named `name`, whose values go to `named`. Returns
+/// whether any pair was named `name`.
+fn write_kept(
+    value: &[u8],
     name: Name<'_>,
-    mut judge: impl FnMut(&[u8]) -> bool,
-) {
-    let mut values = CookieValues {
-        headers: headers.get_all(COOKIE).into_iter(),
-        rest: &[],
-        name,
-    };
-    while let Some(v) = values.next_bytes() {
-        if judge(v) {
-            break;
-        }
-    }
-    strip_from_several(headers, name);
-}
-
-/// [`strip_cookie`] over several `Cookie` headers (or none).
-fn strip_from_several(headers: &mut HeaderMap, name: Name<'_>) {
-    // One pass over each value says whether there is anything to do, and
-    // how.
-    let (mut values, mut emptied, mut named, mut first) = (0, 0, false, None);
-    for v in headers.get_all(COOKIE) {
-        let scan = Scan::of(v.as_bytes(), name);
-        values += 1;
-        named |= scan.named;
-        if scan.kept_len == 0 {
-            emptied += 1;
-        }
-        first.get_or_insert(scan);
-    }
-    if !named {
-        return;
-    }
-    if emptied == values {
-        headers.remove(COOKIE);
-        return;
-    }
-    if emptied == 0 {
-        // Rewrite in place, with one exactly sized allocation per value
-        // that changes, which `HeaderValue` then takes over without copying.
-        if let Entry::Occupied(mut entry) = headers.entry(COOKIE) {
-            for (i, v) in entry.iter_mut().enumerate() {
-                let scan = match first.take() {
-                    Some(scan) if i == 0 => scan,
-                    _ => Scan::of(v.as_bytes(), name),
-                };
-                if !scan.as_is {
-                    *v = kept_value(v.as_bytes(), name, scan.kept_len);
-                }
-            }
-        }
-        return;
-    }
-    // Some values empty out, others do not: rebuild the list.
-    let kept: Vec<HeaderValue> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| {
-            let scan = Scan::of(v.as_bytes(), name);
-            (scan.kept_len > 0).then(|| kept_value(v.as_bytes(), name, scan.kept_len))
-        })
-        .collect();
-    headers.remove(COOKIE);
-    for v in kept {
-        headers.append(COOKIE, v);
-    }
-}
-
-/// What stripping `name` does to one `Cookie` value. Stripping keeps the
-/// pairs that are not empty and not named `name`, trimmed, joined by `"; "`.
-struct Scan {
-    /// Whether a pair is named `name`.
-    named: bool,
-    /// The length of the value once stripped.
-    kept_len: usize,
-    /// Whether stripping leaves the value byte for byte as it is.
-    as_is: bool,
-}
-
-impl Scan {
-    fn of(value: &[u8], name: Name<'_>) -> Scan {
-        let mut scan = Scan {
-            named: false,
-            kept_len: 0,
-            as_is: true,
-        };
-        for (i, pair) in pairs(value).enumerate() {
-            let t = trim(pair);
-            if t.is_empty() || is_named(t, name) {
-                scan.named |= !t.is_empty();
-                scan.as_is = false;
-                continue;
-            }
-            if scan.as_is {
-                let spaced = if i == 0 {
-                    pair
-                } else {
-                    pair.strip_prefix(b" ").unwrap_or_default()
-                };
-                scan.as_is = spaced == t;
-            }
-            scan.kept_len += if scan.kept_len == 0 {
-                t.len()
-            } else {
-                2 + t.len()
-            };
-        }
-        scan
-    }
-}
-
-/// `value` with its kept pairs only; `len` is their joined length.
-fn kept_value(value: &[u8], name: Name<'_>, len: usize) -> HeaderValue {
-    let mut out = Vec::with_capacity(len);
+    out: &mut bytes::BytesMut,
+    mut named: impl FnMut(&[u8]),
+) -> bool {
+    let mut any = false;
     for pair in pairs(value) {
         let t = trim(pair);
-        if t.is_empty() || is_named(t, name) {
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(rest) = after_name(t, name) {
+            any = true;
+            named(unquoted(rest));
             continue;
         }
         if !out.is_empty() {
@@ -391,12 +279,48 @@ fn kept_value(value: &[u8], name: Name<'_>, len: usize) -> HeaderValue {
         }
         out.extend_from_slice(t);
     }
-    debug_assert_eq!(out.len(), len);
-    // Pieces of a valid value, joined by "; ", make a valid value; with
-    // `len == capacity` the conversion takes the buffer without copying.
-    HeaderValue::try_from(out).expect("pieces of a valid header value")
+    any
 }
 
+/// [`find_and_strip`] when some header has several values: perhaps
+/// `Cookie` (HTTP/2 clients split it), perhaps another. If any `Cookie`
+/// value names the cookie, every value is rewritten as its kept pairs and
+/// the values left empty are dropped.
+fn find_and_strip_several(
+    headers: &mut HeaderMap,
+    name: Name<'_>,
+    judge: impl FnMut(&[u8]) -> bool,
+) {
+    let values = CookieValues {
+        headers: headers.get_all(COOKIE).into_iter(),
+        rest: &[],
+        name,
+    };
+    judge_each(values, judge);
+    let mut named = false;
+    let kept: Vec<bytes::Bytes> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| {
+            let v = v.as_bytes();
+            super::value_arena::write(v.len(), |out| {
+                named |= write_kept(v, name, out, |_| {});
+                true
+            })
+        })
+        .collect();
+    if !named {
+        return;
+    }
+    headers.remove(COOKIE);
+    for v in kept.into_iter().filter(|v| !v.is_empty()) {
+        let v = HeaderValue::from_maybe_shared(v)
+            .expect("pieces of a valid header value, joined by \"; \"");
+        headers.append(COOKIE, v);
+    }
+}
+
+#[cfg(test)]
 fn is_named(pair: &[u8], name: Name<'_>) -> bool {
     after_name(trim(pair), name).is_some()
 }
