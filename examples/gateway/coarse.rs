@@ -21,6 +21,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::slab::Slab;
+
 /// How often the sweeper looks for due deadlines.
 pub const TICK: Duration = Duration::from_millis(250);
 
@@ -31,16 +33,9 @@ struct Slot {
     fired: bool,
 }
 
-/// This thread's waiting deadlines: `slots[i]` is `None` when free.
-#[derive(Default)]
-struct Registry {
-    slots: Vec<Option<Slot>>,
-    free: Vec<usize>,
-    taken: usize,
-}
-
 thread_local! {
-    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+    /// This thread's waiting deadlines.
+    static REGISTRY: RefCell<Slab<Slot>> = RefCell::new(Slab::default());
     /// The sweeper's last tick, while it runs.
     static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
 }
@@ -61,13 +56,13 @@ async fn sweep() {
         interval.tick().await;
         let now = Instant::now();
         let idle = REGISTRY.with_borrow_mut(|r| {
-            for slot in r.slots.iter_mut().flatten() {
+            for slot in r.iter_mut() {
                 if !slot.fired && slot.deadline <= now {
                     slot.fired = true;
                     due.extend(slot.waker.take());
                 }
             }
-            r.taken == 0
+            r.len() == 0
         });
         // Woken outside the borrow: waking only schedules the task.
         for waker in due.drain(..) {
@@ -98,11 +93,7 @@ impl CoarseSleep {
 
     fn release(&mut self) {
         if let Some(i) = self.slot.take() {
-            REGISTRY.with_borrow_mut(|r| {
-                r.slots[i] = None;
-                r.free.push(i);
-                r.taken -= 1;
-            });
+            REGISTRY.with_borrow_mut(|r| r.remove(i));
         }
     }
 }
@@ -114,7 +105,7 @@ impl Future for CoarseSleep {
         match self.slot {
             Some(i) => {
                 let fired = REGISTRY.with_borrow_mut(|r| {
-                    let Some(slot) = r.slots[i].as_mut() else {
+                    let Some(slot) = r.get_mut(i) else {
                         return true;
                     };
                     if slot.fired {
@@ -144,18 +135,7 @@ impl Future for CoarseSleep {
                         waker: Some(cx.waker().clone()),
                         fired: false,
                     };
-                    let i = match r.free.pop() {
-                        Some(i) => {
-                            r.slots[i] = Some(slot);
-                            i
-                        }
-                        None => {
-                            r.slots.push(Some(slot));
-                            r.slots.len() - 1
-                        }
-                    };
-                    self.slot = Some(i);
-                    r.taken += 1;
+                    self.slot = Some(r.insert(slot));
                     NOW.get().is_none()
                 });
                 if start {
@@ -231,6 +211,6 @@ mod tests {
         assert!(took <= wait + Duration::from_secs(10), "{took:?}");
         let ok = timeout_at(now() + wait, async { 7 }).await;
         assert_eq!(ok.ok(), Some(7));
-        REGISTRY.with_borrow(|r| assert_eq!(r.taken, 0));
+        REGISTRY.with_borrow(|r| assert_eq!(r.len(), 0));
     }
 }

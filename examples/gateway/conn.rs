@@ -17,6 +17,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
+use crate::slab::Slab;
+
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// How long a new client gets for its first bytes (as long as the HTTP/1
@@ -102,10 +104,8 @@ where
 #[derive(Default)]
 struct Drain {
     draining: bool,
-    /// A waker per live connection (`None`: free slot).
-    slots: Vec<Option<Waker>>,
-    free: Vec<usize>,
-    live: usize,
+    /// A waker per live connection (`None` until its first poll).
+    slots: Slab<Option<Waker>>,
     /// The drain, waiting for `live` to reach 0.
     waiter: Option<Waker>,
 }
@@ -121,26 +121,19 @@ pub struct Slot(usize);
 
 impl Slot {
     pub fn new() -> Self {
-        DRAIN.with_borrow_mut(|d| {
-            d.live += 1;
-            match d.free.pop() {
-                Some(i) => Slot(i),
-                None => {
-                    d.slots.push(None);
-                    Slot(d.slots.len() - 1)
-                }
-            }
-        })
+        DRAIN.with_borrow_mut(|d| Slot(d.slots.insert(None)))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let waiter = DRAIN.with_borrow_mut(|d| {
-            d.slots[self.0] = None;
-            d.free.push(self.0);
-            d.live -= 1;
-            if d.live == 0 { d.waiter.take() } else { None }
+            d.slots.remove(self.0);
+            if d.slots.len() == 0 {
+                d.waiter.take()
+            } else {
+                None
+            }
         });
         if let Some(w) = waiter {
             w.wake();
@@ -155,7 +148,7 @@ impl Slot {
     fn draining(&self, cx: &Context<'_>) -> bool {
         DRAIN.with_borrow_mut(|d| {
             if !d.draining {
-                match &mut d.slots[self.0] {
+                match d.slots.get_mut(self.0).expect("a live connection's slot") {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     w => *w = Some(cx.waker().clone()),
                 }
@@ -191,7 +184,7 @@ pub async fn drain() {
     }
     std::future::poll_fn(|cx| {
         DRAIN.with_borrow_mut(|d| {
-            if d.live == 0 {
+            if d.slots.len() == 0 {
                 Poll::Ready(())
             } else {
                 d.waiter = Some(cx.waker().clone());

@@ -34,6 +34,7 @@ mod proxy;
 mod router;
 mod rules;
 mod shutdown;
+mod slab;
 mod stray_cr;
 
 use clap::Parser;
