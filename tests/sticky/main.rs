@@ -705,3 +705,31 @@ async fn set_cookie_parses_as_a_user_agent_would() {
     assert_eq!(c.same_site(), Some(Jar::Lax));
     assert_eq!(c.expires(), None);
 }
+
+#[tokio::test]
+async fn without_the_memo_every_token_is_verified_with_the_same_outcomes() {
+    let clock = ManualClock::new(T0);
+    let s = StickyBuilder::new(seed_policy(), KeySet::new(key(1)), pods(&PODS))
+        .clock(clock.clone())
+        .remember_verified_tokens(false)
+        .build()
+        .unwrap();
+    let first = send(&s, &[]).await;
+    assert_eq!(first.outcome, Some(Outcome::New));
+    let cookie = first.cookie();
+    for _ in 0..3 {
+        let again = send(&s, &[("cookie", &cookie)]).await;
+        assert_eq!(again.outcome, Some(Outcome::Resumed));
+        assert_eq!(again.pod, first.pod);
+    }
+    // A character inside the MAC'd body, after "Session-A=".
+    let mut tampered = cookie.clone().into_bytes();
+    let at = "Session-A=".len() + 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let bad = send(&s, &[("cookie", &tampered)]).await;
+    assert_eq!(bad.outcome, Some(Outcome::Invalid));
+    clock.advance_millis(10_000);
+    let gone = send(&s, &[("cookie", &cookie)]).await;
+    assert_eq!(gone.outcome, Some(Outcome::Expired));
+}
