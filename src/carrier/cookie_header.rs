@@ -195,7 +195,9 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 /// rewritten as its other pairs, trimmed, joined by `"; "`; one that does not
 /// is left as it is. With one `Cookie` header (what HTTP/1.1 clients send),
 /// the rewritten value is carved from a per-thread buffer: no allocation
-/// per request.
+/// per request. Like the header values hyper parses out of its read buffer,
+/// a carved value keeps its buffer chunk (4 KiB) alive for as long as it
+/// lives: copy it (`HeaderValue::from_bytes`) before storing it for long.
 ///
 /// ```
 /// use http::HeaderMap;
