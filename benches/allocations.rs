@@ -11,10 +11,9 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use support::{NOW, Path, call_now, fixture, inner};
+use support::{Path, call_now, fixture, inner};
 use tower::Layer;
 use tower_sticky::sticky::StickyLayer;
-use tower_sticky::token::{SessionToken, Timestamp};
 
 /// `System`, counting every allocation (a `realloc` counts as one: it may
 /// move the block) and the bytes asked for.
@@ -137,11 +136,7 @@ fn main() {
     }
 
     let fx = fixture(4, false);
-    let token = SessionToken::from_parts(
-        fx.pinned,
-        Timestamp::from_millis(NOW - 20_000),
-        Timestamp::from_millis(NOW - 1_000),
-    );
+    let token = fx.session_token(1_000);
     let encoded = fx.codec.encode(&token);
     let encode = per_call(vec![(); N], |()| fx.codec.encode(black_box(&token)));
     let decode = per_call(vec![(); N], |()| {

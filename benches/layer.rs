@@ -26,11 +26,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::hint::black_box;
 use std::time::Duration;
-use support::{KEY, NOW, Path, call_now, fixture, fixture_with, inner};
+use support::{KEY, Path, call_now, fixture, fixture_with, inner};
 use tower::Layer;
 use tower_sticky::balance::{Balance, RoundRobin};
 use tower_sticky::sticky::StickyLayer;
-use tower_sticky::token::{SessionToken, Timestamp};
 
 /// Requests per timed batch.
 const BATCH: u64 = 32;
@@ -87,11 +86,7 @@ fn layer(c: &mut Criterion) {
 
 fn codec(c: &mut Criterion) {
     let fx = fixture(4, false);
-    let token = SessionToken::from_parts(
-        fx.pinned,
-        Timestamp::from_millis(NOW - 20_000),
-        Timestamp::from_millis(NOW - 1_000),
-    );
+    let token = fx.session_token(1_000);
     let encoded = fx.codec.encode(&token);
     c.bench_function("codec/encode", |b| {
         b.iter(|| fx.codec.encode(black_box(&token)));

@@ -133,12 +133,17 @@ impl Fixture {
 
     /// A token issued 20 s ago and last seen `seen_ago_ms` ago.
     pub fn token(&self, seen_ago_ms: u64) -> String {
-        let token = SessionToken::from_parts(
+        let token = self.session_token(seen_ago_ms);
+        self.codec.encode(&token).as_str().to_owned()
+    }
+
+    /// The session behind [`token`](Self::token), before encoding.
+    pub fn session_token(&self, seen_ago_ms: u64) -> SessionToken {
+        SessionToken::from_parts(
             self.pinned,
             Timestamp::from_millis(NOW - 20_000),
             Timestamp::from_millis(NOW - seen_ago_ms),
-        );
-        self.codec.encode(&token).as_str().to_owned()
+        )
     }
 
     /// The request for `path`: a browser-like `Cookie` header holding the
