@@ -7,9 +7,9 @@
 #
 #   bash benches/loadgen-smoke.sh        (from the repository root)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 
-cargo build --release --example gateway --example loadgen
+cargo build --release -p tower-sticky-gateway --bins
 out=$(mktemp)
 gw=""
 cleanup() {
@@ -18,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-./target/release/examples/gateway --listen 127.0.0.1:0 >"$out" 2>&1 &
+./target/release/tower-sticky-gateway --listen 127.0.0.1:0 >"$out" 2>&1 &
 gw=$!
 addr=""
 for _ in $(seq 100); do # at most 10 s
@@ -32,4 +32,4 @@ if [ -z "$addr" ]; then
   cat "$out" >&2
   exit 1
 fi
-timeout 120 ./target/release/examples/loadgen "$addr/get" --smoke
+timeout 120 ./target/release/tower-sticky-loadgen "$addr/get" --smoke

@@ -33,7 +33,7 @@
 # summary.md (the medians table). Every process started is stopped by PID;
 # every loop is bounded.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-6}
@@ -58,9 +58,9 @@ if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 50 ] || [ "$DURATION" -lt 1 ] || [ "$D
   exit 2
 fi
 
-cargo build --release --example gateway --example loadgen >&2
-GATEWAY=target/release/examples/gateway
-LOADGEN=target/release/examples/loadgen
+cargo build --release -p tower-sticky-gateway --bins >&2
+GATEWAY=target/release/tower-sticky-gateway
+LOADGEN=target/release/tower-sticky-loadgen
 
 mkdir -p "$OUT"
 WORK=$(mktemp -d)

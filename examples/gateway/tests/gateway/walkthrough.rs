@@ -49,7 +49,7 @@ fn distinct(lines: &[&str]) -> usize {
 fn seed_cookie_walkthrough_verbatim() {
     // The embedded default with `absoluteTimeout: 2s` so the suite stays
     // fast; tests/walkthrough.sh runs the 10 s original.
-    let yaml = include_str!("../../examples/gateway/default-route.yaml").replace("10s", "2s");
+    let yaml = include_str!("../../src/default-route.yaml").replace("10s", "2s");
     let route = temp_file("cookie.yaml", yaml.as_bytes());
     let gw = gateway(&["--route", route.to_str().expect("utf-8 path")]);
     let script = seed_lines(
@@ -75,7 +75,10 @@ fn seed_cookie_walkthrough_verbatim() {
 
 #[test]
 fn seed_header_walkthrough_verbatim() {
-    let route = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/header-route.yaml");
+    let route = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/header-route.yaml"
+    );
     let gw = gateway(&["--route", route]);
     let out = bash(&seed_lines(
         &format!("{HEADER_LINES}echo ---\n{NO_HEADER_LINES}"),
@@ -102,7 +105,10 @@ fn seed_header_walkthrough_verbatim() {
 
 #[test]
 fn the_header_value_really_ends_with_a_cr() {
-    let route = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/header-route.yaml");
+    let route = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/header-route.yaml"
+    );
     let gw = gateway(&["--route", route]);
     let out = bash(&seed_lines(
         r#"HEADER=$(curl --verbose http://localhost:8888/get 2>&1 | grep "session-a" | awk '{print $3}')

@@ -9,27 +9,22 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Where cargo put an example binary (`cargo test` builds them):
-/// `target/debug/deps/<test>` → `target/debug/examples/<name>`.
+/// A binary of this package, by its short name (`gateway`, `echo`):
+/// cargo builds them for integration tests and says where.
 pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test` (which builds examples) or `cargo build --examples`",
-        path.display()
-    );
-    path
+    let path = match name {
+        "gateway" => env!("CARGO_BIN_EXE_tower-sticky-gateway"),
+        "echo" => env!("CARGO_BIN_EXE_tower-sticky-echo"),
+        "loadgen" => env!("CARGO_BIN_EXE_tower-sticky-loadgen"),
+        other => panic!("no binary called {other}"),
+    };
+    PathBuf::from(path)
 }
 
 /// A scratch file with `contents`, unique per call.

@@ -1,12 +1,10 @@
 //! A standalone echo backend in the format of the Gateway API conformance
-//! echo server: `cargo run --example echo -- --listen 127.0.0.1:3000 --pod backend-0`.
+//! echo server: `cargo run --bin tower-sticky-echo -- --listen 127.0.0.1:3000 --pod backend-0`.
 //!
 //! Prints `listening on http://ADDR` once it accepts connections, and stops
-//! on SIGINT/SIGTERM. See `examples/gateway/echo.rs` for the response format.
+//! on SIGINT/SIGTERM. See `src/echo.rs` for the response format.
 
-#[path = "gateway/echo.rs"]
-#[allow(dead_code)] // pod_names is for the gateway's replicas
-mod echo;
+use tower_sticky_gateway::echo;
 
 use clap::Parser;
 use std::sync::Arc;

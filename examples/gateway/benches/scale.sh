@@ -16,7 +16,7 @@
 # load comes from examples/loadgen. Everything listens on 127.0.0.1, every
 # process started is stopped by PID, every loop is bounded.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 
 SESSIONS=${SESSIONS:-1000000}
 BASE_PORT=${BASE_PORT:-21000}
@@ -32,9 +32,9 @@ if [ "$SESSIONS" -lt 1000 ] || [ "$SESSIONS" -gt 5000000 ]; then
   echo "scale.sh: SESSIONS must be 1000..5000000" >&2
   exit 2
 fi
-cargo build --release --example gateway --example loadgen >&2
-GATEWAY=target/release/examples/gateway
-LOADGEN=target/release/examples/loadgen
+cargo build --release -p tower-sticky-gateway --bins >&2
+GATEWAY=target/release/tower-sticky-gateway
+LOADGEN=target/release/tower-sticky-loadgen
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 PIDS=()

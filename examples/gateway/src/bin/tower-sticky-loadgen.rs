@@ -1,6 +1,6 @@
 //! A sticky-session-aware HTTP load generator.
 //!
-//! `cargo run --release --example loadgen -- http://127.0.0.1:8888/get --clients 64 --connections 16 --duration 10`
+//! `cargo run --release --bin tower-sticky-loadgen -- http://127.0.0.1:8888/get --clients 64 --connections 16 --duration 10`
 //!
 //! N simulated clients (sessions), each with its own jar: the cookie named by
 //! `--cookie` (default `Session-A`), or the request/response header named by

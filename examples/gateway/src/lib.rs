@@ -2,8 +2,8 @@
 //! public parts of `tower_sticky`.
 //!
 //! ```text
-//! cargo run --release --example gateway                     # the seed's cookie route, 4 echo pods
-//! cargo run --release --example gateway -- --route my-routes.yaml \
+//! cargo run --release --bin tower-sticky-gateway           # the seed's cookie route, 4 echo pods
+//! cargo run --release --bin tower-sticky-gateway -- --route my-routes.yaml \
 //!     --backend backend=10.0.0.7:3000,10.0.0.8:3000 --key-file /etc/gateway/key
 //! ```
 //!
@@ -21,21 +21,21 @@
 //!   signals. New sessions follow the weights with
 //!   [`tower_sticky::balance::Weighted`].
 
-mod admin;
-mod cli;
+pub mod admin;
+pub mod cli;
 mod coarse;
-mod config;
+pub mod config;
 mod conn;
-mod echo;
-mod headers;
-mod keys;
-mod probe;
-mod proxy;
-mod router;
-mod rules;
-mod shutdown;
+pub mod echo;
+pub mod headers;
+pub mod keys;
+pub mod probe;
+pub mod proxy;
+pub mod router;
+pub mod rules;
+pub mod shutdown;
 mod slab;
-mod stray_cr;
+pub mod stray_cr;
 
 use clap::Parser;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -47,7 +47,8 @@ use tokio::net::TcpListener;
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn main() -> ExitCode {
+/// The gateway's `main`: parses the flags, runs until SIGINT/SIGTERM.
+pub fn main() -> ExitCode {
     let args = cli::Args::parse();
     init_tracing();
     let threads = args

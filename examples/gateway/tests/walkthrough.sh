@@ -7,10 +7,10 @@
 # five identical pods, then several pods after `sleep 10` (cookie) or without
 # the header, and stops what it started by PID. Takes about 15 s.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 
-cargo build --quiet --example gateway
-GATEWAY=target/debug/examples/gateway
+cargo build --quiet -p tower-sticky-gateway --bins
+GATEWAY=target/debug/tower-sticky-gateway
 LOG=$(mktemp -d)
 GW_PID=""
 cleanup() {

@@ -1,0 +1,10 @@
+//! End-to-end tests of the example gateway: the real `tower-sticky-gateway` and
+//! `tower-sticky-echo` binaries on 127.0.0.1 with ephemeral ports, driven by
+//! `curl` (the seed's lines, verbatim) and by hyper.
+
+mod bad_input;
+mod gep1619;
+mod proxying;
+mod sessions;
+mod support;
+mod walkthrough;
