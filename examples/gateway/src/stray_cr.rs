@@ -1,29 +1,41 @@
-//! Tolerating a stray CR in HTTP/1 request heads (RFC 9110 §5.5).
+//! Tolerating a stray CR at the end of an HTTP/1 field value (RFC 9110 §5.5),
+//! and nowhere else.
 //!
 //! The seed's header walkthrough extracts the session value with
 //! `grep "session-a" | awk '{print $3}'`, which keeps the `\r` that ended the
 //! response line, so `curl -H "Session-A: $HEADER"` sends
 //! `Session-A: <token>\r\r\n`. A strict parser (hyper's) rejects the bare CR
 //! and the user gets a 400. RFC 9110 §5.5 lets a recipient replace CR, LF or
-//! NUL inside a field value with SP before processing it, which is what
-//! [`StrayCr`] does, on the raw bytes, before hyper sees them:
+//! NUL inside a field value with SP before processing it. [`StrayCr`] does
+//! that, on the raw bytes before hyper sees them, for exactly one shape:
 //!
-//! * while in a request head, a CR not followed by LF becomes a space (a CR at
-//!   the end of one read is held back until the next byte is known);
-//! * the end of the head (an empty line) is tracked; a body announced by
-//!   `Content-Length` is passed through untouched, byte-exactly, and the next
-//!   pipelined head is rewritten again;
-//! * `Transfer-Encoding`, `Upgrade`, `CONNECT`, the h2 preface
-//!   (`PRI * HTTP/2.0`), or a head this scanner cannot follow switch the
-//!   connection to plain pass-through for good: the bytes then are bodies,
-//!   tunnels or HTTP/2 frames, and rewriting them would corrupt them.
+//! * in a header line that has a `:` before it, a run of at most
+//!   [`MAX_TRAILING_CRS`] CRs directly before the line's CRLF becomes spaces
+//!   (`Session-A: tok\r\r\n` → `Session-A: tok \r\n`); that only adds
+//!   trailing whitespace to the value, which parsers trim, so framing and
+//!   every other byte stay as they were;
+//! * a CR anywhere else (in the request line, in a field name, inside a value
+//!   before other bytes as in `X: 1\rContent-Length: 35`, on the empty line
+//!   that ends the head) is left alone, so hyper answers 400, as HAProxy does.
+//!   A proxy in front that took a bare CR for a line end would otherwise see
+//!   different headers than we do. After such a CR the scanner stops
+//!   rewriting: hyper closes the connection after its 400.
+//!
+//! To know whether a CR run ends its line, the run is held back (at most
+//! [`MAX_TRAILING_CRS`] + 1 bytes) until the next byte is known. The end of
+//! the head is tracked; a body announced by `Content-Length` passes through
+//! untouched, byte-exactly, and the next pipelined head is scanned again.
+//! `Transfer-Encoding`, `Upgrade`, `CONNECT`, the h2 preface
+//! (`PRI * HTTP/2.0`), or a head this scanner cannot follow switch the
+//! connection to plain pass-through for good: the bytes then are bodies,
+//! tunnels or HTTP/2 frames, and rewriting them would corrupt them.
 //!
 //! Writes pass straight through. The scan is a single pass with O(1) state;
 //! runs of head bytes without CR or LF are skipped eight bytes at a time.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const CR: u8 = b'\r';
@@ -32,15 +44,22 @@ const SP: u8 = b' ';
 /// The start of a header line this scanner keeps: enough for the names and
 /// values it needs (`transfer-encoding:`, a `content-length` number).
 const LINE_KEEP: usize = 64;
+/// The longest run of stray CRs tolerated at the end of a field value. The
+/// seed's `awk` case has one; a longer run is refused like any other bare CR.
+pub const MAX_TRAILING_CRS: usize = 8;
+/// Room for bytes read with a caller's buffer too small for the held CRs
+/// plus one fresh byte: at most `MAX_TRAILING_CRS + 1` held, and more.
+const STASH: usize = 32;
 
 /// Where in the request stream the scanner is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// In a request head: stray CRs are rewritten.
+    /// In a request head: end-of-value CRs are rewritten.
     Head,
     /// In a `Content-Length` body: this many bytes pass untouched.
     Body(u64),
-    /// Tunnel, chunked body or HTTP/2: everything passes untouched.
+    /// Tunnel, chunked body, HTTP/2, or a head with a CR hyper will refuse:
+    /// everything passes untouched.
     Passthrough,
 }
 
@@ -57,8 +76,8 @@ struct HeadFacts {
     opaque: bool,
 }
 
-/// An `AsyncRead + AsyncWrite` wrapper that rewrites stray CRs in HTTP/1
-/// request heads into spaces; see the [module docs](self).
+/// An `AsyncRead + AsyncWrite` wrapper that rewrites stray CRs at the end of
+/// HTTP/1 request field values into spaces; see the [module docs](self).
 #[derive(Debug)]
 pub struct StrayCr<S> {
     inner: S,
@@ -68,9 +87,15 @@ pub struct StrayCr<S> {
     line_len: usize,
     /// The current line is longer than [`LINE_KEEP`].
     line_long: bool,
-    /// A raw byte read but not yet scanned (a CR whose successor was not
-    /// known yet, or the byte after one).
-    carry: Option<u8>,
+    /// The current line has a `:`: a CR after it may be in a field value.
+    colon: bool,
+    /// CRs read but not yet passed on: whether they end their line is not
+    /// known yet. They are the last bytes read, in a head.
+    held: usize,
+    /// Final bytes read for a caller whose buffer had no room for them.
+    stash: [u8; STASH],
+    stash_at: usize,
+    stash_len: usize,
 }
 
 impl<S> StrayCr<S> {
@@ -83,20 +108,24 @@ impl<S> StrayCr<S> {
             line: [0; LINE_KEEP],
             line_len: 0,
             line_long: false,
-            carry: None,
+            colon: false,
+            held: 0,
+            stash: [0; STASH],
+            stash_at: 0,
+            stash_len: 0,
         }
     }
 
     /// Whether the scanner has stopped rewriting for this connection.
-    #[allow(dead_code)] // used by the unit tests
     pub fn is_passthrough(&self) -> bool {
         self.mode == Mode::Passthrough
     }
 
-    /// Scans raw bytes in place. Returns how many are final; the rest (at
-    /// most one trailing CR in a head, whose successor is unknown) must be
-    /// carried to the next read. `eof` says no more bytes will come.
-    fn scan(&mut self, data: &mut [u8], eof: bool) -> usize {
+    /// Scans raw bytes in place. Returns how many are final; the rest (a run
+    /// of CRs in a head whose successor is unknown, at most
+    /// [`MAX_TRAILING_CRS`] + 1 of them) must be held until the next read.
+    /// `eof` says no more bytes will come.
+    pub(crate) fn scan(&mut self, data: &mut [u8], eof: bool) -> usize {
         let mut i = 0;
         while i < data.len() {
             match self.mode {
@@ -122,25 +151,59 @@ impl<S> StrayCr<S> {
                         i += run;
                         continue;
                     }
-                    if data[i] == CR {
-                        match data.get(i + 1) {
-                            Some(&LF) => {}
-                            Some(_) => data[i] = SP,
-                            None if eof => {}
-                            None => return i,
-                        }
+                    if data[i] == LF {
+                        self.head_byte(LF);
+                        i += 1;
+                        continue;
                     }
-                    self.head_byte(data[i]);
-                    i += 1;
+                    let crs = data[i..].iter().take_while(|&&b| b == CR).count();
+                    match data.get(i + crs) {
+                        // The last CR ends the line; any before it are stray.
+                        Some(&LF) => {
+                            let stray = crs - 1;
+                            if stray > 0 {
+                                if stray > MAX_TRAILING_CRS || !self.in_field_value() {
+                                    return self.refuse(data.len());
+                                }
+                                data[i..i + stray].fill(SP);
+                            }
+                        }
+                        // A CR inside a line: hyper refuses it as it is.
+                        Some(_) => return self.refuse(data.len()),
+                        // The stream ends here: hyper judges the CRs.
+                        None if eof => {}
+                        None if crs <= MAX_TRAILING_CRS + 1 => return i,
+                        None => return self.refuse(data.len()),
+                    }
+                    for &b in &data[i..i + crs] {
+                        self.head_byte(b);
+                    }
+                    i += crs;
                 }
             }
         }
         data.len()
     }
 
+    /// Leaves the rest of the stream untouched: the head holds a CR hyper
+    /// answers with 400, after which it closes the connection.
+    fn refuse(&mut self, len: usize) -> usize {
+        self.mode = Mode::Passthrough;
+        len
+    }
+
+    /// A header line (not the request line, not an empty line) with a `:`
+    /// seen so far: what follows the colon is the field value.
+    fn in_field_value(&self) -> bool {
+        self.head.started && self.colon
+    }
+
     /// Follows a run of head bytes none of which is CR or LF: the same as
     /// [`head_byte`](Self::head_byte) on each.
     fn push_run(&mut self, run: &[u8]) {
+        if !self.colon {
+            self.colon = run.contains(&b':');
+        }
         let room = LINE_KEEP - self.line_len;
         let take = run.len().min(room);
         self.line[self.line_len..self.line_len + take].copy_from_slice(&run[..take]);
@@ -153,6 +216,7 @@ impl<S> StrayCr<S> {
     /// Follows one (already rewritten) head byte.
     fn head_byte(&mut self, b: u8) {
         if b != LF {
+            self.colon |= b == b':';
             if self.line_len < LINE_KEEP {
                 self.line[self.line_len] = b;
                 self.line_len += 1;
@@ -183,6 +247,7 @@ impl<S> StrayCr<S> {
         }
         self.line_len = 0;
         self.line_long = false;
+        self.colon = false;
     }
 
     /// Notes what a header line means for the bytes after the head.
@@ -222,6 +287,16 @@ impl<S> StrayCr<S> {
     }
 }
 
+/// Rewrites a whole request stream at once: what [`StrayCr`] passes on for
+/// `data`, however it arrives. For tests and fuzzing.
+pub fn rewrite_all(data: &[u8]) -> Vec<u8> {
+    let mut s = StrayCr::new(());
+    let mut out = data.to_vec();
+    let done = s.scan(&mut out, true);
+    debug_assert_eq!(done, out.len());
+    out
+}
+
 /// How many leading bytes of `data` are neither CR nor LF: eight bytes at a
 /// time, the first CR or LF in a word located from its bit mask, then byte
 /// by byte for the last few bytes.
@@ -258,89 +333,89 @@ impl<S: AsyncRead + Unpin> AsyncRead for StrayCr<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.mode == Mode::Passthrough && this.carry.is_none() {
+        if this.stash_len > 0 {
+            let n = this.stash_len.min(buf.remaining());
+            buf.put_slice(&this.stash[this.stash_at..this.stash_at + n]);
+            this.stash_at += n;
+            this.stash_len -= n;
+            return Poll::Ready(Ok(()));
+        }
+        if this.mode == Mode::Passthrough && this.held == 0 {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let start = buf.filled().len();
-        // Bounded: each turn either returns or consumes a read that ended in
-        // a lone CR, which then sits at the front of a larger buffer, so a
-        // second turn always has room for it plus fresh bytes.
-        for _ in 0..64 {
-            if buf.remaining() == 1 && this.carry.is_some() {
-                return this.poll_read_one(cx, buf);
-            }
-            if let Some(c) = this.carry {
-                buf.put_slice(&[c]);
-            }
-            let before = buf.filled().len();
-            let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-            match polled {
-                Poll::Pending => {
-                    // Keep the carried byte ours until fresh bytes arrive.
-                    buf.set_filled(start);
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err(e)) => {
-                    buf.set_filled(start);
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Ready(Ok(())) => {}
-            }
-            let eof = buf.filled().len() == before;
-            this.carry = None;
-            let end = buf.filled().len();
-            let done = this.scan(&mut buf.filled_mut()[start..end], eof);
-            if start + done < end {
-                this.carry = Some(buf.filled()[start + done]);
-                buf.set_filled(start + done);
-            }
-            if done > 0 || eof {
-                return Poll::Ready(Ok(()));
+        // Bounded: a turn that does not return held every byte it read, so
+        // `held` grew, and `scan` never holds more than MAX_TRAILING_CRS + 1.
+        loop {
+            let ready = if buf.remaining() > this.held {
+                ready_in_place(this, cx, buf)
+            } else {
+                ready_via_stash(this, cx, buf)
+            };
+            match ready {
+                Poll::Ready(Ok(true)) => continue,
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        // Only a peer sending single CRs one read at a time gets here.
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "too many reads of a lone CR",
-        )))
     }
 }
 
-impl<S: AsyncRead + Unpin> StrayCr<S> {
-    /// Room for one byte and a byte carried: a non-CR goes out at once; a CR
-    /// needs its successor, read alone, which is carried in turn.
-    fn poll_read_one(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let Some(c) = self.carry else {
-            return Poll::Ready(Ok(()));
-        };
-        if c != CR {
-            // Only a CR can be held back by `scan`, so this byte is final.
-            let mut one = [c];
-            let _ = self.scan(&mut one, false);
-            buf.put_slice(&one);
-            self.carry = None;
-            return Poll::Ready(Ok(()));
+/// One read into the caller's buffer after the held CRs, scanned in place.
+/// `Ok(true)`: every byte read is held, read again.
+fn ready_in_place<S: AsyncRead + Unpin>(
+    this: &mut StrayCr<S>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<bool>> {
+    let start = buf.filled().len();
+    buf.put_slice(&[CR; MAX_TRAILING_CRS + 1][..this.held]);
+    let before = buf.filled().len();
+    match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        Poll::Ready(Ok(())) => {}
+        other => {
+            // The held CRs stay ours until fresh bytes arrive.
+            buf.set_filled(start);
+            return other.map_ok(|()| false);
         }
-        let mut next = [0u8; 1];
-        let mut rb = ReadBuf::new(&mut next);
-        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
-        let got = !rb.filled().is_empty();
-        // A carried CR comes from a head, so the mode is still `Head`.
-        let out = if !got || next[0] == LF { CR } else { SP };
-        self.head_byte(out);
-        buf.put_slice(&[out]);
-        self.carry = got.then_some(next[0]);
-        Poll::Ready(Ok(()))
     }
+    let eof = buf.filled().len() == before;
+    let end = buf.filled().len();
+    let done = this.scan(&mut buf.filled_mut()[start..end], eof);
+    this.held = end - start - done;
+    buf.set_filled(start + done);
+    Poll::Ready(Ok(done == 0 && !eof))
 }
 
+/// [`ready_in_place`] for a caller's buffer without room for the held CRs
+/// and a fresh byte: reads into the stash, hands out what fits.
+fn ready_via_stash<S: AsyncRead + Unpin>(
+    this: &mut StrayCr<S>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<bool>> {
+    let mut tmp = [CR; STASH];
+    let held = this.held;
+    let mut rb = ReadBuf::new(&mut tmp[held..]);
+    match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+        Poll::Ready(Ok(())) => {}
+        other => return other.map_ok(|()| false),
+    }
+    let fresh = rb.filled().len();
+    let eof = fresh == 0;
+    let total = held + fresh;
+    let done = this.scan(&mut tmp[..total], eof);
+    this.held = total - done;
+    let now = done.min(buf.remaining());
+    buf.put_slice(&tmp[..now]);
+    this.stash[..done - now].copy_from_slice(&tmp[now..done]);
+    this.stash_at = 0;
+    this.stash_len = done - now;
+    Poll::Ready(Ok(done == 0 && !eof))
+}
 impl<S: AsyncWrite + Unpin> AsyncWrite for StrayCr<S> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -373,7 +448,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for StrayCr<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::StrayCr;
+    use super::{MAX_TRAILING_CRS, StrayCr};
     use std::io;
     use std::pin::Pin;
     use std::task::{Context, Poll};
@@ -443,10 +518,66 @@ mod tests {
     #[tokio::test]
     async fn several_stray_crs_and_pipelined_heads() {
         check(
-            b"GET / HTTP/1.1\r\nA: \r1\r\r\n\r\nGET / HTTP/1.1\r\nB: 2\r\r\n\r\n",
-            b"GET / HTTP/1.1\r\nA:  1 \r\n\r\nGET / HTTP/1.1\r\nB: 2 \r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: 1\r\r\r\n\r\nGET / HTTP/1.1\r\nB: 2\r\r\nC:\r\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: 1  \r\n\r\nGET / HTTP/1.1\r\nB: 2 \r\nC: \r\n\r\n",
         )
         .await;
+        let most = format!(
+            "GET / HTTP/1.1\r\nA: 1{}\r\n\r\n",
+            "\r".repeat(MAX_TRAILING_CRS)
+        );
+        let spaced = format!(
+            "GET / HTTP/1.1\r\nA: 1{}\r\n\r\n",
+            " ".repeat(MAX_TRAILING_CRS)
+        );
+        check(most.as_bytes(), spaced.as_bytes()).await;
+    }
+
+    /// A CR anywhere but at the end of a field value reaches hyper as it
+    /// came (hyper answers 400), and nothing after it is rewritten.
+    #[tokio::test]
+    async fn crs_elsewhere_are_left_for_hyper_to_refuse() {
+        let too_many = format!(
+            "GET / HTTP/1.1\r\nA: 1{}\r\nB: 2\r\r\n\r\n",
+            "\r".repeat(MAX_TRAILING_CRS + 1)
+        );
+        for input in [
+            &b"GET /a\rHTTP/1.1\r\nHost: x\r\nB: 2\r\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\r\nHost: x\r\n\r\n",
+            b"GET\r/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"\r\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: 1\rContent-Length: 35\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\r b\r\nB: 2\r\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\r\r b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX\r: 1\r\nB: 2\r\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX-Name\r\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\r\n",
+            too_many.as_bytes(),
+        ] {
+            check(input, input).await;
+            let mut s = StrayCr::new(Chunks {
+                data: input.to_vec(),
+                pos: 0,
+                step: 3,
+            });
+            let mut v = Vec::new();
+            s.read_to_end(&mut v).await.expect("read");
+            assert!(s.is_passthrough(), "{:?}", String::from_utf8_lossy(input));
+        }
+        // Only the head with the bad CR is left alone.
+        check(
+            b"GET / HTTP/1.1\r\nA: 1\r\r\n\r\nGET / HTTP/1.1\r\nX: 1\rY: 2\r\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: 1 \r\n\r\nGET / HTTP/1.1\r\nX: 1\rY: 2\r\r\n\r\n",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_long_field_name_still_has_a_value() {
+        let name = "X-".repeat(50);
+        let input = format!("GET / HTTP/1.1\r\n{name}: v\r\r\n\r\n");
+        let expected = format!("GET / HTTP/1.1\r\n{name}: v \r\n\r\n");
+        check(input.as_bytes(), expected.as_bytes()).await;
     }
 
     #[tokio::test]
@@ -476,6 +607,7 @@ mod tests {
     #[tokio::test]
     async fn a_cr_at_the_end_of_the_stream_is_kept() {
         check(b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r").await;
+        check(b"GET / HTTP/1.1\r\nA: 1\r\r", b"GET / HTTP/1.1\r\nA: 1\r\r").await;
         check(b"\r", b"\r").await;
         check(b"", b"").await;
     }

@@ -45,6 +45,68 @@ async fn malformed_http_gets_400_and_other_connections_keep_working() {
     assert_eq!(http.get(&format!("{}/get", gw.url), &[]).await.status, 200);
 }
 
+/// The response heads in `answer`, in order (`HTTP/1.1 200`, ...).
+fn statuses(answer: &str) -> Vec<&str> {
+    answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &answer[i..i + 12])
+        .collect()
+}
+
+#[test]
+fn a_cr_anywhere_but_the_end_of_a_field_value_gets_400() {
+    let gw = gateway(&[]);
+    for bad in [
+        // Request line.
+        &b"GET /a\rHTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\r\nHost: x\r\n\r\n",
+        // Field name.
+        b"GET / HTTP/1.1\r\nHost: x\r\nX\r-Y: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Y\r\r\n\r\n",
+        // Inside a value, before other bytes.
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r b\r\n\r\n",
+        // The empty line that ends the head.
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\r\n",
+    ] {
+        let answer = raw(&gw.addr, bad);
+        assert_eq!(
+            statuses(&answer),
+            ["HTTP/1.1 400"],
+            "{bad:?} got {answer:?}"
+        );
+    }
+    // A front proxy taking the bare CR for a line end would see a 35-byte
+    // body here, and this gateway a second request: now neither.
+    let smuggle = b"GET / HTTP/1.1\r\nHost: x\r\nX: 1\rContent-Length: 35\r\n\r\nGET /get HTTP/1.1\r\nHost: x\r\n\r\n";
+    let answer = raw(&gw.addr, smuggle);
+    assert_eq!(statuses(&answer), ["HTTP/1.1 400"], "{answer:?}");
+    // Pipelined: the good head is answered, the bad one refused.
+    let answer = raw(
+        &gw.addr,
+        b"GET /get HTTP/1.1\r\nHost: x\r\nA: 1\r\r\n\r\nGET /get HTTP/1.1\r\nHost: x\r\nX: 1\rY: 2\r\n\r\n",
+    );
+    assert_eq!(
+        statuses(&answer),
+        ["HTTP/1.1 200", "HTTP/1.1 400"],
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn a_cr_at_the_end_of_a_field_value_is_a_space() {
+    // The seed's awk case: `Session-A: <token>\r\r\n`.
+    let gw = gateway(&[]);
+    let answer = raw(
+        &gw.addr,
+        b"GET /get HTTP/1.1\r\nHost: x\r\nX-Seed: tok\r\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(statuses(&answer), ["HTTP/1.1 200"], "{answer:?}");
+    assert!(
+        answer.contains("\"x-seed\": [\n   \"tok\"\n  ]"),
+        "the backend saw the value without the CR: {answer}"
+    );
+}
+
 #[tokio::test]
 async fn bad_session_values_get_a_new_session_and_200() {
     let yaml = cookie_route(
