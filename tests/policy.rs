@@ -35,8 +35,8 @@ fn seed_cookie_route_verbatim() {
     assert_eq!(r.namespace(), "default");
     assert_eq!(r.spec.rules[0].backend_refs[0].name, "backend");
     assert_eq!(r.spec.rules[0].backend_refs[0].port, Some(3000));
-    let policies = r.validate().unwrap();
-    let p = policies[0].as_ref().unwrap();
+    let validated = r.validate().unwrap();
+    let p = validated.rules()[0].session_policy().unwrap();
     assert_eq!(p.name(), "Session-A");
     assert_eq!(p.kind(), PersistenceType::Cookie);
     assert_eq!(p.lifetime(), LifetimeType::Permanent);
@@ -48,8 +48,8 @@ fn seed_cookie_route_verbatim() {
 
 #[test]
 fn seed_header_route_verbatim() {
-    let policies = route(SEED_HEADER).validate().unwrap();
-    let p = policies[0].as_ref().unwrap();
+    let validated = route(SEED_HEADER).validate().unwrap();
+    let p = validated.rules()[0].session_policy().unwrap();
     assert_eq!(p.name(), "Session-A");
     assert_eq!(p.kind(), PersistenceType::Header);
     assert_eq!(p.lifetime(), LifetimeType::Session);
@@ -110,19 +110,18 @@ spec:
       backendRefs: [{name: backend, port: 3000}]
       sessionPersistence: {}
 "#;
-    let p = route(yaml).validate().unwrap();
-    let names: Vec<_> = p
+    let validated = route(yaml).validate().unwrap();
+    let p: Vec<_> = validated
+        .rules()
         .iter()
-        .map(|p| p.as_ref().unwrap().name().to_owned())
+        .map(|r| r.session_policy().unwrap())
         .collect();
+    let names: Vec<_> = p.iter().map(|p| p.name().to_owned()).collect();
     assert_eq!(
         names,
         ["httproute-prod-shop-rule-0", "httproute-prod-shop-rule-1"]
     );
-    let paths: Vec<_> = p
-        .iter()
-        .map(|p| p.as_ref().unwrap().cookie_path().to_owned())
-        .collect();
+    let paths: Vec<_> = p.iter().map(|p| p.cookie_path().to_owned()).collect();
     assert_eq!(paths, ["/a", "/b"]);
 }
 

@@ -1,38 +1,52 @@
-//! The HTTPRoute resource, as users write it for Kubernetes.
+//! The HTTPRoute resource, as users write it for Kubernetes, and the typed
+//! rules it validates into.
 //!
-//! Only what a proxy needs is modelled: hostnames, rules with their matches,
-//! backend references with weights, and `sessionPersistence`; other fields
-//! (`parentRefs`, `filters`, `timeouts`, ...) are accepted and ignored.
-//! Deserialize with any serde format (the example gateway uses
-//! `serde-saphyr` for YAML), then [`HttpRoute::validate`] checks it and
-//! yields each rule's [`SessionPolicy`](crate::policy::SessionPolicy).
+//! Only what a proxy needs is modelled: hostnames, rules with their names
+//! and matches, backend references with weights, and `sessionPersistence`;
+//! other fields (`parentRefs`, `filters`, `timeouts`, ...) are accepted and
+//! ignored. Deserialize with any serde format (the example gateway reads
+//! YAML with `serde-saphyr`, one [`Resource`] per document), then
+//! [`HttpRoute::validate`] checks it once and returns a [`Route`]: path
+//! matches as [`PathMatcher`]s, header names and methods parsed, regular
+//! expressions compiled (an invalid one fails validation), and per
+//! [`Rule`] its validated [`SessionPolicy`](crate::policy::SessionPolicy).
+//! A proxy's request path then works only with these values; only the
+//! precedence between matching rules is left to it.
 //!
 //! ```
-//! use tower_sticky::route::HttpRoute;
+//! use tower_sticky::route::{HttpRoute, PathMatcher};
 //!
 //! let route: HttpRoute = serde_json::from_str(r#"{
 //!   "apiVersion": "gateway.networking.k8s.io/v1",
 //!   "kind": "HTTPRoute",
 //!   "metadata": {"name": "cookie"},
 //!   "spec": {"rules": [{
+//!     "name": "v2",
 //!     "matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
 //!     "backendRefs": [{"name": "backend", "port": 3000}],
 //!     "sessionPersistence": {"sessionName": "Session-A", "absoluteTimeout": "10s",
 //!                            "cookieConfig": {"lifetimeType": "Permanent"}}
 //!   }]}
 //! }"#).unwrap();
-//! let policies = route.validate().unwrap();
-//! let policy = policies[0].as_ref().unwrap();
-//! assert_eq!(policy.cookie_path(), "/v2");
+//! let route = route.validate().unwrap();
+//! let rule = &route.rules()[0];
+//! assert_eq!(rule.name(), Some("v2"));
+//! assert!(matches!(rule.matches()[0].path(), PathMatcher::PathPrefix(p) if p == "/v2"));
+//! assert!(rule.matches()[0].path().matches("/v2/users"));
+//! assert_eq!(rule.session_policy().unwrap().cookie_path(), "/v2");
 //! ```
 
+mod document;
 mod resource;
+mod rules;
 mod validate;
 
+pub use document::Resource;
 pub use resource::{
     BackendRef, HeaderMatch, HttpRoute, HttpRouteMatch, HttpRouteRule, HttpRouteSpec, ObjectMeta,
     PathMatch, QueryParamMatch,
 };
+pub use rules::{Hostname, PathMatcher, Pattern, Route, RouteMatch, Rule, ValueMatcher};
 pub use validate::RouteError;
 
 /// The API groups/versions an HTTPRoute may be written in.

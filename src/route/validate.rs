@@ -1,25 +1,24 @@
-use super::{API_VERSIONS, HttpRoute, HttpRouteRule};
-use crate::policy::{PathMatchKind, PolicyError, RuleContext, SessionPolicy};
+use super::rules::{Hostname, PathMatcher, Pattern, Route, RouteMatch, Rule, ValueMatcher};
+use super::{API_VERSIONS, HttpRoute, HttpRouteMatch, HttpRouteRule};
+use crate::policy::{PathMatchKind, PolicyError, RuleContext, derive_cookie_path};
+use http::{HeaderName, Method};
 
 /// An HTTPRoute that breaks a rule: the same field-and-reason error as a
 /// `sessionPersistence` block's, with the full path of the field
 /// (`spec.rules[0].sessionPersistence.absoluteTimeout`).
 pub type RouteError = PolicyError;
 
-/// The `PathMatchKind` and value of a `path` block, with defaults applied.
-pub(crate) fn path_kind(kind: Option<&str>) -> Option<PathMatchKind> {
-    match kind {
-        None | Some("PathPrefix") => Some(PathMatchKind::PathPrefix),
-        Some("Exact") => Some(PathMatchKind::Exact),
-        Some("RegularExpression") => Some(PathMatchKind::RegularExpression),
-        Some(_) => None,
-    }
-}
+/// The methods `matches[].method` may name.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 impl HttpRoute {
-    /// Checks the route and returns, per rule, its validated session policy
-    /// (`None` for rules without `sessionPersistence`).
-    pub fn validate(&self) -> Result<Vec<Option<SessionPolicy>>, RouteError> {
+    /// Checks the route against the Gateway API's rules and returns it
+    /// typed: path matches as [`PathMatcher`]s, header names and methods
+    /// parsed, regular expressions compiled, and per rule its validated
+    /// [`SessionPolicy`](crate::policy::SessionPolicy).
+    pub fn validate(&self) -> Result<Route, RouteError> {
         if !API_VERSIONS.contains(&self.api_version.as_str()) {
             return Err(PolicyError::new(
                 "apiVersion",
@@ -39,90 +38,65 @@ impl HttpRoute {
         if self.name().is_empty() {
             return Err(PolicyError::new("metadata.name", "is required"));
         }
-        for (i, h) in self.spec.hostnames.iter().enumerate() {
-            check_hostname(h).map_err(|r| PolicyError::new(format!("spec.hostnames[{i}]"), r))?;
-        }
+        let hostnames = self
+            .spec
+            .hostnames
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                hostname(h).map_err(|r| PolicyError::new(format!("spec.hostnames[{i}]"), r))
+            })
+            .collect::<Result<_, _>>()?;
         if self.spec.rules.is_empty() {
             return Err(PolicyError::new(
                 "spec.rules",
                 "must have at least one rule",
             ));
         }
-        self.spec
+        let rules = self
+            .spec
             .rules
             .iter()
             .enumerate()
             .map(|(i, rule)| self.validate_rule(i, rule))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, rule) in self.spec.rules.iter().enumerate() {
+            if let Some(name) = &rule.name
+                && self.spec.rules[..i]
+                    .iter()
+                    .any(|r| r.name.as_ref() == Some(name))
+            {
+                return Err(PolicyError::new(
+                    format!("spec.rules[{i}].name"),
+                    format!("must be unique within the route, {name:?} is repeated"),
+                ));
+            }
+        }
+        Ok(Route {
+            namespace: self.namespace().to_owned(),
+            name: self.name().to_owned(),
+            hostnames,
+            rules,
+        })
     }
 
-    fn validate_rule(
-        &self,
-        index: usize,
-        rule: &HttpRouteRule,
-    ) -> Result<Option<SessionPolicy>, RouteError> {
+    fn validate_rule(&self, index: usize, rule: &HttpRouteRule) -> Result<Rule, RouteError> {
         let at = format!("spec.rules[{index}]");
+        if let Some(name) = &rule.name {
+            section_name(name).map_err(|r| PolicyError::new(format!("{at}.name"), r))?;
+        }
+        let default_match = [HttpRouteMatch::default()];
+        let written = if rule.matches.is_empty() {
+            &default_match[..]
+        } else {
+            &rule.matches[..]
+        };
         let mut paths = Vec::new();
-        for (m, matched) in rule.matches.iter().enumerate() {
-            let mat = format!("{at}.matches[{m}]");
-            if let Some(path) = &matched.path {
-                let kind = path_kind(path.kind.as_deref()).ok_or_else(|| {
-                    PolicyError::new(
-                        format!("{mat}.path.type"),
-                        format!(
-                            "must be Exact, PathPrefix or RegularExpression, got {:?}",
-                            path.kind.as_deref().unwrap_or_default()
-                        ),
-                    )
-                })?;
-                let value = path.value.as_deref().unwrap_or("/");
-                if kind != PathMatchKind::RegularExpression && !value.starts_with('/') {
-                    return Err(PolicyError::new(
-                        format!("{mat}.path.value"),
-                        format!("must start with '/', got {value:?}"),
-                    ));
-                }
-                if value.len() > 1024 {
-                    return Err(PolicyError::new(
-                        format!("{mat}.path.value"),
-                        "must be at most 1024 characters",
-                    ));
-                }
-                paths.push((kind, value));
-            } else {
-                paths.push((PathMatchKind::PathPrefix, "/"));
-            }
-            for (h, header) in matched.headers.iter().enumerate() {
-                check_kind(header.kind.as_deref())
-                    .map_err(|r| PolicyError::new(format!("{mat}.headers[{h}].type"), r))?;
-                if crate::policy::check_token(&header.name, 256).is_err() {
-                    return Err(PolicyError::new(
-                        format!("{mat}.headers[{h}].name"),
-                        format!("is not a valid header name: {:?}", header.name),
-                    ));
-                }
-            }
-            for (q, param) in matched.query_params.iter().enumerate() {
-                check_kind(param.kind.as_deref())
-                    .map_err(|r| PolicyError::new(format!("{mat}.queryParams[{q}].type"), r))?;
-                if param.name.is_empty() {
-                    return Err(PolicyError::new(
-                        format!("{mat}.queryParams[{q}].name"),
-                        "must not be empty",
-                    ));
-                }
-            }
-            if let Some(method) = &matched.method {
-                const METHODS: [&str; 9] = [
-                    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-                ];
-                if !METHODS.contains(&method.as_str()) {
-                    return Err(PolicyError::new(
-                        format!("{mat}.method"),
-                        format!("must be one of {}, got {method:?}", METHODS.join(", ")),
-                    ));
-                }
-            }
+        let mut matches = Vec::with_capacity(written.len());
+        for (m, matched) in written.iter().enumerate() {
+            let (compiled, path) = route_match(matched, &format!("{at}.matches[{m}]"))?;
+            paths.push(path);
+            matches.push(compiled);
         }
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             let field = format!("{at}.backendRefs[{b}]");
@@ -150,40 +124,165 @@ impl HttpRoute {
                 ));
             }
         }
-        let Some(spec) = &rule.session_persistence else {
-            return Ok(None);
+        let session_policy = match &rule.session_persistence {
+            None => None,
+            Some(spec) => {
+                let default_name = format!(
+                    "httproute-{}-{}-rule-{index}",
+                    self.namespace(),
+                    self.name()
+                );
+                let mut ctx = RuleContext::new(default_name);
+                // Several matches: derive the cookie path only when they
+                // agree, so a narrow Path never hides the cookie from one of
+                // the rule's own paths. (Without `matches`, the default
+                // `PathPrefix /` is not written, so nothing is derived.)
+                if !rule.matches.is_empty()
+                    && let Some(&(kind, value)) = paths.first()
+                    && paths.iter().all(|p| {
+                        derive_cookie_path(Some(*p)) == derive_cookie_path(Some((kind, value)))
+                    })
+                {
+                    ctx = ctx.path_match(kind, value);
+                }
+                Some(
+                    spec.validate(&ctx)
+                        .map_err(|e| e.prefix(&format!("{at}.sessionPersistence")))?,
+                )
+            }
         };
-        let default_name = format!(
-            "httproute-{}-{}-rule-{index}",
-            self.namespace(),
-            self.name()
-        );
-        let mut ctx = RuleContext::new(default_name);
-        // Several matches: derive the cookie path only when they agree, so a
-        // narrow Path never hides the cookie from one of the rule's own paths.
-        let first = paths.first().copied();
-        if let Some((kind, value)) = first
-            && paths.iter().all(|p| {
-                crate::policy::derive_cookie_path(Some(*p))
-                    == crate::policy::derive_cookie_path(Some((kind, value)))
-            })
-        {
-            ctx = ctx.path_match(kind, value);
+        Ok(Rule {
+            name: rule.name.clone(),
+            matches,
+            backend_refs: rule.backend_refs.clone(),
+            session_policy,
+        })
+    }
+}
+
+/// Compiles one `matches[]` entry at `at`; also returns its path match as
+/// written, from which the v1.x schema derives the cookie path.
+fn route_match<'a>(
+    matched: &'a HttpRouteMatch,
+    at: &str,
+) -> Result<(RouteMatch, (PathMatchKind, &'a str)), RouteError> {
+    let kind = matched.path.as_ref().and_then(|p| p.kind.as_deref());
+    let value = matched
+        .path
+        .as_ref()
+        .and_then(|p| p.value.as_deref())
+        .unwrap_or("/");
+    let field = format!("{at}.path.value");
+    if value.len() > 1024 {
+        return Err(PolicyError::new(field, "must be at most 1024 characters"));
+    }
+    let must_be_absolute = || {
+        if value.starts_with('/') {
+            Ok(())
+        } else {
+            Err(PolicyError::new(
+                &*field,
+                format!("must start with '/', got {value:?}"),
+            ))
         }
-        spec.validate(&ctx)
-            .map(Some)
-            .map_err(|e| e.prefix(&format!("{at}.sessionPersistence")))
+    };
+    let (path, kind) = match kind {
+        None | Some("PathPrefix") => {
+            must_be_absolute()?;
+            let trimmed = value.trim_end_matches('/');
+            let prefix = if trimmed.is_empty() { "/" } else { trimmed };
+            (
+                PathMatcher::PathPrefix(prefix.to_owned()),
+                PathMatchKind::PathPrefix,
+            )
+        }
+        Some("Exact") => {
+            must_be_absolute()?;
+            (PathMatcher::Exact(value.to_owned()), PathMatchKind::Exact)
+        }
+        Some("RegularExpression") => (
+            PathMatcher::RegularExpression(
+                Pattern::new(value).map_err(|r| PolicyError::new(&*field, r))?,
+            ),
+            PathMatchKind::RegularExpression,
+        ),
+        Some(other) => {
+            return Err(PolicyError::new(
+                format!("{at}.path.type"),
+                format!("must be Exact, PathPrefix or RegularExpression, got {other:?}"),
+            ));
+        }
+    };
+    let mut headers = Vec::with_capacity(matched.headers.len());
+    for (h, header) in matched.headers.iter().enumerate() {
+        let field = format!("{at}.headers[{h}]");
+        let name = crate::policy::check_token(&header.name, 256)
+            .ok()
+            .and_then(|()| HeaderName::from_bytes(header.name.as_bytes()).ok())
+            .ok_or_else(|| {
+                PolicyError::new(
+                    format!("{field}.name"),
+                    format!("is not a valid header name: {:?}", header.name),
+                )
+            })?;
+        headers.push((
+            name,
+            value_matcher(header.kind.as_deref(), &header.value, &field)?,
+        ));
     }
+    let mut query_params = Vec::with_capacity(matched.query_params.len());
+    for (q, param) in matched.query_params.iter().enumerate() {
+        let field = format!("{at}.queryParams[{q}]");
+        if param.name.is_empty() {
+            return Err(PolicyError::new(
+                format!("{field}.name"),
+                "must not be empty",
+            ));
+        }
+        query_params.push((
+            param.name.clone(),
+            value_matcher(param.kind.as_deref(), &param.value, &field)?,
+        ));
+    }
+    let method = match &matched.method {
+        None => None,
+        Some(method) if METHODS.contains(&method.as_str()) => Some(
+            Method::from_bytes(method.as_bytes())
+                .map_err(|e| PolicyError::new(format!("{at}.method"), e.to_string()))?,
+        ),
+        Some(method) => {
+            return Err(PolicyError::new(
+                format!("{at}.method"),
+                format!("must be one of {}, got {method:?}", METHODS.join(", ")),
+            ));
+        }
+    };
+    Ok((
+        RouteMatch {
+            path,
+            method,
+            headers,
+            query_params,
+        },
+        (kind, value),
+    ))
 }
 
-fn check_kind(kind: Option<&str>) -> Result<(), String> {
+/// A header or query parameter condition at `field`.
+fn value_matcher(kind: Option<&str>, value: &str, field: &str) -> Result<ValueMatcher, RouteError> {
     match kind {
-        None | Some("Exact") | Some("RegularExpression") => Ok(()),
-        Some(other) => Err(format!("must be Exact or RegularExpression, got {other:?}")),
+        None | Some("Exact") => Ok(ValueMatcher::Exact(value.to_owned())),
+        Some("RegularExpression") => Pattern::new(value)
+            .map(ValueMatcher::RegularExpression)
+            .map_err(|r| PolicyError::new(format!("{field}.value"), r)),
+        Some(other) => Err(PolicyError::new(
+            format!("{field}.type"),
+            format!("must be Exact or RegularExpression, got {other:?}"),
+        )),
     }
 }
 
-fn check_hostname(h: &str) -> Result<(), String> {
+fn hostname(h: &str) -> Result<Hostname, String> {
     let name = h.strip_prefix("*.").unwrap_or(h);
     let ok = !name.is_empty()
         && h.len() <= 253
@@ -196,11 +295,32 @@ fn check_hostname(h: &str) -> Result<(), String> {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    if ok {
+    if !ok {
+        return Err(format!(
+            "must be a lowercase DNS name, optionally prefixed by '*.', got {h:?}"
+        ));
+    }
+    Ok(match h.strip_prefix('*') {
+        Some(suffix) => Hostname::Wildcard(suffix.to_owned()),
+        None => Hostname::Exact(h.to_owned()),
+    })
+}
+
+/// A rule `name` is a Gateway API `SectionName`: a lowercase RFC 1123
+/// subdomain of at most 253 characters.
+fn section_name(name: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
         Ok(())
     } else {
         Err(format!(
-            "must be a lowercase DNS name, optionally prefixed by '*.', got {h:?}"
+            "must be a lowercase RFC 1123 subdomain of at most 253 characters, got {name:?}"
         ))
     }
 }

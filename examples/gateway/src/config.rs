@@ -1,14 +1,14 @@
 //! Route files in, validated HTTPRoutes out.
 //!
-//! Parse once, at the edge: every document is read, checked with
-//! [`HttpRoute::validate`] and turned into [`LoadedRoute`]s before the
-//! gateway serves anything; an invalid file stops start-up with
+//! Parse once, at the edge: every YAML document is deserialized once (a
+//! [`Resource`]), checked with [`HttpRoute::validate`](tower_sticky::route::HttpRoute::validate)
+//! into a typed [`Route`] and kept as a [`LoadedRoute`] before the gateway
+//! serves anything; an invalid file stops start-up with
 //! `<file>: document <n>: <field>: <reason>`.
 
 use std::fmt;
 use std::path::Path;
-use tower_sticky::policy::SessionPolicy;
-use tower_sticky::route::HttpRoute;
+use tower_sticky::route::{Resource, Route};
 
 /// The seed's cookie HTTPRoute, verbatim: what the gateway runs without
 /// `--route`.
@@ -21,10 +21,8 @@ pub const DEFAULT_ROUTE_NAME: &str = "<embedded default route>";
 pub struct LoadedRoute {
     /// Where it came from: `file: document n`.
     pub source: String,
-    /// The resource as written.
-    pub route: HttpRoute,
-    /// Per rule, its session policy (`None` without `sessionPersistence`).
-    pub policies: Vec<Option<SessionPolicy>>,
+    /// The route, typed and checked.
+    pub route: Route,
 }
 
 /// A route file that cannot be used; its `Display` is the whole message.
@@ -51,35 +49,38 @@ pub fn load_file(path: &Path) -> Result<Vec<LoadedRoute>, ConfigError> {
 /// Parses and validates the YAML documents of one file called `name`.
 ///
 /// Documents of another `kind` are skipped with a warning; a file without
-/// any HTTPRoute is an error, as is a document that is not a mapping with a
-/// `kind`.
+/// any HTTPRoute is an error, as is a document without a `kind`. Documents
+/// are numbered from 1, not counting empty ones.
 pub fn load_str(name: &str, text: &str) -> Result<Vec<LoadedRoute>, ConfigError> {
     let mut routes = Vec::new();
     let mut skipped = 0usize;
-    for (n, doc) in documents(text).enumerate() {
+    let mut input = text.as_bytes();
+    let options = serde_saphyr::options! { with_snippet: false };
+    for (n, doc) in serde_saphyr::read_with_options::<_, Resource>(&mut input, options).enumerate()
+    {
         let n = n + 1;
         let at = |msg: String| ConfigError(format!("{name}: document {n}: {msg}"));
-        let value: serde_json::Value =
-            serde_saphyr::from_str(doc).map_err(|e| at(format!("not valid YAML: {e}")))?;
-        let Some(kind) = value.get("kind").and_then(|k| k.as_str()) else {
-            return Err(at(
-                "kind: not an HTTPRoute: the document has no `kind`".into()
-            ));
+        let route = match doc {
+            Err(e) if is_syntax_error(&e) => return Err(at(format!("not valid YAML: {e}"))),
+            Err(e) => return Err(at(format!("not a valid HTTPRoute: {e}"))),
+            Ok(Resource::HttpRoute(route)) => route,
+            Ok(other) => {
+                let Some(kind) = other.kind() else {
+                    return Err(at(
+                        "kind: not an HTTPRoute: the document has no `kind`".into()
+                    ));
+                };
+                tracing::warn!("{name}: document {n}: skipping a {kind}: only HTTPRoute is served");
+                skipped += 1;
+                continue;
+            }
         };
-        if kind != "HTTPRoute" {
-            tracing::warn!("{name}: document {n}: skipping a {kind}: only HTTPRoute is served");
-            skipped += 1;
-            continue;
-        }
-        let route: HttpRoute =
-            serde_saphyr::from_str(doc).map_err(|e| at(format!("not a valid HTTPRoute: {e}")))?;
-        let policies = route
+        let route = route
             .validate()
             .map_err(|e| at(format!("{}: {}", e.field(), e.reason())))?;
         routes.push(LoadedRoute {
             source: format!("{name}: document {n}"),
             route,
-            policies,
         });
     }
     if routes.is_empty() {
@@ -92,27 +93,14 @@ pub fn load_str(name: &str, text: &str) -> Result<Vec<LoadedRoute>, ConfigError>
     Ok(routes)
 }
 
-/// The non-empty YAML documents of a stream, split at `---` lines.
-///
-/// A `---` at the start of a line always starts a document in YAML (block
-/// scalars must be indented), so splitting the text is exact enough and lets
-/// errors name the document.
-fn documents(text: &str) -> impl Iterator<Item = &str> {
-    let mut starts = vec![0usize];
-    let mut offset = 0usize;
-    for line in text.split_inclusive('\n') {
-        let bare = line.trim_end_matches(['\n', '\r']);
-        if bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") {
-            starts.push(offset);
+/// Whether the YAML parser (rather than the HTTPRoute schema) refused it.
+fn is_syntax_error(e: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::{Error, ExternalMessageSource};
+    match e.without_snippet() {
+        Error::ExternalMessage { source, .. } => {
+            matches!(**source, ExternalMessageSource::Parser(_))
         }
-        offset += line.len();
+        Error::Eof { .. } | Error::InvalidUtf8Input => true,
+        _ => false,
     }
-    starts.push(text.len());
-    let pieces: Vec<&str> = starts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
-    pieces.into_iter().filter(|doc| {
-        doc.lines().any(|l| {
-            let l = l.trim();
-            !l.is_empty() && !l.starts_with('#') && l != "---" && l != "..."
-        })
-    })
 }

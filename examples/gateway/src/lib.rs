@@ -328,7 +328,7 @@ fn banner(
             r.route.namespace(),
             r.route.name(),
             r.source,
-            r.route.spec.rules.len()
+            r.route.rules().len()
         );
     }
     for set in &compiled.replicas {

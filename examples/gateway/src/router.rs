@@ -15,147 +15,56 @@
 //! 5. the most query parameter matches;
 //! 6. the order routes were loaded in (files, then documents), then rule
 //!    order, then match order.
+//!
+//! The matches arrive typed from [`tower_sticky::route`] (paths, header
+//! names, methods and regular expressions were parsed and compiled once, when
+//! the route was validated): only this precedence is the gateway's own.
 
-use http::{HeaderMap, Method, Request};
-use regex::Regex;
+use http::{HeaderMap, HeaderName, Request};
 use std::cmp::Ordering;
-use tower_sticky::route::{HeaderMatch, HttpRouteMatch, PathMatch, QueryParamMatch};
+use std::sync::Arc;
+use tower_sticky::route::{Hostname, PathMatcher, RouteMatch, ValueMatcher};
 
-/// A hostname a route serves.
-#[derive(Clone, Debug)]
-pub enum Hostname {
-    /// `www.example.com`.
-    Exact(String),
-    /// `*.example.com`, kept as `.example.com`.
-    Wildcard(String),
+/// How specifically `hostname` matches `host` (lowercase, no port): exact
+/// beats wildcard, a longer wildcard beats a shorter one; `None` if it does
+/// not match.
+fn hostname_rank(hostname: &Hostname, host: &str) -> Option<(u8, usize)> {
+    if !hostname.matches(host) {
+        return None;
+    }
+    Some(match hostname {
+        Hostname::Exact(h) => (2, h.len()),
+        Hostname::Wildcard(suffix) => (1, suffix.len()),
+        _ => (0, 0),
+    })
 }
 
-impl Hostname {
-    /// Parses a `spec.hostnames` entry (already validated as a DNS name).
-    pub fn new(h: &str) -> Self {
-        match h.strip_prefix('*') {
-            Some(suffix) => Hostname::Wildcard(suffix.to_ascii_lowercase()),
-            None => Hostname::Exact(h.to_ascii_lowercase()),
-        }
-    }
-
-    /// How specifically this matches `host` (lowercase, no port); `None` if
-    /// it does not.
-    fn rank(&self, host: &str) -> Option<(u8, usize)> {
-        match self {
-            Hostname::Exact(h) => (h == host).then_some((2, h.len())),
-            Hostname::Wildcard(suffix) => (host.len() > suffix.len()
-                && host.ends_with(suffix.as_str()))
-            .then_some((1, suffix.len())),
-        }
+/// Path precedence: kind, then length for prefixes.
+fn path_rank(path: &PathMatcher) -> (u8, usize) {
+    match path {
+        PathMatcher::Exact(p) => (3, p.len()),
+        PathMatcher::PathPrefix(p) => (2, p.len()),
+        _ => (1, 0),
     }
 }
 
-/// A compiled path condition.
-#[derive(Debug)]
-enum PathMatcher {
-    Exact(String),
-    /// Without a trailing `/` (except for `/` itself).
-    Prefix(String),
-    Regex(Regex),
-}
-
-impl PathMatcher {
-    fn matches(&self, path: &str) -> bool {
-        match self {
-            PathMatcher::Exact(p) => path == p,
-            PathMatcher::Prefix(p) if p == "/" => true,
-            // Element-wise: `/v2` matches `/v2` and `/v2/x`, not `/v2x`.
-            PathMatcher::Prefix(p) => path
-                .strip_prefix(p.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
-            PathMatcher::Regex(r) => r.is_match(path),
-        }
-    }
-
-    /// Path precedence: kind, then length for prefixes.
-    fn rank(&self) -> (u8, usize) {
-        match self {
-            PathMatcher::Exact(p) => (3, p.len()),
-            PathMatcher::Prefix(p) => (2, p.len()),
-            PathMatcher::Regex(_) => (1, 0),
-        }
-    }
-}
-
-/// A value condition on a header or query parameter.
-#[derive(Debug)]
-enum ValueMatcher {
-    Exact(String),
-    Regex(Regex),
-}
-
-impl ValueMatcher {
-    fn new(kind: Option<&str>, value: &str, field: &str) -> Result<Self, String> {
-        match kind {
-            Some("RegularExpression") => anchored(value)
-                .map(ValueMatcher::Regex)
-                .map_err(|e| format!("{field}: invalid regular expression: {e}")),
-            _ => Ok(ValueMatcher::Exact(value.to_owned())),
-        }
-    }
-
-    fn matches(&self, v: &str) -> bool {
-        match self {
-            ValueMatcher::Exact(e) => e == v,
-            ValueMatcher::Regex(r) => r.is_match(v),
-        }
-    }
-}
-
-/// Regular expressions match the whole value.
-fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!("^(?:{pattern})$"))
-}
-
-/// One `matches[]` entry, compiled, pointing at its rule.
+/// One `matches[]` entry of a validated rule, pointing at its rule.
 #[derive(Debug)]
 pub struct Entry {
     /// Index of the rule (in the gateway's rule list) it selects.
     pub rule: usize,
-    hostnames: std::sync::Arc<[Hostname]>,
-    path: PathMatcher,
-    headers: Vec<(http::HeaderName, ValueMatcher)>,
-    query: Vec<(String, ValueMatcher)>,
-    method: Option<Method>,
+    hostnames: Arc<[Hostname]>,
+    matched: RouteMatch,
 }
 
 impl Entry {
-    /// Compiles one match of rule `rule`; `field` names it in errors.
-    pub fn new(
-        rule: usize,
-        hostnames: std::sync::Arc<[Hostname]>,
-        m: &HttpRouteMatch,
-        field: &str,
-    ) -> Result<Self, String> {
-        Ok(Entry {
+    /// The match `matched` of rule `rule`, for a route serving `hostnames`.
+    pub fn new(rule: usize, hostnames: Arc<[Hostname]>, matched: RouteMatch) -> Self {
+        Entry {
             rule,
             hostnames,
-            path: path_matcher(m.path.as_ref(), field)?,
-            headers: m
-                .headers
-                .iter()
-                .enumerate()
-                .map(|(i, h)| header_matcher(h, &format!("{field}.headers[{i}]")))
-                .collect::<Result<_, _>>()?,
-            query: m
-                .query_params
-                .iter()
-                .enumerate()
-                .map(|(i, q)| query_matcher(q, &format!("{field}.queryParams[{i}]")))
-                .collect::<Result<_, _>>()?,
-            method: m
-                .method
-                .as_deref()
-                .map(|s| Method::from_bytes(s.as_bytes()))
-                .transpose()
-                .map_err(|e| format!("{field}.method: {e}"))?,
-        })
+            matched,
+        }
     }
 
     /// How specifically the entry's hostnames match `host`: `(0, 0)` for a
@@ -164,36 +73,40 @@ impl Entry {
         if self.hostnames.is_empty() {
             Some((0, 0))
         } else {
-            self.hostnames.iter().filter_map(|h| h.rank(host)).max()
+            self.hostnames
+                .iter()
+                .filter_map(|h| hostname_rank(h, host))
+                .max()
         }
     }
 
     /// How well the rest of this entry matches; `None` if it does not.
     fn rank<B>(&self, req: &Request<B>) -> Option<Rank> {
-        if !self.path.matches(req.uri().path()) {
+        let m = &self.matched;
+        if !m.path().matches(req.uri().path()) {
             return None;
         }
-        if self.method.as_ref().is_some_and(|m| m != req.method()) {
+        if m.method().is_some_and(|method| method != req.method()) {
             return None;
         }
-        if !self
-            .headers
+        if !m
+            .headers()
             .iter()
             .all(|(n, v)| header_matches(req.headers(), n, v))
         {
             return None;
         }
-        if !self.query.is_empty() {
+        if !m.query_params().is_empty() {
             let q = req.uri().query().unwrap_or("");
-            if !self.query.iter().all(|(n, v)| query_matches(q, n, v)) {
+            if !m.query_params().iter().all(|(n, v)| query_matches(q, n, v)) {
                 return None;
             }
         }
         Some(Rank {
-            path: self.path.rank(),
-            method: self.method.is_some(),
-            headers: self.headers.len(),
-            query: self.query.len(),
+            path: path_rank(m.path()),
+            method: m.method().is_some(),
+            headers: m.headers().len(),
+            query: m.query_params().len(),
         })
     }
 }
@@ -207,48 +120,9 @@ struct Rank {
     query: usize,
 }
 
-fn path_matcher(p: Option<&PathMatch>, field: &str) -> Result<PathMatcher, String> {
-    let kind = p.and_then(|p| p.kind.as_deref());
-    let value = p.and_then(|p| p.value.as_deref()).unwrap_or("/");
-    Ok(match kind {
-        Some("Exact") => PathMatcher::Exact(value.to_owned()),
-        Some("RegularExpression") => PathMatcher::Regex(
-            anchored(value)
-                .map_err(|e| format!("{field}.path.value: invalid regular expression: {e}"))?,
-        ),
-        _ => {
-            let trimmed = value.trim_end_matches('/');
-            PathMatcher::Prefix(if trimmed.is_empty() {
-                "/".into()
-            } else {
-                trimmed.into()
-            })
-        }
-    })
-}
-
-fn header_matcher(
-    h: &HeaderMatch,
-    field: &str,
-) -> Result<(http::HeaderName, ValueMatcher), String> {
-    let name = http::HeaderName::from_bytes(h.name.as_bytes())
-        .map_err(|e| format!("{field}.name: {e}"))?;
-    Ok((
-        name,
-        ValueMatcher::new(h.kind.as_deref(), &h.value, &format!("{field}.value"))?,
-    ))
-}
-
-fn query_matcher(q: &QueryParamMatch, field: &str) -> Result<(String, ValueMatcher), String> {
-    Ok((
-        q.name.clone(),
-        ValueMatcher::new(q.kind.as_deref(), &q.value, &format!("{field}.value"))?,
-    ))
-}
-
 /// The first value of a header is the one compared (as the Gateway API
 /// suggests for repeated headers).
-fn header_matches(headers: &HeaderMap, name: &http::HeaderName, v: &ValueMatcher) -> bool {
+fn header_matches(headers: &HeaderMap, name: &HeaderName, v: &ValueMatcher) -> bool {
     headers
         .get(name)
         .and_then(|h| h.to_str().ok())

@@ -6,14 +6,14 @@ use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
 use crate::echo::{self, EchoInfo};
 use crate::keys::Keys;
-use crate::router::{Entry, Hostname, Router};
+use crate::router::{Entry, Router};
 use http::uri::Authority;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tower_sticky::balance::Weighted;
 use tower_sticky::balance::{BackendId, Backends};
-use tower_sticky::route::HttpRouteMatch;
+use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{Outcome, StickyBuilder, StickySessions};
 
 /// What the proxy needs to reach one backend endpoint.
@@ -65,6 +65,8 @@ pub struct Rule {
     pub route: String,
     /// Its index in the route.
     pub index: usize,
+    /// Its `name` (GEP-995), if the route gives one.
+    pub name: Option<String>,
     /// Where its requests go.
     pub target: Target,
     /// Session outcomes, counted by the core's `on_outcome` callback.
@@ -118,16 +120,10 @@ pub async fn compile(
     for loaded in routes {
         let route = &loaded.route;
         let ns = route.namespace();
-        let hostnames: Arc<[Hostname]> = route
-            .spec
-            .hostnames
-            .iter()
-            .map(|h| Hostname::new(h))
-            .collect();
-        for (i, (rule, policy)) in route.spec.rules.iter().zip(&loaded.policies).enumerate() {
-            let field = |m: usize| format!("{}: spec.rules[{i}].matches[{m}]", loaded.source);
+        let hostnames: Arc<[Hostname]> = route.hostnames().into();
+        for (i, rule) in route.rules().iter().enumerate() {
             let mut weighted: Vec<(EndpointInfo, u32)> = Vec::new();
-            for backend in &rule.backend_refs {
+            for backend in rule.backend_refs() {
                 let svc_ns = backend.namespace.as_deref().unwrap_or(ns);
                 let endpoints = match specs.iter().find(|s| s.maps(&backend.name, backend.port)) {
                     Some(spec) => spec
@@ -180,7 +176,7 @@ pub async fn compile(
             }
             let outcomes: Arc<OutcomeCounters> =
                 Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
-            let target = match policy {
+            let target = match rule.session_policy() {
                 Some(policy) => {
                     let counters = Arc::clone(&outcomes);
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
@@ -201,26 +197,16 @@ pub async fn compile(
                 },
             };
             let index = rules.len();
-            let default_match = [HttpRouteMatch::default()];
-            let matches = if rule.matches.is_empty() {
-                &default_match[..]
-            } else {
-                &rule.matches[..]
-            };
-            for (m, matched) in matches.iter().enumerate() {
-                router.push(Entry::new(
-                    index,
-                    Arc::clone(&hostnames),
-                    matched,
-                    &field(m),
-                )?);
+            for matched in rule.matches() {
+                router.push(Entry::new(index, Arc::clone(&hostnames), matched.clone()));
             }
             rules.push(Rule {
                 route: format!("{ns}/{}", route.name()),
                 index: i,
+                name: rule.name().map(str::to_owned),
                 target,
                 outcomes,
-                no_backend_refs: rule.backend_refs.is_empty(),
+                no_backend_refs: rule.backend_refs().is_empty(),
             });
         }
     }
@@ -236,10 +222,9 @@ fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), Stri
     for spec in specs {
         let used = routes.iter().any(|r| {
             r.route
-                .spec
-                .rules
+                .rules()
                 .iter()
-                .flat_map(|rule| &rule.backend_refs)
+                .flat_map(|rule| rule.backend_refs())
                 .any(|b| spec.maps(&b.name, b.port))
         });
         if !used {

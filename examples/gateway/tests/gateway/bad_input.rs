@@ -172,8 +172,14 @@ fn refused(yaml: &str, needles: &[&str]) {
 #[test]
 fn invalid_route_files_stop_start_up_naming_file_document_field() {
     refused(
-        "kind: HTTPRoute\nspec: [unclosed\n",
+        "kind: HTTPRoute\nspec: {unclosed\n",
         &["document 1", "not valid YAML"],
+    );
+    // Read in one streaming pass: the sequence where `spec`'s mapping
+    // belongs is found before the missing `]`.
+    refused(
+        "kind: HTTPRoute\nspec: [unclosed\n",
+        &["document 1", "not a valid HTTPRoute", "line 2"],
     );
     refused(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: backend\n",
