@@ -48,7 +48,7 @@ impl Path {
             Path::Resumed => Outcome::Resumed,
             Path::New => Outcome::New,
             Path::IdleRefresh => Outcome::Refreshed,
-            Path::Tampered => Outcome::Invalid,
+            Path::Tampered => Outcome::Forged,
         }
     }
 
@@ -192,9 +192,9 @@ pub fn inner() -> Inner {
 
 /// Calls a service whose future is ready at once (as with [`inner`]) and
 /// returns the response, without a runtime.
-pub fn call_now<S>(svc: &mut S, req: Request<()>) -> Response<()>
+pub fn call_now<S, B>(svc: &mut S, req: Request<()>) -> Response<B>
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
 {
     let mut cx = Context::from_waker(Waker::noop());
     match svc.poll_ready(&mut cx) {

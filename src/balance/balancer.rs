@@ -15,6 +15,7 @@ pub struct PickContext<'a> {
 
 /// What a session's backend id resolves to.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Resolution<'a, T> {
     /// The backend takes the session (serving or draining).
     Pinned(&'a Arc<Endpoint<T>>),

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// Whether a backend takes new sessions, existing sessions, or nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BackendState {
     /// Takes new and existing sessions.
     Serving,
@@ -94,30 +95,63 @@ impl<T> Endpoint<T> {
         self.weight > 0 && self.state() == BackendState::Serving
     }
 
-    /// Requests currently sent to it through the layer and not yet answered.
+    /// Requests counted in flight on it ([`InFlight`] guards alive): sent
+    /// and not yet answered, body included.
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
 }
 
-/// Counts one request in flight on an endpoint until dropped.
-#[derive(Debug)]
-pub struct InFlight<T> {
-    endpoint: Arc<Endpoint<T>>,
+/// Counts one request in flight on an endpoint until dropped: what
+/// [`PowerOfTwoChoices`](super::PowerOfTwoChoices) compares. Get one from
+/// [`Decision::in_flight`](crate::sticky::Decision::in_flight) (the layer
+/// holds one until the response body ends) or start one here.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_sticky::balance::{BackendId, Endpoint, InFlight};
+///
+/// let pod = Arc::new(Endpoint::new(BackendId::from_name("pod-a"), "10.0.0.1:80", 1));
+/// let guard = InFlight::start(Arc::clone(&pod));
+/// assert_eq!(pod.in_flight(), 1);
+/// drop(guard);
+/// assert_eq!(pod.in_flight(), 0);
+/// ```
+pub struct InFlight {
+    counter: Arc<dyn Counted>,
 }
 
-impl<T> InFlight<T> {
-    /// Starts counting a request on `endpoint`.
-    #[must_use]
-    pub fn start(endpoint: Arc<Endpoint<T>>) -> Self {
-        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight { endpoint }
+/// What an [`InFlight`] guard counts on, whatever the endpoint's target.
+trait Counted: Send + Sync {
+    fn counter(&self) -> &AtomicUsize;
+}
+
+impl<T: Send + Sync> Counted for Endpoint<T> {
+    fn counter(&self) -> &AtomicUsize {
+        &self.in_flight
     }
 }
 
-impl<T> Drop for InFlight<T> {
+impl InFlight {
+    /// Starts counting a request on `endpoint`.
+    #[must_use]
+    pub fn start<T: Send + Sync + 'static>(endpoint: Arc<Endpoint<T>>) -> Self {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight { counter: endpoint }
+    }
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("in_flight", &self.counter.counter().load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.counter.counter().fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -211,31 +211,71 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 /// assert_eq!(left, ["a=1; b=2"]);
 /// ```
 pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
-    find_and_strip(headers, name, |_| true);
+    if let Some(kept) = find_and_rewrite(headers, name, |_| true) {
+        kept.apply(headers);
+    }
+}
+
+/// What replaces the `Cookie` header(s) of a request once the session
+/// cookie is taken out: every value of `Cookie` is replaced by these (none:
+/// the header goes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KeptCookies {
+    /// The request had one `Cookie` header: at most one value is left.
+    One(Option<HeaderValue>),
+    /// It had several (HTTP/2 clients split the header).
+    Several(Vec<HeaderValue>),
+}
+
+impl KeptCookies {
+    /// The values, in order.
+    pub(crate) fn as_slice(&self) -> &[HeaderValue] {
+        match self {
+            KeptCookies::One(v) => v.as_slice(),
+            KeptCookies::Several(v) => v,
+        }
+    }
+
+    /// Replaces every `Cookie` value of `headers` with these.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        match self {
+            KeptCookies::One(Some(v)) => {
+                headers.insert(COOKIE, v);
+            }
+            KeptCookies::One(None) => {
+                headers.remove(COOKIE);
+            }
+            KeptCookies::Several(values) => {
+                headers.remove(COOKIE);
+                for v in values {
+                    headers.append(COOKIE, v);
+                }
+            }
+        }
+    }
 }
 
 /// Calls `judge` on each value of the cookie `name` until it returns true
 /// (as `cookie_values(headers, name).any(judge)`, except that values are
-/// passed before the UTF-8 check), then strips the cookie (as
-/// [`strip_cookie`]); a single `Cookie` header is scanned once for both.
-pub(crate) fn find_and_strip(
-    headers: &mut HeaderMap,
+/// passed before the UTF-8 check), and returns what the `Cookie` header(s)
+/// become without the cookie (as [`strip_cookie`] leaves them), or `None`
+/// when no pair is named `name`; a single `Cookie` header is scanned once
+/// for both. The request itself is not touched.
+pub(crate) fn find_and_rewrite(
+    headers: &HeaderMap,
     name: &str,
     mut judge: impl FnMut(&[u8]) -> bool,
-) {
+) -> Option<KeptCookies> {
     let name = Name::new(name.as_bytes());
     // No name holds two values (O(1) to tell), so at most one `Cookie`
     // header: the usual case (RFC 6265 §5.4), found with one lookup,
     // scanned once, rewritten into a buffer that costs no allocation per
     // request.
     let single = headers.len() == headers.keys_len();
-    let Some(only) = headers.get_mut(COOKIE).filter(|_| single) else {
-        if !single {
-            return find_and_strip_several(headers, name, judge);
-        }
-        return;
-    };
-    let value = only.as_bytes();
+    if !single {
+        return find_and_rewrite_several(headers, name, judge);
+    }
+    let value = headers.get(COOKIE)?.as_bytes();
     let mut judged = false;
     let kept = super::value_arena::write(value.len(), |out| {
         write_kept(value, name, out, |v| {
@@ -243,17 +283,11 @@ pub(crate) fn find_and_strip(
                 judged = judge(v);
             }
         })
-    });
-    match kept {
-        None => {}
-        Some(kept) if kept.is_empty() => {
-            headers.remove(COOKIE);
-        }
-        Some(kept) => {
-            *only = HeaderValue::from_maybe_shared(kept)
-                .expect("pieces of a valid header value, joined by \"; \"");
-        }
-    }
+    })?;
+    Some(KeptCookies::One((!kept.is_empty()).then(|| {
+        HeaderValue::from_maybe_shared(kept)
+            .expect("pieces of a valid header value, joined by \"; \"")
+    })))
 }
 
 /// Writes `value`'s pairs to `out`, trimmed and joined by `"; "`, except the
@@ -284,15 +318,15 @@ fn write_kept(
     any
 }
 
-/// [`find_and_strip`] when some header has several values: perhaps
+/// [`find_and_rewrite`] when some header has several values: perhaps
 /// `Cookie` (HTTP/2 clients split it), perhaps another. If any `Cookie`
 /// value names the cookie, every value is rewritten as its kept pairs and
 /// the values left empty are dropped.
-fn find_and_strip_several(
-    headers: &mut HeaderMap,
+fn find_and_rewrite_several(
+    headers: &HeaderMap,
     name: Name<'_>,
     judge: impl FnMut(&[u8]) -> bool,
-) {
+) -> Option<KeptCookies> {
     let values = CookieValues {
         headers: headers.get_all(COOKIE).into_iter(),
         rest: &[],
@@ -312,14 +346,17 @@ fn find_and_strip_several(
         })
         .collect();
     if !named {
-        return;
+        return None;
     }
-    headers.remove(COOKIE);
-    for v in kept.into_iter().filter(|v| !v.is_empty()) {
-        let v = HeaderValue::from_maybe_shared(v)
-            .expect("pieces of a valid header value, joined by \"; \"");
-        headers.append(COOKIE, v);
-    }
+    Some(KeptCookies::Several(
+        kept.into_iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                HeaderValue::from_maybe_shared(v)
+                    .expect("pieces of a valid header value, joined by \"; \"")
+            })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use http::HeaderValue;
 
 /// The `SameSite` attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum SameSite {
     /// Sent only on same-site requests.
     Strict,
@@ -20,6 +21,7 @@ pub enum SameSite {
 
 /// When to add the `Secure` attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Secure {
     /// When the client connection is TLS: the proxy says so with a
     /// [`ClientTls`](super::ClientTls) request extension, or the request URI
@@ -146,16 +148,17 @@ impl CookieAttributes {
     }
 
     /// Checks the combination once, when the layer is built.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), crate::sticky::BuildErrorKind> {
+        use crate::sticky::BuildErrorKind;
         if self.same_site == SameSite::None && self.secure == Secure::Never {
-            return Err("SameSite=None requires Secure; browsers reject it otherwise".into());
+            return Err(BuildErrorKind::SameSiteNoneWithoutSecure);
         }
         if let Some(d) = &self.domain {
             let ok = !d.is_empty()
                 && d.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             if !ok {
-                return Err(format!("invalid cookie Domain {d:?}"));
+                return Err(BuildErrorKind::InvalidCookieDomain(d.clone()));
             }
         }
         Ok(())

@@ -1,5 +1,6 @@
 /// The kind of a rule's path match, as written in `matches[].path.type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PathMatchKind {
     /// `Exact`.
     Exact,

@@ -17,34 +17,33 @@
 //! rule it broke.
 //!
 //! ```
-//! use tower_sticky::policy::{RuleContext, SessionPersistence, LifetimeType, PersistenceType};
+//! use tower_sticky::policy::{CookieConfig, RuleContext, SessionPersistence, LifetimeType, PersistenceType};
 //!
-//! // The seed's route, as serde would read it from YAML or JSON.
-//! let spec = SessionPersistence {
-//!     session_name: Some("Session-A".into()),
-//!     kind: Some("Cookie".into()),
-//!     absolute_timeout: Some("10s".into()),
-//!     cookie_config: Some(tower_sticky::policy::CookieConfig {
-//!         lifetime_type: Some("Permanent".into()),
-//!     }),
-//!     ..Default::default()
-//! };
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The seed's route, as serde reads it from YAML or JSON.
+//! let spec: SessionPersistence = serde_json::from_str(r#"{
+//!     "sessionName": "Session-A",
+//!     "type": "Cookie",
+//!     "absoluteTimeout": "10s",
+//!     "cookieConfig": {"lifetimeType": "Permanent"}
+//! }"#)?;
 //! let policy = spec.validate(&RuleContext::new("httproute-default-cookie-rule-0")).unwrap();
 //! assert_eq!(policy.name(), "Session-A");
 //! assert_eq!(policy.kind(), PersistenceType::Cookie);
 //! assert_eq!(policy.lifetime(), LifetimeType::Permanent);
 //! assert_eq!(policy.absolute_timeout().unwrap().to_string(), "10s");
 //!
-//! // Permanent without absoluteTimeout breaks a CRD rule:
-//! let bad = SessionPersistence {
-//!     cookie_config: Some(tower_sticky::policy::CookieConfig {
-//!         lifetime_type: Some("Permanent".into()),
-//!     }),
-//!     ..Default::default()
-//! };
+//! // Permanent without absoluteTimeout breaks a CRD rule. The structs are
+//! // `#[non_exhaustive]` (the Gateway API grows): start from `default()`.
+//! let mut cookie_config = CookieConfig::default();
+//! cookie_config.lifetime_type = Some("Permanent".into());
+//! let mut bad = SessionPersistence::default();
+//! bad.cookie_config = Some(cookie_config);
 //! let err = bad.validate(&RuleContext::new("r")).unwrap_err();
 //! assert_eq!(err.field(), "absoluteTimeout");
 //! assert!(err.to_string().contains("AbsoluteTimeout must be specified"));
+//! # Ok(())
+//! # }
 //! ```
 
 mod cookie_path;
@@ -61,12 +60,8 @@ pub use spec::{CookieConfig, CookieSpec, HeaderSpec, SessionPersistence};
 pub use validate::RuleContext;
 
 /// Checks an HTTP token (a cookie or header name): 1..=`max` characters of
-/// `[A-Za-z0-9!#$%&'*+\-.^_`|~]`. The error says what is wrong.
-///
-/// ```
-/// assert!(tower_sticky::policy::check_token("Session-A", 128).is_ok());
-/// assert!(tower_sticky::policy::check_token("bad name", 128).is_err());
-/// ```
-pub fn check_token(name: &str, max: usize) -> Result<(), String> {
+/// `[A-Za-z0-9!#$%&'*+\-.^_`|~]`. The error says what is wrong (it becomes a
+/// [`PolicyError`]'s reason).
+pub(crate) fn check_token(name: &str, max: usize) -> Result<(), String> {
     name::check(name, max)
 }

@@ -4,6 +4,7 @@ use crate::duration::Duration;
 
 /// Where the session value travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PersistenceType {
     /// A cookie set with `Set-Cookie` and echoed by the client in `Cookie`.
     Cookie,
@@ -13,6 +14,7 @@ pub enum PersistenceType {
 
 /// Whether the cookie outlives the browser session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LifetimeType {
     /// No `Max-Age`/`Expires`: the browser drops it when it closes. The proxy
     /// still enforces `absoluteTimeout` through the token.
@@ -24,6 +26,7 @@ pub enum LifetimeType {
 /// Which schema generation a block was written in; it decides how the cookie
 /// `Path` is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SchemaGeneration {
     /// `sessionName` / `cookieConfig` (v1.1–v1.6): `Path` derives from the
     /// rule's path match, as Envoy Gateway does.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Kubernetes API server does with strict field validation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SessionPersistence {
     /// v1.1–v1.6: the cookie or header name (at most 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,6 +37,7 @@ pub struct SessionPersistence {
 /// v1.1–v1.6 `cookieConfig`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CookieConfig {
     /// `Session` (default) or `Permanent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +47,7 @@ pub struct CookieConfig {
 /// main-branch `cookie`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CookieSpec {
     /// The cookie name (1–256 token characters); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +63,7 @@ pub struct CookieSpec {
 /// main-branch `header`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HeaderSpec {
     /// The header name (1–256 token characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,6 @@
 use super::StickySessions;
 use super::layer::StickyLayer;
+use super::observe::Observer;
 use super::sessions::{OnOutcome, Shared};
 use crate::balance::{Backends, Balance, RoundRobin};
 use crate::carrier::CookieAttributes;
@@ -114,9 +115,12 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
         self
     }
 
-    /// What tokens are bound to. Tokens from another scope do not verify, so
-    /// two rules sharing a cookie name and a key still never share sessions.
-    /// By default: the policy's name, type and cookie path.
+    /// What tokens are bound to, and the `scope` that `tracing` events and
+    /// `metrics` carry. Tokens from another scope do not verify, so two
+    /// rules sharing a cookie name and a key still never share sessions. Use
+    /// the route rule (`httproute/<namespace>/<name>/rule/<index>`, say).
+    /// By default: the policy's type, name and cookie path
+    /// (`cookie:Session-A:/`).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
         self
@@ -150,22 +154,19 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
 
     /// Checks the configuration and builds the shared engine.
     pub fn build(self) -> Result<StickySessions<T, B>, BuildError> {
-        self.attributes.check().map_err(BuildError)?;
+        self.attributes.check()?;
         let mut lifetime = Lifetime::for_policy(&self.policy);
         if let Some(skew) = self.skew {
             lifetime = lifetime.skew(skew);
         }
         if let Some(step) = self.refresh_after {
             match self.policy.idle_timeout() {
-                None => {
-                    return Err(BuildError(
-                        "refresh_after needs a policy with an idle timeout".into(),
-                    ));
-                }
+                None => return Err(BuildError::new(BuildErrorKind::RefreshWithoutIdleTimeout)),
                 Some(idle) if step > idle || step.is_zero() => {
-                    return Err(BuildError(format!(
-                        "refresh_after must be between 1ms and the idle timeout ({idle}), got {step}"
-                    )));
+                    return Err(BuildError::new(BuildErrorKind::RefreshOutOfRange {
+                        idle_timeout: idle,
+                        refresh_after: step,
+                    }));
                 }
                 Some(_) => lifetime = lifetime.refresh_after(step),
             }
@@ -174,27 +175,40 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             PersistenceType::Cookie => http::header::SET_COOKIE,
             PersistenceType::Header => {
                 let name = HeaderName::from_bytes(self.policy.name().as_bytes())
-                    .map_err(|e| BuildError(format!("header name: {e}")))?;
+                    .map_err(|_| BuildError::new(BuildErrorKind::InvalidHeaderName))?;
                 if RESERVED_HEADERS.contains(&name.as_str()) {
-                    return Err(BuildError(format!(
-                        "{name} cannot carry a session: the proxy or HTTP itself owns it"
-                    )));
+                    return Err(BuildError::new(BuildErrorKind::ReservedHeader(name)));
                 }
                 name
             }
         };
-        let scope = self.scope.unwrap_or_else(|| {
-            format!(
-                "{:?}\0{}\0{}",
-                self.policy.kind(),
-                self.policy.name(),
-                self.policy.cookie_path()
-            )
-        });
-        let codec = TokenCodec::new(self.keys, scope.as_bytes());
+        let (token_scope, label): (Vec<u8>, Arc<str>) = match self.scope {
+            Some(scope) => (scope.as_bytes().to_vec(), scope.into()),
+            None => (
+                // Kept as it always was: tokens issued before the scope label
+                // existed still verify.
+                format!(
+                    "{:?}\0{}\0{}",
+                    self.policy.kind(),
+                    self.policy.name(),
+                    self.policy.cookie_path()
+                )
+                .into_bytes(),
+                format!(
+                    "{}:{}:{}",
+                    match self.policy.kind() {
+                        PersistenceType::Cookie => "cookie",
+                        PersistenceType::Header => "header",
+                    },
+                    self.policy.name(),
+                    self.policy.cookie_path()
+                )
+                .into(),
+            ),
+        };
+        let codec = TokenCodec::new(self.keys, token_scope);
         Ok(StickySessions::from_shared(Shared {
-            #[cfg(feature = "metrics")]
-            counters: super::sessions::counters(&self.policy),
+            observer: Observer::new(label),
             policy: self.policy,
             codec,
             lifetime,
@@ -232,13 +246,83 @@ const RESERVED_HEADERS: &[&str] = &[
     "authorization",
 ];
 
-/// A layer configuration that cannot work.
+/// A layer configuration that cannot work; [`kind`](Self::kind) says why.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildError(String);
+pub struct BuildError {
+    kind: BuildErrorKind,
+}
+
+/// Why [`StickyBuilder::build`] refused a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildErrorKind {
+    /// `SameSite=None` without `Secure`: browsers reject such a cookie.
+    SameSiteNoneWithoutSecure,
+    /// The cookie `Domain` is empty or has characters other than ASCII
+    /// letters, digits, `-` and `.`.
+    InvalidCookieDomain(String),
+    /// [`refresh_after`](StickyBuilder::refresh_after) on a policy without
+    /// an idle timeout.
+    RefreshWithoutIdleTimeout,
+    /// [`refresh_after`](StickyBuilder::refresh_after) is zero or longer
+    /// than the idle timeout.
+    RefreshOutOfRange {
+        /// The policy's idle timeout.
+        idle_timeout: Duration,
+        /// What was asked for.
+        refresh_after: Duration,
+    },
+    /// A header policy's name is not a valid header name.
+    InvalidHeaderName,
+    /// A header policy names a header the proxy or HTTP itself owns
+    /// (`cookie`, `host`, `authorization`, hop-by-hop headers, ...).
+    ReservedHeader(HeaderName),
+}
+
+impl BuildError {
+    pub(crate) fn new(kind: BuildErrorKind) -> Self {
+        BuildError { kind }
+    }
+
+    /// Why the configuration was refused.
+    #[must_use]
+    pub fn kind(&self) -> &BuildErrorKind {
+        &self.kind
+    }
+}
+
+impl From<BuildErrorKind> for BuildError {
+    fn from(kind: BuildErrorKind) -> Self {
+        BuildError::new(kind)
+    }
+}
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid sticky session configuration: {}", self.0)
+        f.write_str("invalid sticky session configuration: ")?;
+        match &self.kind {
+            BuildErrorKind::SameSiteNoneWithoutSecure => {
+                f.write_str("SameSite=None requires Secure; browsers reject it otherwise")
+            }
+            BuildErrorKind::InvalidCookieDomain(d) => write!(f, "invalid cookie Domain {d:?}"),
+            BuildErrorKind::RefreshWithoutIdleTimeout => {
+                f.write_str("refresh_after needs a policy with an idle timeout")
+            }
+            BuildErrorKind::RefreshOutOfRange {
+                idle_timeout,
+                refresh_after,
+            } => write!(
+                f,
+                "refresh_after must be between 1ms and the idle timeout ({idle_timeout}), got {refresh_after}"
+            ),
+            BuildErrorKind::InvalidHeaderName => {
+                f.write_str("the session name is not a valid header name")
+            }
+            BuildErrorKind::ReservedHeader(name) => write!(
+                f,
+                "{name} cannot carry a session: the proxy or HTTP itself owns it"
+            ),
+        }
     }
 }
 

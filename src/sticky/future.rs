@@ -1,4 +1,4 @@
-use super::sessions::Issue;
+use super::{InFlightBody, Issue};
 use crate::balance::InFlight;
 use http::{HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -8,27 +8,27 @@ use std::task::{Context, Poll, ready};
 
 pin_project! {
     /// Response future of [`Sticky`](super::Sticky).
-    pub struct ResponseFuture<F, T> {
+    pub struct ResponseFuture<F> {
         #[pin]
-        kind: Kind<F, T>,
+        kind: Kind<F>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, T> {
+    enum Kind<F> {
         Called {
             #[pin]
             future: F,
             issue: Option<Issue>,
-            in_flight: Option<InFlight<T>>,
+            in_flight: Option<InFlight>,
         },
         NoBackend,
     }
 }
 
-impl<F, T> ResponseFuture<F, T> {
-    pub(crate) fn called(future: F, issue: Option<Issue>, in_flight: InFlight<T>) -> Self {
+impl<F> ResponseFuture<F> {
+    pub(crate) fn called(future: F, issue: Option<Issue>, in_flight: InFlight) -> Self {
         ResponseFuture {
             kind: Kind::Called {
                 future,
@@ -45,12 +45,12 @@ impl<F, T> ResponseFuture<F, T> {
     }
 }
 
-impl<F, T, B, E> Future for ResponseFuture<F, T>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Default,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<InFlightBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -59,17 +59,17 @@ where
                 issue,
                 in_flight,
             } => {
-                let result = ready!(future.poll(cx));
-                // The backend has answered: it no longer counts as loaded.
-                in_flight.take();
-                let mut response = result?;
+                // An error drops the count with the future; a response keeps
+                // it until its body has ended.
+                let mut response = ready!(future.poll(cx))?;
                 if let Some(issue) = issue.take() {
                     issue.apply(response.headers_mut());
                 }
-                Poll::Ready(Ok(response))
+                let in_flight = in_flight.take();
+                Poll::Ready(Ok(response.map(|body| InFlightBody::new(body, in_flight))))
             }
             KindProj::NoBackend => {
-                let mut response = Response::new(B::default());
+                let mut response = Response::new(InFlightBody::default());
                 *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                 response
                     .headers_mut()

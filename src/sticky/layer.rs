@@ -1,6 +1,6 @@
 use super::{Sticky, StickySessions};
 use crate::balance::RoundRobin;
-use tower::Layer;
+use tower_layer::Layer;
 
 /// Applies sticky sessions to a service; see the [module docs](super).
 #[derive(Debug)]

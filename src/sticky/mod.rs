@@ -14,12 +14,29 @@
 //!    session was created, re-pinned, refreshed or re-keyed; nothing
 //!    otherwise.
 //!
+//! The request counts [in flight](crate::balance::InFlight) on its backend
+//! until the response body has ended ([`InFlightBody`]), which is what
+//! [`PowerOfTwoChoices`](crate::balance::PowerOfTwoChoices) compares.
+//!
 //! A bad value (malformed, forged, tampered, from a foreign key or scope,
 //! expired) is never an error: it becomes a new session. When no backend can
 //! take the request the layer answers `503 Service Unavailable` itself. The
 //! inner service's error type is kept. Each request's [`Outcome`] is in the
-//! [`Pinned`] extension, given to an optional callback, and (with the
-//! `metrics` feature) counted as `tower_sticky_requests_total{session,outcome}`.
+//! [`Pinned`] extension, given to an optional callback, with the `tracing`
+//! feature logged as one event (target `tower_sticky`, level DEBUG: scope,
+//! outcome, backend, why a value was refused, session age), and with the
+//! `metrics` feature counted as `tower_sticky_requests_total{scope,outcome}`
+//! with `tower_sticky_session_age_seconds{scope}` on resumed sessions.
+//!
+//! # Without tower
+//!
+//! The layer is a thin shell around [`StickySessions`], which any proxy can
+//! call: [`StickySessions::decide`] reads a borrowed [`RequestHead`] (method,
+//! URI, headers, TLS) and returns a [`Decision`]: the backend, the
+//! [`RequestRewrite`] that takes the session value out of the request, the
+//! [`Issue`] to add to the response, and an [`InFlight`](crate::balance::InFlight)
+//! guard on demand. [`StickySessions::route_parts`] and
+//! [`StickySessions::route_headers`] make the rewrite on the spot.
 //!
 //! # Example
 //!
@@ -59,24 +76,31 @@
 //! for _ in 0..5 {
 //!     let req = Request::builder().header("cookie", &cookie).body(String::new()).unwrap();
 //!     let res = svc.ready().await.unwrap().call(req).await.unwrap();
-//!     assert_eq!(res.body(), first.body());
+//!     assert_eq!(res.body().get_ref(), first.body().get_ref());
 //!     assert!(res.headers().get("set-cookie").is_none());
 //! }
 //! # }
 //! ```
 
+mod body;
 mod builder;
+mod decision;
 mod future;
 mod layer;
+mod observe;
 mod outcome;
 mod pinned;
+mod request;
 mod service;
 mod sessions;
 
-pub use builder::{BuildError, StickyBuilder};
+pub use body::InFlightBody;
+pub use builder::{BuildError, BuildErrorKind, StickyBuilder};
+pub use decision::{Decision, DecisionParts, Issue, RequestRewrite};
 pub use future::ResponseFuture;
 pub use layer::StickyLayer;
 pub use outcome::Outcome;
 pub use pinned::Pinned;
+pub use request::RequestHead;
 pub use service::Sticky;
-pub use sessions::{Decision, Issue, StickySessions};
+pub use sessions::StickySessions;

@@ -18,9 +18,18 @@ pub enum Outcome {
     Expired,
     /// The session was idle past its `idleTimeout`: a new one was created.
     IdleExpired,
-    /// The value was malformed, forged, tampered, from another deployment,
-    /// scope or key, or dated in the future: a new session was created.
-    Invalid,
+    /// The value is not a token at all (wrong length, not base64, unknown
+    /// format version): a new session was created.
+    Malformed,
+    /// A well-formed token whose signature does not verify under this
+    /// scope's keys: forged, tampered with, or issued for another route
+    /// rule (scope) or deployment. A new session was created. Many of these
+    /// from one client are an attack signal.
+    Forged,
+    /// A token this deployment signed, dated further in the future than the
+    /// clock skew allowance (or seen before it was issued): a new session
+    /// was created. Points at replicas whose clocks disagree.
+    FutureDated,
     /// The session's backend is down: re-pinned with a new token.
     RepinnedDown,
     /// The session's backend is no longer a member: re-pinned with a new
@@ -32,22 +41,24 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in a fixed order (for pre-registered counters).
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::New,
         Outcome::Resumed,
         Outcome::Refreshed,
         Outcome::Rekeyed,
         Outcome::Expired,
         Outcome::IdleExpired,
-        Outcome::Invalid,
+        Outcome::Malformed,
+        Outcome::Forged,
+        Outcome::FutureDated,
         Outcome::RepinnedDown,
         Outcome::RepinnedGone,
         Outcome::NoBackend,
     ];
 
     /// A short, stable label: `new`, `resumed`, `refreshed`, `rekeyed`,
-    /// `expired`, `idle_expired`, `invalid`, `repinned_down`,
-    /// `repinned_gone`, `no_backend`.
+    /// `expired`, `idle_expired`, `malformed`, `forged`, `future_dated`,
+    /// `repinned_down`, `repinned_gone`, `no_backend`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -57,7 +68,9 @@ impl Outcome {
             Outcome::Rekeyed => "rekeyed",
             Outcome::Expired => "expired",
             Outcome::IdleExpired => "idle_expired",
-            Outcome::Invalid => "invalid",
+            Outcome::Malformed => "malformed",
+            Outcome::Forged => "forged",
+            Outcome::FutureDated => "future_dated",
             Outcome::RepinnedDown => "repinned_down",
             Outcome::RepinnedGone => "repinned_gone",
             Outcome::NoBackend => "no_backend",
@@ -76,6 +89,23 @@ impl Outcome {
         matches!(
             self,
             Outcome::Resumed | Outcome::Refreshed | Outcome::Rekeyed
+        )
+    }
+}
+
+impl Outcome {
+    /// Whether the request came with a session value that was refused
+    /// (malformed, forged, future-dated, expired or idle-expired), so that a
+    /// new session replaced it.
+    #[must_use]
+    pub const fn is_rejected(self) -> bool {
+        matches!(
+            self,
+            Outcome::Malformed
+                | Outcome::Forged
+                | Outcome::FutureDated
+                | Outcome::Expired
+                | Outcome::IdleExpired
         )
     }
 }

@@ -1,10 +1,9 @@
 use super::future::ResponseFuture;
-use super::{Pinned, StickyLayer, StickySessions};
+use super::{InFlightBody, Pinned, RequestHead, StickyLayer, StickySessions};
 use crate::balance::{Balance, InFlight, RoundRobin};
 use http::{Request, Response};
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use tower::Service;
+use tower_service::Service;
 
 /// Middleware that pins each request to a backend by its session; see the
 /// [module docs](super).
@@ -57,24 +56,31 @@ where
     T: Send + Sync + 'static,
     B: Balance<T>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<InFlightBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, T>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let (outcome, endpoint, issue) = self.sessions.route(&mut req).into_parts();
-        match endpoint {
-            Some(endpoint) => {
-                req.extensions_mut()
-                    .insert(Pinned::new(Arc::clone(&endpoint), outcome));
-                let in_flight = InFlight::start(endpoint);
-                ResponseFuture::called(self.inner.call(req), issue, in_flight)
-            }
-            None => ResponseFuture::no_backend(),
+        let decision = self.sessions.decide(RequestHead::of(&req));
+        let super::DecisionParts {
+            outcome,
+            endpoint,
+            rewrite,
+            issue,
+            ..
+        } = decision.into_parts();
+        let Some(endpoint) = endpoint else {
+            return ResponseFuture::no_backend();
+        };
+        if let Some(rewrite) = rewrite {
+            rewrite.apply(req.headers_mut());
         }
+        let in_flight = InFlight::start(std::sync::Arc::clone(&endpoint));
+        req.extensions_mut().insert(Pinned::new(endpoint, outcome));
+        ResponseFuture::called(self.inner.call(req), issue, in_flight)
     }
 }

@@ -1,11 +1,12 @@
-use super::{Outcome, Pinned};
-use crate::balance::{BackendId, Backends, Balance, Endpoint, PickContext, Resolution};
-use crate::carrier::{
-    ClientTls, CookieAttributes, Secure, find_and_strip, find_cookie, header_values,
-};
+use super::decision::{Decision, Issue, RequestRewrite};
+use super::observe::Observer;
+use super::{Outcome, RequestHead};
+use crate::balance::{BackendId, Backends, Balance, Endpoint, Resolution, RoundRobin};
+use crate::carrier::{CookieAttributes, Secure, find_and_rewrite, find_cookie, header_values};
 use crate::policy::{LifetimeType, PersistenceType, SessionPolicy};
-use crate::token::{Clock, Lifetime, SessionToken, Timestamp, TokenCodec, Verdict};
-use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use crate::token::{Clock, DecodeError, Lifetime, SessionToken, Timestamp, TokenCodec, Verdict};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,10 +15,19 @@ pub(crate) type OnOutcome = Arc<dyn Fn(Outcome, Option<BackendId>) + Send + Sync
 /// The session engine behind [`StickyLayer`](super::StickyLayer): decides,
 /// per request, which backend serves it and what to write back.
 ///
-/// Proxies that do not fit the tower `Layer` shape (a retry loop that needs
-/// to re-pin, say) call [`route`](Self::route) and
-/// [`Decision::apply`] themselves. Cloning is cheap and shares everything.
-pub struct StickySessions<T, B> {
+/// Proxies that do not fit the tower `Layer` shape (Pingora, a retry loop
+/// that needs to re-pin, ...) call it themselves:
+///
+/// * [`decide`](Self::decide) from a borrowed [`RequestHead`] (method, URI,
+///   headers, TLS): nothing is changed, the [`Decision`] says what to change;
+/// * [`route`](Self::route), [`route_parts`](Self::route_parts) or
+///   [`route_headers`](Self::route_headers): the same, with the request's
+///   session value already taken out;
+/// * [`repin`](Self::repin): a new session after the chosen backend failed.
+///
+/// Then [`Decision::apply`] (or [`Issue`]'s parts) writes the response
+/// headers. Cloning is cheap and shares everything.
+pub struct StickySessions<T, B = RoundRobin> {
     shared: Arc<Shared<T, B>>,
 }
 
@@ -50,108 +60,13 @@ pub(crate) struct Shared<T, B> {
     pub(super) cache_private: bool,
     pub(super) remember_tokens: bool,
     pub(super) on_outcome: Option<OnOutcome>,
-    #[cfg(feature = "metrics")]
-    pub(super) counters: [metrics::Counter; Outcome::ALL.len()],
-}
-
-/// One counter per outcome, registered once when the layer is built (so the
-/// recorder must be installed before).
-#[cfg(feature = "metrics")]
-pub(super) fn counters(policy: &SessionPolicy) -> [metrics::Counter; Outcome::ALL.len()] {
-    Outcome::ALL.map(|o| {
-        metrics::counter!(
-            "tower_sticky_requests_total",
-            "session" => policy.name().to_owned(),
-            "outcome" => o.as_str()
-        )
-    })
-}
-
-/// What to do with one request: where it goes, what happened to its
-/// session, and the header (if any) to add to the response.
-#[derive(Debug)]
-#[must_use]
-pub struct Decision<T> {
-    outcome: Outcome,
-    endpoint: Option<Arc<Endpoint<T>>>,
-    issue: Option<Issue>,
-}
-
-impl<T> Decision<T> {
-    /// What happened to the session.
-    pub fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-
-    /// The chosen backend; `None` means no backend can take the request
-    /// (answer 503).
-    pub fn endpoint(&self) -> Option<&Arc<Endpoint<T>>> {
-        self.endpoint.as_ref()
-    }
-
-    /// The chosen backend and outcome as the request extension the layer
-    /// inserts.
-    pub fn pinned(&self) -> Option<Pinned<T>> {
-        self.endpoint
-            .as_ref()
-            .map(|e| Pinned::new(Arc::clone(e), self.outcome))
-    }
-
-    /// The `Set-Cookie` or session header to add to the response, if the
-    /// session was created or re-issued.
-    pub fn issue(&self) -> Option<&Issue> {
-        self.issue.as_ref()
-    }
-
-    pub(crate) fn into_parts(self) -> (Outcome, Option<Arc<Endpoint<T>>>, Option<Issue>) {
-        (self.outcome, self.endpoint, self.issue)
-    }
-
-    /// Adds the session header (if any) to a response's headers.
-    pub fn apply(self, response: &mut HeaderMap) {
-        if let Some(issue) = self.issue {
-            issue.apply(response);
-        }
-    }
-}
-
-/// A session value to write back: `Set-Cookie: …` or `<name>: <token>`.
-#[derive(Clone, Debug)]
-pub struct Issue {
-    name: HeaderName,
-    value: HeaderValue,
-    cache_private: bool,
-}
-
-impl Issue {
-    /// The header name (`set-cookie`, or the session header).
-    pub fn name(&self) -> &HeaderName {
-        &self.name
-    }
-
-    /// The header value.
-    pub fn value(&self) -> &HeaderValue {
-        &self.value
-    }
-
-    /// Adds the header to a response, next to any the application set.
-    pub fn apply(self, response: &mut HeaderMap) {
-        if self.cache_private && !response.contains_key(http::header::CACHE_CONTROL) {
-            response.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("private"),
-            );
-        }
-        if self.name == http::header::SET_COOKIE {
-            response.append(self.name, self.value);
-        } else {
-            response.insert(self.name, self.value);
-        }
-    }
+    pub(super) observer: Observer,
 }
 
 enum Judged<T> {
-    Pinned(Arc<Endpoint<T>>, Outcome, Option<SessionToken>),
+    /// The session goes on: its backend, outcome, token to re-issue, and
+    /// when it began.
+    Pinned(Arc<Endpoint<T>>, Outcome, Option<SessionToken>, Timestamp),
     Rejected(Outcome),
     /// Not UTF-8: not a value at all, as `cookie_values` would skip it.
     NotText,
@@ -174,21 +89,53 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         &self.shared.backends
     }
 
-    /// Routes one request: verifies its session value, resolves or picks the
-    /// backend, and removes the session value from the request unless told to
-    /// forward it. Never fails: a bad value is a new session, no backend is
-    /// [`Outcome::NoBackend`].
-    pub fn route<Body>(&self, req: &mut Request<Body>) -> Decision<T> {
+    /// Decides where one request goes, from its head alone: verifies its
+    /// session value, resolves or picks the backend, and says how the
+    /// request headers change before they go upstream (the session value
+    /// taken out, unless told to forward it) and what to add to the
+    /// response. Changes nothing. Never fails: a bad value is a new session,
+    /// no backend is [`Outcome::NoBackend`].
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method, Uri};
+    /// use tower_sticky::balance::{BackendId, Backends};
+    /// use tower_sticky::policy::SessionPolicy;
+    /// use tower_sticky::sticky::{Outcome, RequestHead, StickyBuilder};
+    /// use tower_sticky::token::{KeySet, SigningKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let policy = SessionPolicy::cookie("Session-A")?;
+    /// let keys = KeySet::new(SigningKey::new([7; 32])?);
+    /// let pods: Backends<&str> = ["pod-a", "pod-b"].into_iter().map(|p| (BackendId::from_name(p), p, 1)).collect();
+    /// let sessions = StickyBuilder::new(policy, keys, pods).build()?;
+    ///
+    /// let (method, uri) = (Method::GET, Uri::from_static("/"));
+    /// let first = sessions.decide(RequestHead::new(&method, &uri, &HeaderMap::new()));
+    /// assert_eq!(first.outcome(), Outcome::New);
+    /// let set_cookie = first.issue().expect("a new session is written back").value().to_str()?;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("cookie", format!("theme=dark; {}", set_cookie.split(';').next().unwrap_or("")).parse()?);
+    /// let again = sessions.decide(RequestHead::new(&method, &uri, &headers));
+    /// assert_eq!(again.outcome(), Outcome::Resumed);
+    /// assert_eq!(again.target(), first.target());
+    /// // The session cookie is for the proxy: the backend gets the others.
+    /// assert_eq!(again.rewrite().map(|r| r.values()), Some(&["theme=dark".parse()?][..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn decide(&self, head: RequestHead<'_>) -> Decision<T> {
         let s = &*self.shared;
         let now = s.clock.now();
         let snapshot = s.backends.snapshot();
 
         let mut rejected = Outcome::New;
         let mut pinned = None;
+        let rewrite;
         {
             let mut judge = |value: &[u8]| match self.judge(value, now, &snapshot) {
-                Judged::Pinned(e, o, t) => {
-                    pinned = Some((e, o, t));
+                Judged::Pinned(e, o, t, since) => {
+                    pinned = Some((e, o, t, since));
                     true
                 }
                 Judged::Rejected(o) => {
@@ -197,64 +144,108 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 }
                 Judged::NotText => false,
             };
-            match (s.policy.kind(), s.forward) {
+            let headers = head.headers();
+            rewrite = match (s.policy.kind(), s.forward) {
                 (PersistenceType::Cookie, false) => {
-                    find_and_strip(req.headers_mut(), s.policy.name(), &mut judge);
+                    find_and_rewrite(headers, s.policy.name(), &mut judge)
+                        .map(RequestRewrite::cookies)
                 }
                 (PersistenceType::Cookie, true) => {
-                    find_cookie(req.headers(), s.policy.name(), &mut judge);
+                    find_cookie(headers, s.policy.name(), &mut judge);
+                    None
                 }
                 (PersistenceType::Header, forward) => {
-                    header_values(req.headers(), &s.header).any(|v| judge(v.as_bytes()));
-                    if !forward {
-                        req.headers_mut().remove(&s.header);
-                    }
+                    header_values(headers, &s.header).any(|v| judge(v.as_bytes()));
+                    (!forward && headers.contains_key(&s.header))
+                        .then(|| RequestRewrite::remove(s.header.clone()))
                 }
-            }
+            };
         }
         match pinned {
-            Some((endpoint, outcome, reissue)) => {
-                let issue = reissue.map(|t| self.render(&t, now, req));
-                self.decided(outcome, Some(endpoint), issue)
+            Some((endpoint, outcome, reissue, since)) => {
+                let issue = reissue.map(|t| self.render(&t, now, head.is_tls()));
+                let age = now.millis_since(since);
+                self.decided(outcome, Some(endpoint), rewrite, issue, Some(age))
             }
-            None => self.new_session(req, rejected, now, &snapshot),
+            None => self.new_session(&head, rejected, rewrite, now, &snapshot),
         }
     }
 
-    /// Starts a new session for `req` on a freshly picked backend, reporting
-    /// `outcome` (for example [`Outcome::RepinnedDown`] after the proxy found
-    /// the pinned backend refusing connections and marked it down).
-    pub fn repin<Body>(&self, req: &Request<Body>, outcome: Outcome) -> Decision<T> {
-        let now = self.shared.clock.now();
-        let snapshot = self.shared.backends.snapshot();
-        self.new_session(req, outcome, now, &snapshot)
+    /// [`decide`](Self::decide) for a request, and its session value taken
+    /// out of it (unless told to forward it). The client connection counts
+    /// as TLS when the request carries the
+    /// [`ClientTls`](crate::carrier::ClientTls) extension or its URI has the
+    /// `https` scheme.
+    pub fn route<Body>(&self, req: &mut Request<Body>) -> Decision<T> {
+        let mut decision = self.decide(RequestHead::of(req));
+        decision.rewrite_request(req.headers_mut());
+        decision
     }
 
-    fn new_session<Body>(
+    /// [`route`](Self::route) for a request's [`Parts`].
+    pub fn route_parts(&self, parts: &mut Parts) -> Decision<T> {
+        let mut decision = self.decide(RequestHead::from_parts(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &parts.extensions,
+        ));
+        decision.rewrite_request(&mut parts.headers);
+        decision
+    }
+
+    /// [`route`](Self::route) for a proxy that holds the headers apart from
+    /// the rest of the request.
+    pub fn route_headers(
         &self,
-        req: &Request<Body>,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+        tls: bool,
+    ) -> Decision<T> {
+        let mut decision = self.decide(RequestHead::new(method, uri, headers).tls(tls));
+        decision.rewrite_request(headers);
+        decision
+    }
+
+    /// Starts a new session for the request on a freshly picked backend,
+    /// reporting `outcome` (for example [`Outcome::RepinnedDown`] after the
+    /// proxy found the pinned backend refusing connections and marked it
+    /// down). The decision has no request rewrite: the request's session
+    /// value was already taken out by the first decision.
+    pub fn repin(&self, head: RequestHead<'_>, outcome: Outcome) -> Decision<T> {
+        let now = self.shared.clock.now();
+        let snapshot = self.shared.backends.snapshot();
+        self.new_session(&head, outcome, None, now, &snapshot)
+    }
+
+    fn new_session(
+        &self,
+        head: &RequestHead<'_>,
         outcome: Outcome,
+        rewrite: Option<RequestRewrite>,
         now: Timestamp,
         snapshot: &crate::balance::Snapshot<T>,
     ) -> Decision<T> {
-        let ctx = PickContext {
-            method: req.method(),
-            uri: req.uri(),
-            headers: req.headers(),
-        };
         let picked = self
             .shared
             .balancer
-            .pick(&ctx, snapshot)
+            .pick(&head.pick_context(), snapshot)
             .and_then(|i| snapshot.endpoints().get(i))
             .filter(|e| e.takes_new_sessions());
         match picked {
             Some(endpoint) => {
                 let token = SessionToken::new(endpoint.id(), now);
-                let issue = self.render(&token, now, req);
-                self.decided(outcome, Some(Arc::clone(endpoint)), Some(issue))
+                let issue = self.render(&token, now, head.is_tls());
+                self.decided(
+                    outcome,
+                    Some(Arc::clone(endpoint)),
+                    rewrite,
+                    Some(issue),
+                    None,
+                )
             }
-            None => self.decided(Outcome::NoBackend, None, None),
+            None => self.decided(Outcome::NoBackend, None, rewrite, None, None),
         }
     }
 
@@ -278,15 +269,17 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 }
             }
         };
-        let Ok(decoded) = decoded else {
-            return Judged::Rejected(Outcome::Invalid);
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(DecodeError::Malformed) => return Judged::Rejected(Outcome::Malformed),
+            Err(DecodeError::BadSignature) => return Judged::Rejected(Outcome::Forged),
         };
         let token = decoded.token();
         let refresh = match s.lifetime.check(&token, now) {
             Verdict::Valid { refresh } => refresh,
             Verdict::Expired => return Judged::Rejected(Outcome::Expired),
             Verdict::IdleExpired => return Judged::Rejected(Outcome::IdleExpired),
-            Verdict::Invalid => return Judged::Rejected(Outcome::Invalid),
+            Verdict::Invalid => return Judged::Rejected(Outcome::FutureDated),
         };
         match s.balancer.resolve(snapshot, token.backend()) {
             Resolution::Pinned(e) => {
@@ -297,14 +290,14 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 } else {
                     (Outcome::Resumed, None)
                 };
-                Judged::Pinned(Arc::clone(e), outcome, reissue)
+                Judged::Pinned(Arc::clone(e), outcome, reissue, token.issued_at())
             }
             Resolution::Down => Judged::Rejected(Outcome::RepinnedDown),
             Resolution::Gone => Judged::Rejected(Outcome::RepinnedGone),
         }
     }
 
-    fn render<Body>(&self, token: &SessionToken, now: Timestamp, req: &Request<Body>) -> Issue {
+    fn render(&self, token: &SessionToken, now: Timestamp, tls: bool) -> Issue {
         let s = &*self.shared;
         let encoded = if s.remember_tokens {
             s.codec.encode_remembered(token)
@@ -320,10 +313,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 let secure = match s.attributes.secure {
                     Secure::Always => true,
                     Secure::Never => false,
-                    Secure::Auto => {
-                        req.extensions().get::<ClientTls>().is_some()
-                            || req.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
-                    }
+                    Secure::Auto => tls,
                 };
                 crate::carrier::render_set_cookie(
                     s.policy.name(),
@@ -349,16 +339,21 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         &self,
         outcome: Outcome,
         endpoint: Option<Arc<Endpoint<T>>>,
+        rewrite: Option<RequestRewrite>,
         issue: Option<Issue>,
+        session_age_ms: Option<u64>,
     ) -> Decision<T> {
-        #[cfg(feature = "metrics")]
-        self.shared.counters[outcome.index()].increment(1);
+        let backend = endpoint.as_ref().map(|e| e.id());
+        self.shared
+            .observer
+            .observe(outcome, backend, session_age_ms);
         if let Some(f) = &self.shared.on_outcome {
-            f(outcome, endpoint.as_ref().map(|e| e.id()));
+            f(outcome, backend);
         }
         Decision {
             outcome,
             endpoint,
+            rewrite,
             issue,
         }
     }

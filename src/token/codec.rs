@@ -214,6 +214,7 @@ impl Decoded {
 
 /// Why a value is not a valid token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Wrong length, not base64, or an unknown format version.
     Malformed,

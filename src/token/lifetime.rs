@@ -39,6 +39,7 @@ pub const DEFAULT_SKEW: Duration = Duration::from_secs(2);
 
 /// What a verified token's times say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The session goes on; `refresh` asks for a token with a fresh
     /// last-seen time.

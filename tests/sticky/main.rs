@@ -8,7 +8,7 @@ use tower_sticky::balance::{BackendId, BackendState, Backends, Weighted};
 use tower_sticky::carrier::{ClientTls, CookieAttributes, SameSite, Secure};
 use tower_sticky::duration::Duration;
 use tower_sticky::policy::{PathMatchKind, RuleContext, SessionPersistence, SessionPolicy};
-use tower_sticky::sticky::{Outcome, StickyBuilder};
+use tower_sticky::sticky::{BuildErrorKind, Outcome, StickyBuilder};
 use tower_sticky::token::{KeySet, ManualClock};
 
 const PODS: [&str; 4] = [
@@ -113,14 +113,11 @@ async fn session_lifetime_cookie_has_no_max_age_or_expires() {
 #[tokio::test]
 async fn v2_prefix_rule_derives_path_and_main_schema_uses_slash() {
     let clock = ManualClock::new(T0);
-    let spec = SessionPersistence {
-        session_name: Some("Session-A".into()),
-        absolute_timeout: Some("10s".into()),
-        cookie_config: Some(tower_sticky::policy::CookieConfig {
-            lifetime_type: Some("Permanent".into()),
-        }),
-        ..Default::default()
-    };
+    let spec: SessionPersistence = serde_json::from_str(
+        r#"{"sessionName": "Session-A", "absoluteTimeout": "10s",
+            "cookieConfig": {"lifetimeType": "Permanent"}}"#,
+    )
+    .unwrap();
     let ctx = RuleContext::new("httproute-default-cookie-rule-0")
         .path_match(PathMatchKind::PathPrefix, "/v2");
     let s = sessions(spec.validate(&ctx).unwrap(), pods(&PODS), &clock);
@@ -133,15 +130,11 @@ async fn v2_prefix_rule_derives_path_and_main_schema_uses_slash() {
         )
     );
 
-    let main = SessionPersistence {
-        absolute_timeout: Some("5m".into()),
-        cookie: Some(tower_sticky::policy::CookieSpec {
-            name: Some("Session-A".into()),
-            path: None,
-            lifetime_type: Some("Permanent".into()),
-        }),
-        ..Default::default()
-    };
+    let main: SessionPersistence = serde_json::from_str(
+        r#"{"absoluteTimeout": "5m",
+            "cookie": {"name": "Session-A", "lifetimeType": "Permanent"}}"#,
+    )
+    .unwrap();
     let s = sessions(main.validate(&ctx).unwrap(), pods(&PODS), &clock);
     let sc = send(&s, &[]).await.set_cookie.unwrap();
     assert_eq!(
@@ -274,19 +267,19 @@ async fn tampered_malformed_foreign_and_oversized_values_get_new_sessions() {
         send(&other, &[]).await.cookie()
     };
     let oversized = format!("Session-A={}", "A".repeat(8000));
-    for bad in [
-        format!("Session-A={tampered}"),
-        "Session-A=".to_owned(),
-        "Session-A=not-a-token".to_owned(),
-        format!("Session-A={}", &token[..40]),
-        format!("Session-A={token}x"),
-        foreign,
-        oversized,
-        "Session-A=%00%ff".to_owned(),
+    for (bad, why) in [
+        (format!("Session-A={tampered}"), Outcome::Forged),
+        ("Session-A=".to_owned(), Outcome::Malformed),
+        ("Session-A=not-a-token".to_owned(), Outcome::Malformed),
+        (format!("Session-A={}", &token[..40]), Outcome::Malformed),
+        (format!("Session-A={token}x"), Outcome::Malformed),
+        (foreign, Outcome::Forged),
+        (oversized, Outcome::Malformed),
+        ("Session-A=%00%ff".to_owned(), Outcome::Malformed),
     ] {
         let a = send(&s, &[("cookie", &bad)]).await;
         assert_eq!(a.status, 200, "{bad}");
-        assert_eq!(a.outcome, Some(Outcome::Invalid), "{bad}");
+        assert_eq!(a.outcome, Some(why), "{bad}");
         assert!(a.set_cookie.is_some(), "{bad}");
     }
 }
@@ -308,7 +301,7 @@ async fn token_from_another_rule_is_not_honoured() {
     let cookie = send(&a, &[]).await.cookie();
     assert_eq!(
         send(&b, &[("cookie", &cookie)]).await.outcome,
-        Some(Outcome::Invalid)
+        Some(Outcome::Forged)
     );
     assert_eq!(
         send(&a, &[("cookie", &cookie)]).await.outcome,
@@ -354,7 +347,7 @@ async fn key_rotation_accepts_old_key_and_resigns() {
         send(&new_only, &[("cookie", &first.cookie())])
             .await
             .outcome,
-        Some(Outcome::Invalid)
+        Some(Outcome::Forged)
     );
 }
 
@@ -375,7 +368,7 @@ async fn clock_skew_allowance_between_replicas() {
     let replica_c = sessions(seed_policy(), backends, &far);
     let future = send(&replica_c, &[]).await;
     let b = send(&replica_b, &[("cookie", &future.cookie())]).await;
-    assert_eq!(b.outcome, Some(Outcome::Invalid));
+    assert_eq!(b.outcome, Some(Outcome::FutureDated));
 }
 
 #[tokio::test]
@@ -603,17 +596,25 @@ fn bad_layer_configurations_fail_at_build() {
                 .secure(Secure::Never),
         )
         .build();
-    assert!(
-        none_insecure
-            .unwrap_err()
-            .to_string()
-            .contains("SameSite=None")
-    );
+    let err = none_insecure.unwrap_err();
+    assert_eq!(err.kind(), &BuildErrorKind::SameSiteNoneWithoutSecure);
+    assert!(err.to_string().contains("SameSite=None"));
 
     let no_idle = StickyBuilder::new(seed_policy(), KeySet::new(key(1)), pods(&PODS))
         .refresh_after(Duration::from_secs(1))
         .build();
-    assert!(no_idle.is_err());
+    assert_eq!(
+        no_idle.unwrap_err().kind(),
+        &BuildErrorKind::RefreshWithoutIdleTimeout
+    );
+
+    let bad_domain = StickyBuilder::new(seed_policy(), KeySet::new(key(1)), pods(&PODS))
+        .cookie_attributes(CookieAttributes::default().domain("evil.com; Secure"))
+        .build();
+    assert!(matches!(
+        bad_domain.unwrap_err().kind(),
+        BuildErrorKind::InvalidCookieDomain(d) if d == "evil.com; Secure"
+    ));
 
     let header_cookie = StickyBuilder::new(
         SessionPolicy::header("Cookie").unwrap(),
@@ -621,7 +622,9 @@ fn bad_layer_configurations_fail_at_build() {
         pods(&PODS),
     )
     .build();
-    assert!(header_cookie.unwrap_err().to_string().contains("cookie"));
+    let err = header_cookie.unwrap_err();
+    assert!(matches!(err.kind(), BuildErrorKind::ReservedHeader(h) if h == "cookie"));
+    assert!(err.to_string().contains("cookie"));
 }
 
 #[tokio::test]
@@ -640,7 +643,10 @@ async fn outcome_callback_sees_every_request() {
     send(&s, &[("cookie", "Session-A=x")]).await;
     let seen = seen.lock().unwrap();
     let outcomes: Vec<_> = seen.iter().map(|(o, _)| *o).collect();
-    assert_eq!(outcomes, [Outcome::New, Outcome::Resumed, Outcome::Invalid]);
+    assert_eq!(
+        outcomes,
+        [Outcome::New, Outcome::Resumed, Outcome::Malformed]
+    );
     assert_eq!(seen[0].1, seen[1].1);
 }
 
@@ -728,7 +734,7 @@ async fn without_the_memo_every_token_is_verified_with_the_same_outcomes() {
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     let bad = send(&s, &[("cookie", &tampered)]).await;
-    assert_eq!(bad.outcome, Some(Outcome::Invalid));
+    assert_eq!(bad.outcome, Some(Outcome::Forged));
     clock.advance_millis(10_000);
     let gone = send(&s, &[("cookie", &cookie)]).await;
     assert_eq!(gone.outcome, Some(Outcome::Expired));

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_sticky::balance::{BackendState, Balance, Endpoint, PickContext};
-use tower_sticky::sticky::{Decision, Outcome};
+use tower_sticky::sticky::{Decision, Outcome, RequestHead};
 
 /// Body sent upstream: the client's, streamed, or nothing (which lets a
 /// refused request be retried).
@@ -438,13 +438,10 @@ fn first_choice(rule: &Rule, req: &mut Request<Incoming>) -> Result<Choice, Opti
 /// After `previous` refused the connection (and was marked down): a new
 /// session on another backend.
 fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
-    let mut probe = Request::new(());
-    *probe.method_mut() = head.method.clone();
-    *probe.uri_mut() = head.uri.clone();
     match &rule.target {
         Target::Sticky(sessions) => {
-            *probe.headers_mut() = head.headers.clone();
-            let decision = sessions.repin(&probe, Outcome::RepinnedDown);
+            let request = RequestHead::new(&head.method, &head.uri, &head.headers);
+            let decision = sessions.repin(request, Outcome::RepinnedDown);
             let outcome = decision.outcome();
             decision.endpoint().cloned().map(|endpoint| Choice {
                 endpoint,

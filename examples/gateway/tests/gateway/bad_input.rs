@@ -152,7 +152,9 @@ async fn bad_session_values_get_a_new_session_and_200() {
     );
     let logs = gw.logs();
     assert!(
-        logs.contains("outcome=\"invalid\"") && logs.contains("outcome=\"expired\""),
+        logs.contains("outcome=\"malformed\"")
+            && logs.contains("outcome=\"forged\"")
+            && logs.contains("outcome=\"expired\""),
         "{logs}"
     );
 }
