@@ -5,6 +5,8 @@
 //!   down), weight and in-flight count.
 //! * [`Backends`]: the membership, changed at run time
 //!   ([`tower::discover::Change`] works), read lock-free in practice.
+//! * [`DiscoverBackends`]: feeds a [`tower::discover::Discover`] stream of
+//!   [`Discovered`] backends into [`Backends`], state changes included.
 //! * [`Balance`]: picks a backend for a new session and resolves a session's
 //!   backend id. Built-ins: [`RoundRobin`], [`Random`],
 //!   [`PowerOfTwoChoices`] (fewest in-flight of two), [`Weighted`].
@@ -34,6 +36,7 @@
 mod backend_id;
 mod backends;
 mod balancer;
+mod discover;
 mod endpoint;
 mod p2c;
 mod random;
@@ -44,6 +47,7 @@ mod weighted;
 pub use backend_id::BackendId;
 pub use backends::{Backends, Snapshot};
 pub use balancer::{Balance, PickContext, Resolution};
+pub use discover::{Applied, DiscoverBackends, Discovered};
 pub use endpoint::{BackendState, Endpoint, InFlight};
 pub use p2c::PowerOfTwoChoices;
 pub use random::Random;
