@@ -223,7 +223,9 @@ mod tests {
         assert_eq!(
             backends.apply_discovered(Change::Insert(
                 id,
-                Discovered::new("10.0.0.9:80").weight(3).state(BackendState::Down)
+                Discovered::new("10.0.0.9:80")
+                    .weight(3)
+                    .state(BackendState::Down)
             )),
             Applied::Replaced
         );
@@ -254,10 +256,8 @@ mod tests {
             Ok(Change::Remove(id)),
         ]);
         let backends: Backends<&str> = Backends::new();
-        let result = futures_util::FutureExt::now_or_never(DiscoverBackends::new(
-            changes,
-            backends.clone(),
-        ));
+        let result =
+            futures_util::FutureExt::now_or_never(DiscoverBackends::new(changes, backends.clone()));
         assert_eq!(result, Some(Err("discovery lost")));
         assert_eq!(backends.snapshot().len(), 1);
     }

@@ -26,6 +26,7 @@ pub mod cli;
 mod coarse;
 pub mod config;
 mod conn;
+pub mod discover;
 pub mod echo;
 pub mod headers;
 pub mod keys;

@@ -1,0 +1,630 @@
+//! Kubernetes `EndpointSlice` (`discovery.k8s.io/v1`) YAML, read verbatim.
+//!
+//! A file holds what `kubectl get endpointslices -o yaml` prints (a `List`
+//! with `items`), one slice, or several `---` documents of either. Fields the
+//! gateway does not use (`managedFields`, `nodeName`, `zone`, hints, …) are
+//! ignored. A slice belongs to the Service named by its
+//! `kubernetes.io/service-name` label, in its own namespace.
+//!
+//! An endpoint's conditions become its state:
+//!
+//! | `conditions`                               | state    |
+//! |--------------------------------------------|----------|
+//! | `ready` (true or absent), not terminating  | serving  |
+//! | `terminating` and `serving`                | draining |
+//! | otherwise (not serving)                    | down     |
+//!
+//! `ready` and `serving` absent mean "unknown", which Kubernetes asks
+//! consumers to read as ready; `serving` absent on a terminating endpoint
+//! takes the value of `ready` (clusters before 1.20 only set `ready`, and
+//! set it false while terminating).
+//!
+//! The port of a `backendRef` is the slice port whose `port` equals it, or
+//! whose `name` is that number, or else the slice's only port.
+//!
+//! Errors name the file, the document (and `items[i]` inside a `List`) and
+//! the field: `slices.yaml: document 2: items[0].endpoints[3].addresses:
+//! expected a list of strings`.
+
+use serde_json::Value;
+use std::fmt;
+use tower_sticky::balance::BackendState;
+
+/// The label that ties a slice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One EndpointSlice, as much of it as the gateway uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSlice {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace` (`default` when absent).
+    pub namespace: String,
+    /// The `kubernetes.io/service-name` label.
+    pub service: String,
+    /// `ports`.
+    pub ports: Vec<SlicePort>,
+    /// `endpoints`.
+    pub endpoints: Vec<SliceEndpoint>,
+}
+
+/// One of a slice's `ports`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlicePort {
+    /// `name`; empty when absent.
+    pub name: String,
+    /// `port`; `None` means "all ports" in Kubernetes and matches nothing
+    /// here.
+    pub port: Option<u16>,
+}
+
+/// One of a slice's `endpoints`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceEndpoint {
+    /// The first of `addresses` (Kubernetes says they are fungible).
+    pub address: String,
+    /// From `conditions`.
+    pub state: BackendState,
+}
+
+/// The conditions of one endpoint; `None` is absent (unknown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// `ready`.
+    pub ready: Option<bool>,
+    /// `serving`.
+    pub serving: Option<bool>,
+    /// `terminating`.
+    pub terminating: Option<bool>,
+}
+
+impl Conditions {
+    /// The state these conditions give (the table in the module docs).
+    pub fn state(self) -> BackendState {
+        let ready = self.ready.unwrap_or(true);
+        let serving = self.serving.unwrap_or(ready);
+        let terminating = self.terminating.unwrap_or(false);
+        if terminating {
+            if serving {
+                BackendState::Draining
+            } else {
+                BackendState::Down
+            }
+        } else if ready {
+            BackendState::Serving
+        } else {
+            BackendState::Down
+        }
+    }
+}
+
+impl EndpointSlice {
+    /// The slice port a `backendRef` with `port` uses, if any.
+    pub fn port_for(&self, port: Option<u16>) -> Option<u16> {
+        if let Some(want) = port {
+            let by_number = self.ports.iter().find(|p| p.port == Some(want));
+            let by_name = || {
+                self.ports
+                    .iter()
+                    .find(|p| !p.name.is_empty() && p.name == want.to_string())
+            };
+            if let Some(p) = by_number.or_else(by_name) {
+                return p.port;
+            }
+        }
+        match self.ports.as_slice() {
+            [only] => only.port,
+            _ => None,
+        }
+    }
+
+    /// `host:port` and state of each endpoint, for a backendRef with
+    /// `port`; empty when no slice port fits.
+    pub fn endpoints_for(&self, port: Option<u16>) -> Vec<(String, BackendState)> {
+        let Some(port) = self.port_for(port) else {
+            return Vec::new();
+        };
+        self.endpoints
+            .iter()
+            .map(|e| (host_port(&e.address, port), e.state))
+            .collect()
+    }
+}
+
+/// `10.0.0.7:80`, `[fd00::7]:80`, `pod.example:80`.
+pub fn host_port(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// A slice file that cannot be used; its `Display` is the whole message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceError {
+    /// `file: document n`, plus `: items[i]` inside a list.
+    pub at: String,
+    /// The field, as a path from the slice (`endpoints[3].addresses`).
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for SliceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.at, self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.at, self.field, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for SliceError {}
+
+/// Reads a slice file.
+pub fn load_file(path: &std::path::Path) -> Result<Vec<EndpointSlice>, SliceError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| SliceError {
+        at: name.clone(),
+        field: String::new(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| SliceError {
+        at: name.clone(),
+        field: String::new(),
+        reason: "not valid YAML: not UTF-8 text".into(),
+    })?;
+    parse_str(&name, &text)
+}
+
+/// Parses the YAML documents of a file called `name`. A document of another
+/// kind is an error: a file given to `--endpoints` holds slices only. An
+/// empty file (or one holding an empty `List`) is no slices.
+pub fn parse_str(name: &str, text: &str) -> Result<Vec<EndpointSlice>, SliceError> {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| SliceError {
+        at: name.to_owned(),
+        field: String::new(),
+        reason: format!("not valid YAML: {e}"),
+    })?;
+    let mut slices = Vec::new();
+    // Empty documents are skipped by the reader, so `n` counts the others.
+    for (n, value) in documents.iter().enumerate() {
+        let at = format!("{name}: document {}", n + 1);
+        match value.get("kind").and_then(Value::as_str) {
+            Some("EndpointSlice") => slices.push(slice(value, &at)?),
+            Some("List" | "EndpointSliceList") => {
+                let items = match value.get("items") {
+                    None | Some(Value::Null) => continue,
+                    Some(Value::Array(items)) => items,
+                    Some(_) => return Err(err(&at, "items", "expected a list")),
+                };
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{at}: items[{i}]");
+                    match item.get("kind").and_then(Value::as_str) {
+                        // `kubectl get` lists carry each item's kind.
+                        Some("EndpointSlice") | None => slices.push(slice(item, &at)?),
+                        Some(other) => {
+                            return Err(err(
+                                &at,
+                                "kind",
+                                &format!("expected EndpointSlice, got {other}"),
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(err(
+                    &at,
+                    "kind",
+                    &format!("expected EndpointSlice (or a List of them), got {other}"),
+                ));
+            }
+            None => return Err(err(&at, "kind", "missing")),
+        }
+    }
+    Ok(slices)
+}
+
+fn err(at: &str, field: &str, reason: &str) -> SliceError {
+    SliceError {
+        at: at.to_owned(),
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn slice(v: &Value, at: &str) -> Result<EndpointSlice, SliceError> {
+    if let Some(api) = v.get("apiVersion").and_then(Value::as_str)
+        && api != "discovery.k8s.io/v1"
+    {
+        return Err(err(
+            at,
+            "apiVersion",
+            &format!("expected discovery.k8s.io/v1, got {api}"),
+        ));
+    }
+    let meta = v
+        .get("metadata")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| err(at, "metadata", "missing"))?;
+    let name = opt_str(meta, "name", at, "metadata.name")?.unwrap_or_default();
+    let namespace = opt_str(meta, "namespace", at, "metadata.namespace")?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let field = format!("metadata.labels[\"{SERVICE_NAME_LABEL}\"]");
+    let service = match meta.get("labels").and_then(|l| l.get(SERVICE_NAME_LABEL)) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) => return Err(err(at, &field, "empty")),
+        Some(_) => return Err(err(at, &field, "expected a string")),
+        None => {
+            return Err(err(
+                at,
+                &field,
+                "missing: a slice names its Service with this label",
+            ));
+        }
+    };
+    if let Some(t) = opt_str(v, "addressType", at, "addressType")?
+        && !matches!(t.as_str(), "IPv4" | "IPv6" | "FQDN")
+    {
+        return Err(err(
+            at,
+            "addressType",
+            &format!("expected IPv4, IPv6 or FQDN, got {t}"),
+        ));
+    }
+    let mut ports = Vec::new();
+    for (i, p) in list(v, "ports", at, "ports")?.iter().enumerate() {
+        let f = format!("ports[{i}]");
+        let port = match p.get("port") {
+            None | Some(Value::Null) => None,
+            Some(n) => Some(
+                n.as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| err(at, &format!("{f}.port"), "expected a port, 1-65535"))?,
+            ),
+        };
+        let name = opt_str(p, "name", at, &format!("{f}.name"))?.unwrap_or_default();
+        ports.push(SlicePort { name, port });
+    }
+    let mut endpoints = Vec::new();
+    for (i, e) in list(v, "endpoints", at, "endpoints")?.iter().enumerate() {
+        let f = format!("endpoints[{i}]");
+        let addresses = list(e, "addresses", at, &format!("{f}.addresses"))?;
+        let address = match addresses.first() {
+            Some(Value::String(a)) if valid_address(a) => a.clone(),
+            Some(Value::String(a)) => {
+                return Err(err(
+                    at,
+                    &format!("{f}.addresses[0]"),
+                    &format!("not an IP address or DNS name: {a:?}"),
+                ));
+            }
+            Some(_) => {
+                return Err(err(at, &format!("{f}.addresses[0]"), "expected a string"));
+            }
+            None => {
+                return Err(err(
+                    at,
+                    &format!("{f}.addresses"),
+                    "expected at least one address",
+                ));
+            }
+        };
+        let conditions = match e.get("conditions") {
+            None | Some(Value::Null) => Conditions::default(),
+            Some(c) if c.is_object() => Conditions {
+                ready: opt_bool(c, "ready", at, &format!("{f}.conditions.ready"))?,
+                serving: opt_bool(c, "serving", at, &format!("{f}.conditions.serving"))?,
+                terminating: opt_bool(
+                    c,
+                    "terminating",
+                    at,
+                    &format!("{f}.conditions.terminating"),
+                )?,
+            },
+            Some(_) => return Err(err(at, &format!("{f}.conditions"), "expected a mapping")),
+        };
+        endpoints.push(SliceEndpoint {
+            address,
+            state: conditions.state(),
+        });
+    }
+    Ok(EndpointSlice {
+        name,
+        namespace,
+        service,
+        ports,
+        endpoints,
+    })
+}
+
+/// An IP address, or a DNS name (`addressType: FQDN`).
+fn valid_address(a: &str) -> bool {
+    a.parse::<std::net::IpAddr>().is_ok()
+        || (!a.is_empty()
+            && a.len() <= 253
+            && a.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
+}
+
+/// `v[key]` as a list; absent or null is empty.
+fn list<'a>(v: &'a Value, key: &str, at: &str, field: &str) -> Result<&'a [Value], SliceError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => Err(err(at, field, "expected a list")),
+    }
+}
+
+fn opt_str(v: &Value, key: &str, at: &str, field: &str) -> Result<Option<String>, SliceError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(err(at, field, "expected a string")),
+    }
+}
+
+fn opt_bool(v: &Value, key: &str, at: &str, field: &str) -> Result<Option<bool>, SliceError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(err(at, field, "expected true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `kubectl get endpointslices -o yaml` prints, trimmed of nothing.
+    const KUBECTL: &str = r#"apiVersion: v1
+items:
+- addressType: IPv4
+  apiVersion: discovery.k8s.io/v1
+  endpoints:
+  - addresses:
+    - 10.244.0.7
+    conditions:
+      ready: true
+      serving: true
+      terminating: false
+    nodeName: kind-control-plane
+    targetRef:
+      kind: Pod
+      name: backend-765694d47f-lxwdf
+      namespace: default
+      uid: 3f0e4ab6-6d0c-4a5e-9a1e-2f0d5c8f7b11
+  - addresses:
+    - 10.244.0.8
+    conditions:
+      ready: false
+      serving: true
+      terminating: true
+    nodeName: kind-control-plane
+    targetRef:
+      kind: Pod
+      name: backend-765694d47f-kvwqb
+      namespace: default
+  - addresses:
+    - 10.244.0.9
+    conditions:
+      ready: false
+      serving: false
+      terminating: false
+  kind: EndpointSlice
+  metadata:
+    annotations:
+      endpoints.kubernetes.io/last-change-trigger-time: "2026-11-28T10:00:00Z"
+    creationTimestamp: "2026-11-28T09:00:00Z"
+    generateName: backend-
+    generation: 4
+    labels:
+      endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+      kubernetes.io/service-name: backend
+    name: backend-abc12
+    namespace: default
+    ownerReferences:
+    - apiVersion: v1
+      blockOwnerDeletion: true
+      controller: true
+      kind: Service
+      name: backend
+      uid: 9c1a0d8e-0000-4000-8000-000000000001
+    resourceVersion: "1234"
+    uid: 0b7d1a52-0000-4000-8000-000000000002
+  ports:
+  - name: http
+    port: 3000
+    protocol: TCP
+kind: List
+metadata:
+  resourceVersion: ""
+"#;
+
+    #[test]
+    fn kubectl_output_reads_verbatim_and_conditions_give_states() {
+        let slices = parse_str("slices.yaml", KUBECTL).unwrap();
+        assert_eq!(slices.len(), 1);
+        let s = &slices[0];
+        assert_eq!(
+            (s.namespace.as_str(), s.service.as_str()),
+            ("default", "backend")
+        );
+        // The backendRef says port 3000; the slice's only port is 3000 anyway.
+        assert_eq!(
+            s.endpoints_for(Some(3000)),
+            vec![
+                ("10.244.0.7:3000".to_owned(), BackendState::Serving),
+                ("10.244.0.8:3000".to_owned(), BackendState::Draining),
+                ("10.244.0.9:3000".to_owned(), BackendState::Down),
+            ]
+        );
+    }
+
+    #[test]
+    fn ports_match_by_number_then_name_then_the_only_one() {
+        let s = |ports: Vec<(&str, Option<u16>)>| EndpointSlice {
+            name: "s".into(),
+            namespace: "default".into(),
+            service: "backend".into(),
+            ports: ports
+                .into_iter()
+                .map(|(name, port)| SlicePort {
+                    name: name.into(),
+                    port,
+                })
+                .collect(),
+            endpoints: Vec::new(),
+        };
+        let two = s(vec![("http", Some(8080)), ("80", Some(9090))]);
+        assert_eq!(two.port_for(Some(8080)), Some(8080));
+        assert_eq!(two.port_for(Some(80)), Some(9090));
+        assert_eq!(two.port_for(Some(81)), None);
+        assert_eq!(two.port_for(None), None);
+        let one = s(vec![("http", Some(8080))]);
+        assert_eq!(one.port_for(Some(80)), Some(8080));
+        assert_eq!(one.port_for(None), Some(8080));
+        assert_eq!(s(vec![]).port_for(Some(80)), None);
+    }
+
+    #[test]
+    fn the_condition_table() {
+        use BackendState::*;
+        let c = |ready, serving, terminating| {
+            Conditions {
+                ready,
+                serving,
+                terminating,
+            }
+            .state()
+        };
+        assert_eq!(c(Some(true), Some(true), Some(false)), Serving);
+        assert_eq!(c(None, None, None), Serving);
+        assert_eq!(c(Some(false), Some(true), Some(true)), Draining);
+        assert_eq!(c(Some(false), Some(false), Some(true)), Down);
+        // Before serving existed: a terminating pod only has ready: false.
+        assert_eq!(c(Some(false), None, Some(true)), Down);
+        assert_eq!(c(Some(false), Some(false), Some(false)), Down);
+        assert_eq!(c(Some(false), Some(true), Some(false)), Down);
+    }
+
+    #[test]
+    fn errors_name_file_document_item_and_field() {
+        let bad = KUBECTL.replace("    - 10.244.0.8\n", "    - not an address\n");
+        let e =
+            parse_str("slices.yaml", &format!("kind: List\nitems: []\n---\n{bad}")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "slices.yaml: document 2: items[0]: endpoints[1].addresses[0]: not an IP address or DNS name: \"not an address\""
+        );
+        let no_label =
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: x\n";
+        assert_eq!(
+            parse_str("f", no_label).unwrap_err().to_string(),
+            "f: document 1: metadata.labels[\"kubernetes.io/service-name\"]: missing: a slice names its Service with this label"
+        );
+        let port = KUBECTL.replace("port: 3000", "port: 70000");
+        assert_eq!(
+            parse_str("f", &port).unwrap_err().to_string(),
+            "f: document 1: items[0]: ports[0].port: expected a port, 1-65535"
+        );
+        let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n";
+        assert!(
+            parse_str("f", route)
+                .unwrap_err()
+                .to_string()
+                .contains("kind: expected EndpointSlice")
+        );
+        assert_eq!(parse_str("f", "").unwrap(), vec![]);
+    }
+
+    fn conditions() -> impl Strategy<Value = Conditions> {
+        let b = || prop_oneof![Just(None), any::<bool>().prop_map(Some)];
+        (b(), b(), b()).prop_map(|(ready, serving, terminating)| Conditions {
+            ready,
+            serving,
+            terminating,
+        })
+    }
+
+    fn yaml_bool(name: &str, v: Option<bool>) -> String {
+        v.map(|b| format!("      {name}: {b}\n"))
+            .unwrap_or_default()
+    }
+
+    proptest! {
+        /// A slice written out as YAML reads back as the same endpoints,
+        /// ports and states.
+        #[test]
+        fn slices_round_trip(
+            namespace in "[a-z][a-z0-9-]{0,20}",
+            service in "[a-z][a-z0-9-]{0,20}",
+            ports in proptest::collection::vec(("[a-z]{0,6}", 1u16..), 0..4),
+            endpoints in proptest::collection::vec((any::<[u8; 4]>(), conditions()), 0..8),
+            list_form in any::<bool>(),
+        ) {
+            let mut y = String::new();
+            y.push_str("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv4\n");
+            y.push_str(&format!("metadata:\n  name: s\n  namespace: \"{namespace}\"\n  labels:\n    kubernetes.io/service-name: \"{service}\"\n"));
+            y.push_str("ports:\n");
+            for (name, port) in &ports {
+                y.push_str(&format!("- name: \"{name}\"\n  port: {port}\n  protocol: TCP\n"));
+            }
+            y.push_str("endpoints:\n");
+            for (ip, c) in &endpoints {
+                let ip = std::net::Ipv4Addr::from(*ip);
+                y.push_str(&format!("  - addresses: [\"{ip}\"]\n    conditions:\n      x: 1\n"));
+                y.push_str(&yaml_bool("ready", c.ready));
+                y.push_str(&yaml_bool("serving", c.serving));
+                y.push_str(&yaml_bool("terminating", c.terminating));
+            }
+            if list_form {
+                let indented: String = y.lines().map(|l| format!("  {l}\n")).collect();
+                y = format!("apiVersion: v1\nkind: List\nitems:\n-{}", &indented[1..]);
+            }
+            let slices = parse_str("f", &y).map_err(|e| TestCaseError::fail(format!("{e}\n{y}")))?;
+            prop_assert_eq!(slices.len(), 1);
+            let s = &slices[0];
+            prop_assert_eq!(&s.namespace, &namespace);
+            prop_assert_eq!(&s.service, &service);
+            prop_assert_eq!(s.ports.len(), ports.len());
+            let got: Vec<(String, BackendState)> =
+                s.endpoints.iter().map(|e| (e.address.clone(), e.state)).collect();
+            let want: Vec<(String, BackendState)> = endpoints
+                .iter()
+                .map(|(ip, c)| (std::net::Ipv4Addr::from(*ip).to_string(), c.state()))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+
+        /// Whatever the text, parsing answers (slices or an error naming a
+        /// place) and never panics.
+        #[test]
+        fn any_text_is_answered_without_panicking(text in "(?s).{0,400}") {
+            if let Err(e) = parse_str("f", &text) {
+                prop_assert!(e.to_string().starts_with("f"));
+            }
+        }
+
+        /// Mutating a valid file's bytes never panics either.
+        #[test]
+        fn mutated_kubectl_output_never_panics(at in 0usize..KUBECTL.len(), byte in any::<u8>()) {
+            let mut bytes = KUBECTL.as_bytes().to_vec();
+            bytes[at] = byte;
+            if let Ok(text) = String::from_utf8(bytes) {
+                let _ = parse_str("f", &text);
+            }
+        }
+    }
+}
