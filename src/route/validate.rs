@@ -127,11 +127,12 @@ impl HttpRoute {
         let session_policy = match &rule.session_persistence {
             None => None,
             Some(spec) => {
-                let default_name = format!(
-                    "httproute-{}-{}-rule-{index}",
-                    self.namespace(),
-                    self.name()
-                );
+                // A named rule's default cookie name follows its name, not
+                // its position, so that editing other rules leaves its
+                // sessions alone.
+                let key = rule.name.clone().unwrap_or_else(|| index.to_string());
+                let default_name =
+                    format!("httproute-{}-{}-rule-{key}", self.namespace(), self.name());
                 let mut ctx = RuleContext::new(default_name);
                 // Several matches: derive the cookie path only when they
                 // agree, so a narrow Path never hides the cookie from one of

@@ -27,6 +27,7 @@ pub struct StickyBuilder<T, B = RoundRobin> {
     scope: Option<String>,
     cache_private: bool,
     remember_tokens: bool,
+    strict: bool,
     on_outcome: Option<OnOutcome>,
 }
 
@@ -56,6 +57,7 @@ impl<T: Send + Sync + 'static> StickyBuilder<T, RoundRobin> {
             scope: None,
             cache_private: true,
             remember_tokens: true,
+            strict: false,
             on_outcome: None,
         }
     }
@@ -77,6 +79,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             scope: self.scope,
             cache_private: self.cache_private,
             remember_tokens: self.remember_tokens,
+            strict: self.strict,
             on_outcome: self.on_outcome,
         }
     }
@@ -140,6 +143,18 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
     /// request. On by default; about 100 KiB per thread that routes requests.
     pub fn remember_verified_tokens(mut self, on: bool) -> Self {
         self.remember_tokens = on;
+        self
+    }
+
+    /// Strict sessions (Envoy's strict mode): a request whose session names a
+    /// backend that is down or no longer a member gets no backend
+    /// ([`Outcome::PinnedUnavailable`](super::Outcome::PinnedUnavailable);
+    /// answer 503) instead of a new session elsewhere, for applications whose
+    /// session state cannot move. Requests without a valid session, and
+    /// sessions on serving or draining backends, are served as usual. Off by
+    /// default.
+    pub fn strict(mut self, on: bool) -> Self {
+        self.strict = on;
         self
     }
 
@@ -220,6 +235,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             header,
             cache_private: self.cache_private,
             remember_tokens: self.remember_tokens,
+            strict: self.strict,
             on_outcome: self.on_outcome,
         }))
     }

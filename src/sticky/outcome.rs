@@ -37,11 +37,15 @@ pub enum Outcome {
     RepinnedGone,
     /// No backend could take the request: answered 503.
     NoBackend,
+    /// Strict sessions ([`StickyBuilder::strict`](super::StickyBuilder::strict)):
+    /// the session's backend is down or gone, and the request is refused
+    /// (503) instead of re-pinned.
+    PinnedUnavailable,
 }
 
 impl Outcome {
     /// Every outcome, in a fixed order (for pre-registered counters).
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::New,
         Outcome::Resumed,
         Outcome::Refreshed,
@@ -54,11 +58,12 @@ impl Outcome {
         Outcome::RepinnedDown,
         Outcome::RepinnedGone,
         Outcome::NoBackend,
+        Outcome::PinnedUnavailable,
     ];
 
     /// A short, stable label: `new`, `resumed`, `refreshed`, `rekeyed`,
     /// `expired`, `idle_expired`, `malformed`, `forged`, `future_dated`,
-    /// `repinned_down`, `repinned_gone`, `no_backend`.
+    /// `repinned_down`, `repinned_gone`, `no_backend`, `pinned_unavailable`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -74,6 +79,7 @@ impl Outcome {
             Outcome::RepinnedDown => "repinned_down",
             Outcome::RepinnedGone => "repinned_gone",
             Outcome::NoBackend => "no_backend",
+            Outcome::PinnedUnavailable => "pinned_unavailable",
         }
     }
 

@@ -59,6 +59,8 @@ pub(crate) struct Shared<T, B> {
     pub(super) header: HeaderName,
     pub(super) cache_private: bool,
     pub(super) remember_tokens: bool,
+    /// [`StickyBuilder::strict`](super::StickyBuilder::strict).
+    pub(super) strict: bool,
     pub(super) on_outcome: Option<OnOutcome>,
     pub(super) observer: Observer,
 }
@@ -166,6 +168,11 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 let issue = reissue.map(|t| self.render(&t, now, head.is_tls()));
                 let age = now.millis_since(since);
                 self.decided(outcome, Some(endpoint), rewrite, issue, Some(age))
+            }
+            None if s.strict
+                && matches!(rejected, Outcome::RepinnedDown | Outcome::RepinnedGone) =>
+            {
+                self.decided(Outcome::PinnedUnavailable, None, rewrite, None, None)
             }
             None => self.new_session(&head, rejected, rewrite, now, &snapshot),
         }

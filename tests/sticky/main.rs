@@ -1,5 +1,6 @@
 //! The layer end to end: what a client and the proxied backend see.
 
+mod strict;
 mod support;
 
 use std::collections::{BTreeMap, HashSet};

@@ -17,11 +17,13 @@ pub struct Args {
     pub routes: Vec<PathBuf>,
 
     /// Endpoints of a backendRef Service: `NAME[:PORT]=HOST:PORT[,HOST:PORT...]`;
-    /// repeatable. Services without one get in-process echo replicas.
+    /// repeatable. With any `--backend`, every backendRef of every route must
+    /// be mapped (start-up fails otherwise); without any, every Service gets
+    /// in-process echo replicas (demo mode).
     #[arg(long = "backend", value_name = "SPEC", value_parser = parse_backend)]
     pub backends: Vec<BackendSpec>,
 
-    /// In-process echo replicas per Service that no `--backend` maps.
+    /// In-process echo replicas per Service in demo mode (no `--backend`).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub replicas: usize,
 
@@ -33,6 +35,29 @@ pub struct Args {
     /// signs, every one verifies. Without one a random key is generated.
     #[arg(long = "key-file", value_name = "PATH")]
     pub key_files: Vec<PathBuf>,
+
+    /// Secret file (at least 32 bytes) keying the ids of `--backend`
+    /// endpoints in session tokens. Not a signing key: keep it across
+    /// `--key-file` rotations and share it between replicas. Required with
+    /// `--backend` and `--key-file`.
+    #[arg(long = "backend-id-key", value_name = "PATH")]
+    pub backend_id_key: Option<PathBuf>,
+
+    /// A session whose backend is down or gone gets 503 instead of a new
+    /// backend (Envoy's strict mode); new visitors are served as usual.
+    #[arg(long = "strict-sessions")]
+    pub strict_sessions: bool,
+
+    /// Consecutive failed attempts (refused, reset, or closed before any
+    /// response byte) that mark a backend down until the prober revives it.
+    #[arg(long = "down-after", default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub down_after: u32,
+
+    /// Request bodies up to this many bytes are buffered, so that a request
+    /// whose backend failed before answering can be retried elsewhere.
+    #[arg(long = "retry-buffer", default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub retry_buffer: usize,
 
     /// Address for `/healthz` and Prometheus `/metrics`.
     #[arg(long, value_name = "ADDR")]

@@ -1,9 +1,12 @@
 //! Header handling at the proxy boundary: hop-by-hop headers out,
-//! `X-Forwarded-*` in, upgrades recognised.
+//! `X-Forwarded-*` in, upgrades recognised; on responses, the backend's own
+//! copy of the session cookie out and `Cache-Control: private` next to an
+//! issued session.
 
-use http::header::{CONNECTION, Entry, HOST, UPGRADE};
+use http::header::{CACHE_CONTROL, CONNECTION, Entry, HOST, SET_COOKIE, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, Version};
 use std::net::SocketAddr;
+use tower_sticky::policy::{PersistenceType, SessionPolicy};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// plus `HTTP2-Settings` of an h2c upgrade, which the gateway does not offer.
@@ -111,7 +114,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
                 {
                     continue;
                 }
-                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                // `Connection: host` must not take the Host away (the
+                // backend would get none, or a made-up one).
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                    && name != HOST
+                {
                     named.push(name);
                 }
             }
@@ -125,6 +132,68 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let i = present.trailing_zeros() as usize;
         present &= present - 1;
         headers.remove(&HOP_BY_HOP[i]);
+    }
+}
+
+/// Removes what the backend set under the session's own name: a
+/// `Set-Cookie` of the session cookie (as HAProxy's `indirect` does), or the
+/// session header. Passed through, it would replace the gateway's token in
+/// the client, and the next request would start a new session.
+pub fn strip_session(headers: &mut HeaderMap, policy: &SessionPolicy) {
+    match policy.kind() {
+        PersistenceType::Cookie => {
+            let name = policy.name();
+            let names_session = |v: &HeaderValue| {
+                let b = v.as_bytes();
+                let end = b.iter().position(|&c| c == b'=').unwrap_or(b.len());
+                b[..end].trim_ascii() == name.as_bytes()
+            };
+            if !headers.get_all(SET_COOKIE).iter().any(names_session) {
+                return;
+            }
+            let kept: Vec<HeaderValue> = headers
+                .get_all(SET_COOKIE)
+                .iter()
+                .filter(|v| !names_session(v))
+                .cloned()
+                .collect();
+            headers.remove(SET_COOKIE);
+            for v in kept {
+                headers.append(SET_COOKIE, v);
+            }
+        }
+        // `Header`, and whatever carries the value in a header of its
+        // name.
+        _ => {
+            headers.remove(policy.name());
+        }
+    }
+}
+
+/// Makes a response that carries a new session token private to its
+/// client: `public` (and `s-maxage`, which only shared caches read) go,
+/// `private` is added unless `private` or `no-store` is already there. A
+/// shared cache must never hand one client's session to another.
+pub fn make_private(headers: &mut HeaderMap) {
+    let mut directives: Vec<String> = Vec::new();
+    let mut private = false;
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for d in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let name = d.split('=').next().unwrap_or(d).trim();
+            if name.eq_ignore_ascii_case("public") || name.eq_ignore_ascii_case("s-maxage") {
+                continue;
+            }
+            private |=
+                name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store");
+            directives.push(d.to_owned());
+        }
+    }
+    if !private {
+        directives.insert(0, "private".to_owned());
+    }
+    if let Ok(v) = HeaderValue::from_str(&directives.join(", ")) {
+        headers.insert(CACHE_CONTROL, v);
     }
 }
 

@@ -100,7 +100,11 @@ fn init_tracing() {
 }
 
 async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
-    let keys = keys::load(&args.key_files)?;
+    let keys = keys::load(keys::KeySources {
+        key_files: &args.key_files,
+        id_key: args.backend_id_key.as_deref(),
+        backends: !args.backends.is_empty(),
+    })?;
     if keys.generated {
         tracing::warn!(
             "no --key-file: using a random session key; sessions end when this process does, and other gateway replicas will not honour them"
@@ -117,7 +121,12 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         Ok(all)
     }
     .map_err(|e| e.to_string())?;
-    let compiled = rules::compile(&routes, &args.backends, args.replicas, &keys).await?;
+    let options = rules::Options {
+        specs: &args.backends,
+        replicas: args.replicas,
+        strict: args.strict_sessions,
+    };
+    let compiled = rules::compile(&routes, options, &keys).await?;
 
     let listeners = bind_all(&args.listen, threads)
         .await
@@ -132,7 +141,13 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         None => None,
     };
     banner(&compiled, &routes, embedded, addr);
-    let proxy = Arc::new(proxy::Proxy::new(compiled));
+    let proxy = Arc::new(proxy::Proxy::new(
+        compiled,
+        proxy::Options {
+            down_after: args.down_after,
+            retry_buffer: args.retry_buffer,
+        },
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(admin) = admin {
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
@@ -330,6 +345,13 @@ fn banner(
             r.route.name(),
             r.source,
             r.route.rules().len()
+        );
+    }
+    if compiled.replicas.is_empty() {
+        println!("backends: the --backend endpoints only (no in-process echo replicas)");
+    } else {
+        println!(
+            "demo mode (no --backend): in-process echo replicas serve every Service; they reflect request headers, cookies included, so never expose them"
         );
     }
     for set in &compiled.replicas {

@@ -1,13 +1,21 @@
-//! Brings backends marked down back: a TCP connect every second.
+//! Backend health: passive (every request's attempt counts) and a prober
+//! that brings backends marked down back.
 //!
-//! The proxy marks a backend down the moment it refuses a connection, so its
-//! sessions re-pin at once; this task notices when it accepts connections
-//! again and sets it serving (new sessions may land on it; old sessions have
-//! moved on with their new cookies).
+//! Passive: a connection refused, reset, or closed before any response byte
+//! is a failure of the backend at that address, whichever rule the request
+//! came through; a response head is a success and clears the count. After
+//! `--down-after` consecutive failures (default 3) every endpoint at that
+//! address is marked down: sessions on it re-pin (or get 503 under
+//! `--strict-sessions`) before anything is sent, and new sessions avoid it.
+//!
+//! The prober connects to every down backend each second and sets it
+//! serving again when it accepts connections (new sessions may land on it;
+//! old sessions have moved on with their new cookies).
 
 use crate::proxy::Proxy;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tower_sticky::balance::BackendState;
@@ -16,6 +24,32 @@ use tower_sticky::balance::BackendState;
 const INTERVAL: Duration = Duration::from_secs(1);
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The passive health of one backend address, shared by every rule's
+/// endpoint at that address.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Failed attempts since the last success.
+    failures: AtomicU32,
+}
+
+impl Health {
+    /// Records a failed attempt; returns the consecutive failures so far.
+    pub fn failed(&self) -> u32 {
+        self.failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
+    /// Records a response: the count starts again.
+    pub fn succeeded(&self) {
+        // A load first: the common case (no failures) writes nothing, so
+        // workers do not contend on the cache line.
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Runs until `stop` turns true.
 pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
@@ -49,6 +83,7 @@ fn revive(proxy: &Proxy, addr: &str) {
     for rule in proxy.rules() {
         for e in rule.target.backends().snapshot().endpoints() {
             if e.target().addr == addr && e.state() == BackendState::Down {
+                e.target().health.succeeded();
                 e.set_state(BackendState::Serving);
                 tracing::info!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, "backend accepts connections again: serving");
             }

@@ -8,28 +8,40 @@
 //! added, bodies streaming both ways; the decision writes `Set-Cookie` (or
 //! the session header) on the response.
 //!
-//! A backend that refuses the connection is marked down (the prober brings
-//! it back) and, when the request had no body to lose, the session is
-//! re-pinned with a new value and the request retried elsewhere; otherwise
-//! the client gets a 502.
+//! Failures ([`crate::probe`] keeps the passive health): a backend that
+//! refuses the connection, or whose fresh connection dies before any
+//! response byte, gets a failure mark; `--down-after` consecutive marks take
+//! it down. The request is re-pinned (new session value) and retried on
+//! another backend when nothing of the answer has arrived and the request
+//! can be sent again: nothing was sent (a refused connection: up to
+//! [`MAX_RETRIES`] times), or its body was buffered whole (bodies up to
+//! `--retry-buffer` are, before anything is sent; once). A response that
+//! started and then broke is never retried. Under `--strict-sessions` a
+//! session whose backend failed gets 503 instead of another backend.
+//!
+//! Error answers (400, 502, 503, 504) carry a short fixed reason; what went
+//! wrong, with addresses and OS errors, goes to the request's log line.
 
 use crate::rules::{Rule, Target, Upstream};
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{Either, Empty, Full};
-use hyper::body::{Body, Bytes, Incoming};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower_sticky::balance::{BackendState, Balance, Endpoint, PickContext};
 use tower_sticky::sticky::{Decision, Outcome, RequestHead};
 
-/// Body sent upstream: the client's, streamed, or nothing (which lets a
-/// refused request be retried).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// Body sent upstream: the client's, read whole (up to `--retry-buffer`,
+/// so that it can be sent again), or streamed after the part read so far.
+pub type UpstreamBody = Either<Full<Bytes>, Streamed>;
 /// Body sent to the client: the backend's, streamed, or the gateway's own.
 pub type ClientBody = Either<Incoming, Full<Bytes>>;
 
@@ -39,16 +51,39 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an upgraded (WebSocket, …) tunnel may live.
 const TUNNEL_MAX: Duration = Duration::from_secs(3600);
-/// Attempts beyond the first for a request that can be retried.
-const MAX_RETRIES: usize = 3;
+/// Attempts beyond the first for a request that nothing of was sent
+/// (refused connections). A request that went out is retried at most once.
+pub const MAX_RETRIES: usize = 3;
+/// How long a client may take to send a body that is being buffered.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle upstream connections kept per backend address and worker thread.
 const MAX_IDLE_PER_UPSTREAM: usize = 256;
+
+/// Failure handling, from the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// `--down-after`: consecutive failures that mark a backend down.
+    pub down_after: u32,
+    /// `--retry-buffer`: request bodies up to this size are read whole
+    /// before anything is sent, so that they can be sent again.
+    pub retry_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            down_after: 3,
+            retry_buffer: 64 * 1024,
+        }
+    }
+}
 
 /// The proxy: rules and router. Upstream connections live in a pool per
 /// worker thread ([`POOL`]).
 #[derive(Debug)]
 pub struct Proxy {
     compiled: crate::rules::Compiled,
+    options: Options,
 }
 
 thread_local! {
@@ -58,7 +93,7 @@ thread_local! {
     /// between threads. A sender goes back in as soon as its response head
     /// is out, and is only taken again once `is_ready()` says the previous
     /// response is done with.
-    static POOL: RefCell<HashMap<String, Vec<SendRequest<UpstreamBody>>, AddrHash>> =
+    static POOL: RefCell<HashMap<String, Vec<Upconn>, AddrHash>> =
         RefCell::new(HashMap::default());
 }
 
@@ -88,17 +123,25 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
+/// One HTTP/1.1 connection to a backend.
+struct Upconn {
+    sender: SendRequest<UpstreamBody>,
+    /// Bytes the backend has sent on it so far: whether an attempt that
+    /// failed got any of its answer.
+    read: Arc<AtomicU64>,
+}
+
 /// An idle connection to `addr` ready for a request, if this worker has one.
-fn checkout(addr: &str) -> Option<SendRequest<UpstreamBody>> {
+fn checkout(addr: &str) -> Option<Upconn> {
     POOL.with_borrow_mut(|pool| {
         let idle = pool.get_mut(addr)?;
         // Bounded by MAX_IDLE_PER_UPSTREAM.
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
-            if idle[i].is_closed() {
+            if idle[i].sender.is_closed() {
                 idle.swap_remove(i);
-            } else if idle[i].is_ready() {
+            } else if idle[i].sender.is_ready() {
                 return Some(idle.swap_remove(i));
             }
         }
@@ -107,8 +150,8 @@ fn checkout(addr: &str) -> Option<SendRequest<UpstreamBody>> {
 }
 
 /// Puts a connection back, to be reused once its response is done.
-fn checkin(addr: &str, sender: SendRequest<UpstreamBody>) {
-    if sender.is_closed() {
+fn checkin(addr: &str, sender: Upconn) {
+    if sender.sender.is_closed() {
         return;
     }
     POOL.with_borrow_mut(|pool| {
@@ -123,26 +166,88 @@ fn checkin(addr: &str, sender: SendRequest<UpstreamBody>) {
 }
 
 /// A new connection to `addr` (`TCP_NODELAY`), its task spawned on this
-/// worker.
-async fn connect(addr: &str) -> Result<SendRequest<UpstreamBody>, SendError> {
+/// worker. The error says why, for the log.
+async fn connect(addr: &str) -> Result<Upconn, String> {
     let stream =
         match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(_)) | Err(_) => return Err(SendError::Connect),
+            Ok(Err(e)) => return Err(format!("connect to {addr}: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "connect to {addr}: timed out after {CONNECT_TIMEOUT:?}"
+                ));
+            }
         };
     let _ = stream.set_nodelay(true);
+    let read = Arc::new(AtomicU64::new(0));
+    let io = Counted {
+        inner: stream,
+        read: Arc::clone(&read),
+    };
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         // Request heads are small: one buffer, one plain send.
         .writev(false)
-        .handshake(TokioIo::new(stream))
+        .handshake(TokioIo::new(io))
         .await
-        .map_err(|e| SendError::Other(error_chain(&e)))?;
+        .map_err(|e| format!("handshake with {addr}: {}", error_chain(&e)))?;
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!("upstream connection: {e}");
         }
     });
-    Ok(sender)
+    Ok(Upconn { sender, read })
+}
+
+/// An upstream socket that counts the bytes read from it.
+struct Counted {
+    inner: tokio::net::TcpStream,
+    read: Arc<AtomicU64>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.read.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// Where one attempt goes, and the session decision to write back.
@@ -152,15 +257,43 @@ struct Choice {
     outcome: Option<Outcome>,
 }
 
-/// Why an attempt got no response.
-enum SendError {
-    /// The backend refused or did not accept the connection: nothing was
-    /// sent.
-    Connect,
+impl Choice {
+    /// The request carried a valid session and went to its backend.
+    fn resumed(&self) -> bool {
+        self.outcome.is_some_and(Outcome::is_resumed)
+    }
+}
+
+/// Why an attempt got no usable response. Each carries the detail for the
+/// log, never for the client.
+enum Failure {
+    /// No connection: nothing was sent, the request comes back.
+    Connect(Request<UpstreamBody>, String),
+    /// The connection died after the request (or part of it) went out and
+    /// before any byte of the answer; the request comes back if hyper had
+    /// not started sending it.
+    NoResponse {
+        unsent: Option<Request<UpstreamBody>>,
+        /// It was a pooled connection (a keep-alive race is likelier than a
+        /// sick backend).
+        reused: bool,
+        detail: String,
+    },
+    /// Some of the answer arrived, then it broke or did not parse: never
+    /// retried (the backend acted on the request).
+    BadResponse(String),
     /// No response head in time.
     Timeout,
-    /// Anything else; the request may have reached the backend.
-    Other(String),
+    /// The client's body broke while it was being forwarded.
+    ClientBody(String),
+}
+
+/// The request body, as it stands before an attempt.
+enum ReqBody {
+    /// Read whole: every attempt gets a copy (a reference count).
+    Whole(Bytes),
+    /// Too large to keep: streamed, so it can go out only once.
+    Streamed(Option<Streamed>),
 }
 
 /// What is kept of a request to send it again.
@@ -172,10 +305,144 @@ struct Head {
     has_host: bool,
 }
 
+/// The gateway's own answers: a short, fixed reason each, so that no
+/// address, port or error text reaches a client.
+mod reason {
+    pub const NO_ROUTE: &str = "404 not found: no route matches\n";
+    pub const NO_BACKEND_REFS: &str = "500 internal server error: the route rule has no backends\n";
+    pub const NO_HOST: &str = "400 bad request: HTTP/1.1 request without Host\n";
+    pub const BAD_BODY: &str = "400 bad request: malformed request body\n";
+    pub const SLOW_BODY: &str = "408 request timeout: the request body did not arrive in time\n";
+    pub const NO_BACKEND: &str = "503 service unavailable: no backend available\n";
+    pub const PIN_UNAVAILABLE: &str =
+        "503 service unavailable: the session's backend is unavailable\n";
+    pub const BAD_GATEWAY: &str = "502 bad gateway: the backend failed to answer\n";
+    pub const BODY_GONE: &str = "502 bad gateway: the backend failed after the request body was sent; the body was too large to keep for a retry\n";
+    pub const TIMEOUT: &str = "504 gateway timeout: the backend did not answer in time\n";
+}
+
+/// The client's body after the bytes already read from it, streamed
+/// upstream. Notes whether anything of it went out and whether the client
+/// broke it.
+pub struct Streamed {
+    prefix: Option<Bytes>,
+    rest: Incoming,
+    watch: Arc<BodyWatch>,
+}
+
+/// What happened to a [`Streamed`] body once hyper has it.
+#[derive(Debug, Default)]
+struct BodyWatch {
+    /// Some of it was handed to the connection.
+    sent: AtomicBool,
+    /// The client's side failed (a malformed chunk, a reset).
+    client_error: AtomicBool,
+}
+
+impl Body for Streamed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(prefix) = this.prefix.take() {
+            this.watch.sent.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        let polled = Pin::new(&mut this.rest).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => this.watch.sent.store(true, Ordering::Relaxed),
+            Poll::Ready(Some(Err(_))) => this.watch.client_error.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let rest = self.rest.size_hint();
+        let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(prefix));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(prefix));
+        }
+        hint
+    }
+}
+
+/// Reads the client's body whole when it fits in `bound` bytes, so that the
+/// request can be sent again; otherwise keeps what was read and streams the
+/// rest. A body whose declared length exceeds `bound` is not read at all.
+async fn read_body(body: Incoming, bound: usize) -> Result<ReqBody, hyper::Error> {
+    if body.is_end_stream() {
+        return Ok(ReqBody::Whole(Bytes::new()));
+    }
+    let streamed = |prefix: Option<Bytes>, rest| {
+        ReqBody::Streamed(Some(Streamed {
+            prefix,
+            rest,
+            watch: Arc::default(),
+        }))
+    };
+    if body.size_hint().lower() > bound as u64 {
+        return Ok(streamed(None, body));
+    }
+    let mut body = body;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(ReqBody::Whole(Bytes::from(buf))),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(frame)) => {
+                // Trailers of a buffered body are dropped: HTTP/1.1
+                // backends rarely read request trailers.
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                    if buf.len() > bound {
+                        return Ok(streamed(Some(Bytes::from(buf)), body));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ReqBody {
+    /// The body for one attempt, if it can still be sent.
+    fn for_attempt(&mut self) -> Option<UpstreamBody> {
+        match self {
+            ReqBody::Whole(bytes) => Some(Either::Left(Full::new(bytes.clone()))),
+            ReqBody::Streamed(s) => s.take().map(Either::Right),
+        }
+    }
+
+    /// Gives back the body of an attempt that did not send it.
+    fn put_back(&mut self, unsent: Request<UpstreamBody>) {
+        if let (ReqBody::Streamed(slot), Either::Right(s)) = (self, unsent.into_body()) {
+            *slot = Some(s);
+        }
+    }
+
+    /// Whether another attempt can send it.
+    fn replayable(&self) -> bool {
+        match self {
+            ReqBody::Whole(_) => true,
+            ReqBody::Streamed(s) => s.is_some(),
+        }
+    }
+}
+
 impl Proxy {
     /// A proxy over compiled rules.
-    pub fn new(compiled: crate::rules::Compiled) -> Self {
-        Proxy { compiled }
+    pub fn new(compiled: crate::rules::Compiled, options: Options) -> Self {
+        Proxy { compiled, options }
     }
 
     /// The rules (for metrics and the prober).
@@ -184,14 +451,25 @@ impl Proxy {
     }
 
     /// Marks every endpoint at `addr`, in every rule, down.
-    pub fn mark_down(&self, addr: &str) {
+    pub fn mark_down(&self, addr: &str, why: &str) {
         for rule in self.rules() {
             for e in rule.target.backends().snapshot().endpoints() {
                 if e.target().addr == addr && e.state() != BackendState::Down {
                     e.set_state(BackendState::Down);
-                    tracing::warn!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, "backend refused a connection: marked down");
+                    tracing::warn!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, "{why}: marked down");
                 }
             }
+        }
+    }
+
+    /// A failed attempt on `endpoint`: counts towards marking it down.
+    fn failed(&self, endpoint: &Endpoint<Upstream>) {
+        let failures = endpoint.target().health.failed();
+        if failures >= self.options.down_after {
+            self.mark_down(
+                &endpoint.target().addr,
+                &format!("{failures} consecutive failed attempts"),
+            );
         }
     }
 
@@ -209,31 +487,29 @@ impl Proxy {
                 uri: req.uri().clone(),
             });
         let access = access.as_ref();
+        // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
+        // without Host (the backend's address must not stand in for it).
+        if req.version() == Version::HTTP_11 && !req.headers().contains_key(http::header::HOST) {
+            let resp = error(StatusCode::BAD_REQUEST, reason::NO_HOST);
+            log(access, None, None, None, resp.status(), Some("no Host"));
+            return resp;
+        }
         let Some(index) = self.compiled.router.find(&req) else {
-            let resp = error(StatusCode::NOT_FOUND, "no route matches\n");
-            log(access, None, None, None, resp.status());
+            let resp = error(StatusCode::NOT_FOUND, reason::NO_ROUTE);
+            log(access, None, None, None, resp.status(), None);
             return resp;
         };
         let rule = &self.compiled.rules[index];
         if rule.no_backend_refs {
-            let resp = error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the rule has no backendRefs\n",
-            );
-            log(access, Some(rule), None, None, resp.status());
+            let resp = error(StatusCode::INTERNAL_SERVER_ERROR, reason::NO_BACKEND_REFS);
+            log(access, Some(rule), None, None, resp.status(), None);
             return resp;
         }
         let upgrade = crate::headers::upgrade_protocol(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let mut choice = match first_choice(rule, &mut req) {
             Ok(c) => c,
-            Err(outcome) => {
-                let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "no backend available\n");
-                resp.headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                log(access, Some(rule), outcome, None, resp.status());
-                return resp;
-            }
+            Err(outcome) => return unavailable(access, rule, outcome, None, None),
         };
 
         let (parts, body) = req.into_parts();
@@ -249,81 +525,174 @@ impl Proxy {
             client_ip,
             upgrade.as_ref(),
         );
-        // Nothing to lose by sending it twice: no body bytes leave the
-        // gateway before the connection exists.
-        let retryable = body.is_end_stream();
-        let mut body = Some(body);
-        let attempts = if retryable {
-            1 + MAX_RETRIES.min(rule.target.backends().snapshot().len())
-        } else {
-            1
-        };
-        let mut result = Err(SendError::Other("no attempt".into()));
-        for attempt in 0..attempts {
-            let last = attempt + 1 == attempts;
-            let up_body = match body.take() {
-                Some(b) if !retryable => Either::Left(b),
-                _ => Either::Right(Empty::new()),
-            };
-            // The last attempt takes the headers (nothing reads them after
-            // it). Otherwise the request gets the original map and a copy
-            // stays for the next attempt: hyper keeps the map it encoded
-            // to parse the response into, and the original has the spare
-            // capacity that a copy (exactly as long as its contents) lacks.
-            let headers = if last {
-                std::mem::take(&mut head.headers)
-            } else {
-                let copy = head.headers.clone();
-                std::mem::replace(&mut head.headers, copy)
-            };
-            let up_req = upstream_request(&head, headers, &choice.endpoint, up_body);
-            result = self.send(&choice.endpoint, up_req, upgrade.is_some()).await;
-            match &result {
-                Ok(_) => break,
-                Err(SendError::Connect) => {
-                    self.mark_down(&choice.endpoint.target().addr);
-                    if last {
-                        break;
-                    }
-                    match repick(rule, &head, &choice) {
-                        Some(next) => choice = next,
-                        None => break,
-                    }
+        let deadline = crate::coarse::now() + BODY_TIMEOUT;
+        let mut body =
+            match crate::coarse::timeout_at(deadline, read_body(body, self.options.retry_buffer))
+                .await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    let resp = error(StatusCode::BAD_REQUEST, reason::BAD_BODY);
+                    let why = format!("client body: {}", error_chain(&e));
+                    log(
+                        access,
+                        Some(rule),
+                        choice.outcome,
+                        None,
+                        resp.status(),
+                        Some(&why),
+                    );
+                    return resp;
                 }
-                // A pooled connection the backend closed under us: the
-                // same backend again, for methods that may be repeated.
-                Err(SendError::Other(_)) if retryable && idempotent(&head.method) && !last => {}
-                Err(_) => break,
-            }
-        }
+                Err(_) => {
+                    let resp = error(StatusCode::REQUEST_TIMEOUT, reason::SLOW_BODY);
+                    log(
+                        access,
+                        Some(rule),
+                        choice.outcome,
+                        None,
+                        resp.status(),
+                        Some("client body timed out"),
+                    );
+                    return resp;
+                }
+            };
 
-        let mut resp = match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                let (status, why) = match e {
-                    SendError::Connect => (
-                        StatusCode::BAD_GATEWAY,
-                        "backend refused the connection\n".to_owned(),
-                    ),
-                    SendError::Timeout => (
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "backend did not answer in time\n".to_owned(),
-                    ),
-                    SendError::Other(e) => {
-                        (StatusCode::BAD_GATEWAY, format!("backend error: {e}\n"))
-                    }
+        // Refused connections may be retried MAX_RETRIES times (nothing was
+        // sent); a request that went out, once.
+        let mut refused_retries = 0;
+        let mut sent_retry = false;
+        let mut fresh_same = false;
+        let failure = loop {
+            let Some(up_body) = body.for_attempt() else {
+                break Failure::NoResponse {
+                    unsent: None,
+                    reused: false,
+                    detail: "request body already sent".into(),
                 };
-                let resp = error(status, &why);
-                log(
+            };
+            // Every attempt gets a copy of the headers: hyper keeps the map
+            // it encoded to parse the response into.
+            let up_req = upstream_request(&head, head.headers.clone(), up_body);
+            let failure = match self
+                .send(&choice.endpoint, up_req, upgrade.is_some(), fresh_same)
+                .await
+            {
+                Ok(resp) => {
+                    choice.endpoint.target().health.succeeded();
+                    return self.respond(access, rule, choice, resp, client_upgrade);
+                }
+                Err(f) => f,
+            };
+            fresh_same = false;
+            let label = &choice.endpoint.target().label;
+            let mut last_detail = String::new();
+            match failure {
+                Failure::Connect(unsent, detail) => {
+                    tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, "attempt failed: {detail}");
+                    self.failed(&choice.endpoint);
+                    body.put_back(unsent);
+                    last_detail.clone_from(&detail);
+                    if refused_retries == MAX_RETRIES {
+                        break Failure::Connect(
+                            Request::new(Either::Left(Full::default())),
+                            detail,
+                        );
+                    }
+                    refused_retries += 1;
+                }
+                Failure::NoResponse {
+                    unsent,
+                    reused,
+                    detail,
+                } => {
+                    tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, reused, "attempt failed before any response byte: {detail}");
+                    let was_unsent = unsent.is_some();
+                    if let Some(unsent) = unsent {
+                        body.put_back(unsent);
+                    }
+                    if reused && body.replayable() {
+                        // Likely the backend closed an idle connection as
+                        // the request went out: once more on a fresh
+                        // connection to the same backend, not counted.
+                        fresh_same = true;
+                        continue;
+                    }
+                    self.failed(&choice.endpoint);
+                    last_detail.clone_from(&detail);
+                    if !body.replayable() || (sent_retry && !was_unsent) {
+                        break Failure::NoResponse {
+                            unsent: None,
+                            reused,
+                            detail,
+                        };
+                    }
+                    sent_retry = true;
+                }
+                other => break other,
+            }
+            // Another backend, under a new session (or 503 if strict).
+            if rule.strict && choice.resumed() {
+                return unavailable(
                     access,
-                    Some(rule),
-                    choice.outcome,
+                    rule,
+                    Some(Outcome::PinnedUnavailable),
                     Some(&choice.endpoint),
-                    resp.status(),
+                    Some("the session's backend failed (strict sessions)"),
                 );
-                return resp;
+            }
+            match repick(rule, &head, &choice) {
+                Some(next) => choice = next,
+                None => {
+                    break Failure::BadResponse(format!(
+                        "{last_detail}; no other backend to retry on"
+                    ));
+                }
             }
         };
+        let (status, text, detail) = match failure {
+            Failure::Connect(_, detail) => (StatusCode::BAD_GATEWAY, reason::BAD_GATEWAY, detail),
+            Failure::NoResponse { detail, .. } => {
+                let text = if matches!(body, ReqBody::Streamed(_)) {
+                    reason::BODY_GONE
+                } else {
+                    reason::BAD_GATEWAY
+                };
+                (StatusCode::BAD_GATEWAY, text, detail)
+            }
+            Failure::BadResponse(detail) => (StatusCode::BAD_GATEWAY, reason::BAD_GATEWAY, detail),
+            Failure::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                reason::TIMEOUT,
+                format!("no response head within {RESPONSE_TIMEOUT:?}"),
+            ),
+            Failure::ClientBody(detail) => (StatusCode::BAD_REQUEST, reason::BAD_BODY, detail),
+        };
+        let resp = error(status, text);
+        log(
+            access,
+            Some(rule),
+            choice.outcome,
+            Some(&choice.endpoint),
+            resp.status(),
+            Some(&detail),
+        );
+        if access.is_none() {
+            tracing::warn!(route = %rule.route, rule = rule.index, backend = %choice.endpoint.target().label, status = status.as_u16(), "request failed: {detail}");
+        }
+        resp
+    }
+
+    /// The backend's response, with hop-by-hop headers out, the backend's
+    /// own copy of the session cookie out, and the session written back.
+    fn respond(
+        &self,
+        access: Option<&Access>,
+        rule: &Rule,
+        mut choice: Choice,
+        mut resp: Response<Incoming>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ClientBody> {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         match client_upgrade {
             Some(client_upgrade) if switching => {
@@ -343,8 +712,14 @@ impl Proxy {
             .endpoint
             .target()
             .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
+        if let Target::Sticky(sessions) = &rule.target {
+            crate::headers::strip_session(resp.headers_mut(), sessions.policy());
+        }
         if let Some(decision) = choice.decision.take() {
+            if decision.issue().is_some() {
+                crate::headers::make_private(resp.headers_mut());
+            }
             decision.apply(resp.headers_mut());
         }
         log(
@@ -353,51 +728,108 @@ impl Proxy {
             choice.outcome,
             Some(&choice.endpoint),
             resp.status(),
+            None,
         );
         resp.map(Either::Left)
     }
 
     /// One attempt: over a pooled connection of this worker, or a fresh
     /// one (always fresh for an upgrade, whose connection becomes the
-    /// tunnel).
+    /// tunnel, and when `fresh`).
     async fn send(
         &self,
         endpoint: &Endpoint<Upstream>,
         req: Request<UpstreamBody>,
         upgrade: bool,
-    ) -> Result<Response<Incoming>, SendError> {
+        fresh: bool,
+    ) -> Result<Response<Incoming>, Failure> {
         let addr = endpoint.target().addr.as_str();
-        let pooled = if upgrade { None } else { checkout(addr) };
-        let reused = pooled.is_some();
-        let mut sender = match pooled {
-            Some(s) => s,
-            None => connect(addr).await?,
+        let pooled = if upgrade || fresh {
+            None
+        } else {
+            checkout(addr)
+        };
+        let mut reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => match connect(addr).await {
+                Ok(c) => c,
+                Err(detail) => return Err(Failure::Connect(req, detail)),
+            },
+        };
+        let watch = match req.body() {
+            Either::Right(s) => Some(Arc::clone(&s.watch)),
+            Either::Left(_) => None,
         };
         // A coarse per-worker deadline: no timer-wheel entry per request.
         let deadline = crate::coarse::now() + RESPONSE_TIMEOUT;
         let mut req = req;
         // At most twice: a pooled connection that closed before taking the
         // request hands it back unsent, and it goes out on a fresh one.
-        for second in [false, true] {
-            match crate::coarse::timeout_at(deadline, sender.try_send_request(req)).await {
+        loop {
+            let read_before = conn.read.load(Ordering::Relaxed);
+            match crate::coarse::timeout_at(deadline, conn.sender.try_send_request(req)).await {
                 Ok(Ok(resp)) => {
                     if !upgrade {
-                        checkin(addr, sender);
+                        checkin(addr, conn);
                     }
                     return Ok(resp);
                 }
-                Ok(Err(mut e)) => match e.take_message() {
-                    Some(unsent) if reused && !second => {
-                        req = unsent;
-                        sender = connect(addr).await?;
+                Ok(Err(mut e)) => {
+                    let unsent = e.take_message();
+                    let detail = format!("{addr}: {}", error_chain(&e.into_error()));
+                    if watch
+                        .as_ref()
+                        .is_some_and(|w| w.client_error.load(Ordering::Relaxed))
+                    {
+                        return Err(Failure::ClientBody(detail));
                     }
-                    _ => return Err(SendError::Other(error_chain(&e.into_error()))),
-                },
-                Err(_) => return Err(SendError::Timeout),
+                    if conn.read.load(Ordering::Relaxed) != read_before {
+                        return Err(Failure::BadResponse(detail));
+                    }
+                    match unsent {
+                        Some(unsent) if reused => {
+                            req = unsent;
+                            reused = false;
+                            conn = match connect(addr).await {
+                                Ok(c) => c,
+                                Err(detail) => return Err(Failure::Connect(req, detail)),
+                            };
+                        }
+                        unsent => {
+                            return Err(Failure::NoResponse {
+                                unsent,
+                                reused,
+                                detail,
+                            });
+                        }
+                    }
+                }
+                Err(_) => return Err(Failure::Timeout),
             }
         }
-        Err(SendError::Other("connection closed twice".into()))
     }
+}
+
+/// 503: no backend can take the request, or (strict sessions) the
+/// session's backend cannot.
+fn unavailable(
+    access: Option<&Access>,
+    rule: &Rule,
+    outcome: Option<Outcome>,
+    endpoint: Option<&Arc<Endpoint<Upstream>>>,
+    detail: Option<&str>,
+) -> Response<ClientBody> {
+    let text = if outcome == Some(Outcome::PinnedUnavailable) {
+        reason::PIN_UNAVAILABLE
+    } else {
+        reason::NO_BACKEND
+    };
+    let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, text);
+    resp.headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    log(access, Some(rule), outcome, endpoint, resp.status(), detail);
+    resp
 }
 
 /// The backend for a request: the session's, or a new pick.
@@ -435,19 +867,28 @@ fn first_choice(rule: &Rule, req: &mut Request<Incoming>) -> Result<Choice, Opti
     }
 }
 
-/// After `previous` refused the connection (and was marked down): a new
-/// session on another backend.
+/// After `previous` failed: a new session on another backend. The balancer
+/// does not know which one failed (it may not be down yet), so it is asked
+/// a few times for a different one.
 fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
+    let tries = rule.target.backends().snapshot().len().clamp(1, 8);
+    let other = |e: &Arc<Endpoint<Upstream>>| e.id() != previous.endpoint.id();
     match &rule.target {
         Target::Sticky(sessions) => {
-            let request = RequestHead::new(&head.method, &head.uri, &head.headers);
-            let decision = sessions.repin(request, Outcome::RepinnedDown);
-            let outcome = decision.outcome();
-            decision.endpoint().cloned().map(|endpoint| Choice {
-                endpoint,
-                decision: Some(decision),
-                outcome: Some(outcome),
-            })
+            for _ in 0..tries {
+                let request = RequestHead::new(&head.method, &head.uri, &head.headers);
+                let decision = sessions.repin(request, Outcome::RepinnedDown);
+                let outcome = decision.outcome();
+                let endpoint = decision.endpoint().cloned()?;
+                if other(&endpoint) {
+                    return Some(Choice {
+                        endpoint,
+                        decision: Some(decision),
+                        outcome: Some(outcome),
+                    });
+                }
+            }
+            None
         }
         Target::Plain { backends, balancer } => {
             let snapshot = backends.snapshot();
@@ -456,10 +897,10 @@ fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
                 uri: &head.uri,
                 headers: &head.headers,
             };
-            balancer
-                .pick(&ctx, &snapshot)
-                .and_then(|i| snapshot.endpoints().get(i).cloned())
-                .filter(|e| e.id() != previous.endpoint.id())
+            (0..tries)
+                .filter_map(|_| balancer.pick(&ctx, &snapshot))
+                .filter_map(|i| snapshot.endpoints().get(i).cloned())
+                .find(other)
                 .map(|endpoint| Choice {
                     endpoint,
                     decision: None,
@@ -469,20 +910,13 @@ fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
     }
 }
 
-fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
-
-/// The request for one attempt, aimed at `endpoint`: origin-form
-/// (`/path?query`), with the client's `Host`, or the backend's authority
-/// when the client sent none.
+/// The request for one attempt: origin-form (`/path?query`), with the
+/// client's `Host`. A request without one (HTTP/1.0; HTTP/1.1 without Host
+/// is refused) gets an empty `Host`, as RFC 9112 §3.2 asks of a request
+/// without authority: the backend's address never stands in for it.
 fn upstream_request(
     head: &Head,
     mut headers: HeaderMap,
-    endpoint: &Endpoint<Upstream>,
     body: UpstreamBody,
 ) -> Request<UpstreamBody> {
     let path = head
@@ -490,10 +924,8 @@ fn upstream_request(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    if !head.has_host
-        && let Ok(host) = HeaderValue::from_str(endpoint.target().authority.as_str())
-    {
-        headers.insert(http::header::HOST, host);
+    if !head.has_host {
+        headers.insert(http::header::HOST, HeaderValue::from_static(""));
     }
     let mut req = Request::new(body);
     *req.method_mut() = head.method.clone();
@@ -557,6 +989,7 @@ fn log(
     outcome: Option<Outcome>,
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     status: StatusCode,
+    error: Option<&str>,
 ) {
     let Some(access) = access else { return };
     tracing::info!(
@@ -568,6 +1001,7 @@ fn log(
         outcome = outcome.map_or("-", Outcome::as_str),
         backend = endpoint.map_or("-", |e| e.target().label.as_str()),
         status = status.as_u16(),
+        error = error.unwrap_or("-"),
         latency_us = access.start.elapsed().as_micros() as u64,
     );
 }

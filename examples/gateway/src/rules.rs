@@ -29,6 +29,9 @@ pub struct Upstream {
     pub service: String,
     /// Requests forwarded to it by this rule.
     pub requests: AtomicU64,
+    /// Passive health of its address, shared with every rule's endpoint
+    /// there.
+    pub health: Arc<crate::probe::Health>,
 }
 
 /// How a rule spreads requests.
@@ -67,6 +70,9 @@ pub struct Rule {
     pub index: usize,
     /// Its `name` (GEP-995), if the route gives one.
     pub name: Option<String>,
+    /// Strict sessions (`--strict-sessions`): a session whose backend fails
+    /// gets 503, not another backend.
+    pub strict: bool,
     /// Where its requests go.
     pub target: Target,
     /// Session outcomes, counted by the core's `on_outcome` callback.
@@ -104,19 +110,50 @@ struct EndpointInfo {
     service: String,
 }
 
-/// Builds the rules, starting in-process echo replicas for Services no
-/// `--backend` maps.
+/// How rules are built, from the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    /// `--backend`: with any, every backendRef must be mapped; with none,
+    /// demo mode.
+    pub specs: &'a [BackendSpec],
+    /// `--replicas`: echo replicas per Service in demo mode.
+    pub replicas: usize,
+    /// `--strict-sessions`.
+    pub strict: bool,
+}
+
+/// The scope session tokens of a rule are bound to: its route and its
+/// `name` (GEP-995) when it has one, so that adding, removing or reordering
+/// other rules leaves its sessions valid; only unnamed rules fall back to
+/// their index. (`rulename/` and `rule/` keep a rule named `0` apart from
+/// the unnamed first rule.)
+pub fn session_scope(namespace: &str, route: &str, index: usize, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("httproute/{namespace}/{route}/rulename/{name}"),
+        None => format!("httproute/{namespace}/{route}/rule/{index}"),
+    }
+}
+
+/// Builds the rules. In demo mode (no `--backend`) every Service gets
+/// in-process echo replicas; otherwise every backendRef must be mapped.
 pub async fn compile(
     routes: &[LoadedRoute],
-    specs: &[BackendSpec],
-    replicas: usize,
+    options: Options<'_>,
     keys: &Keys,
 ) -> Result<Compiled, String> {
+    let Options {
+        specs,
+        replicas,
+        strict,
+    } = options;
     check_specs(routes, specs)?;
+    check_mapped(routes, specs)?;
+    warn_shared_cookies(routes);
     let mut started: HashMap<(String, String), Vec<EndpointInfo>> = HashMap::new();
     let mut replica_sets = Vec::new();
     let mut rules = Vec::new();
     let mut router = Router::default();
+    let mut health: HashMap<String, Arc<crate::probe::Health>> = HashMap::new();
     for loaded in routes {
         let route = &loaded.route;
         let ns = route.namespace();
@@ -162,9 +199,11 @@ pub async fn compile(
                     .addr
                     .parse()
                     .map_err(|e| format!("backend address {:?}: {e}", ep.addr))?;
+                let health = Arc::clone(health.entry(ep.addr.clone()).or_default());
                 backends.insert(
                     ep.id,
                     Upstream {
+                        health,
                         addr: ep.addr,
                         authority,
                         label: ep.label,
@@ -181,7 +220,8 @@ pub async fn compile(
                     let counters = Arc::clone(&outcomes);
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
                         .balancer(Weighted::new())
-                        .scope(format!("httproute/{ns}/{}/rule/{i}", route.name()))
+                        .scope(session_scope(ns, route.name(), i, rule.name()))
+                        .strict(strict)
                         .on_outcome(move |o, _| {
                             counters[o.index()].fetch_add(1, Ordering::Relaxed);
                         })
@@ -204,6 +244,7 @@ pub async fn compile(
                 route: format!("{ns}/{}", route.name()),
                 index: i,
                 name: rule.name().map(str::to_owned),
+                strict,
                 target,
                 outcomes,
                 no_backend_refs: rule.backend_refs().is_empty(),
@@ -238,6 +279,104 @@ fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+/// With any `--backend`, every backendRef must be mapped: an unmapped one
+/// would otherwise get echo replicas, which reflect request headers
+/// (`Authorization`, cookies) back to whoever sends them.
+fn check_mapped(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), String> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    for loaded in routes {
+        let route = &loaded.route;
+        for (i, rule) in route.rules().iter().enumerate() {
+            for (b, backend) in rule.backend_refs().iter().enumerate() {
+                if specs.iter().any(|s| s.maps(&backend.name, backend.port)) {
+                    continue;
+                }
+                let ns = backend.namespace.as_deref().unwrap_or(route.namespace());
+                let port = backend
+                    .port
+                    .map(|p| format!(" port {p}"))
+                    .unwrap_or_default();
+                let rule_name = rule
+                    .name()
+                    .map(|n| format!(" (rule {n:?})"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{}: spec.rules[{i}].backendRefs[{b}]: HTTPRoute {}/{}{rule_name}: Service {ns}/{}{port} \
+                     is not mapped by any --backend; with --backend in use every backendRef needs one \
+                     (in-process echo replicas serve only when no --backend is given)",
+                    loaded.source,
+                    route.namespace(),
+                    route.name(),
+                    backend.name,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Warns about two sticky rules whose sessions travel in the same cookie
+/// (name and Path) or header on hosts they may share: each rule's tokens are
+/// invalid for the other, so a client alternating between them keeps
+/// getting new sessions.
+fn warn_shared_cookies(routes: &[LoadedRoute]) {
+    struct Seen<'a> {
+        at: String,
+        kind: tower_sticky::policy::PersistenceType,
+        name: &'a str,
+        path: &'a str,
+        hostnames: &'a [Hostname],
+    }
+    let mut seen: Vec<Seen<'_>> = Vec::new();
+    for loaded in routes {
+        let route = &loaded.route;
+        for (i, rule) in route.rules().iter().enumerate() {
+            let Some(policy) = rule.session_policy() else {
+                continue;
+            };
+            let cookie = policy.kind() == tower_sticky::policy::PersistenceType::Cookie;
+            let this = Seen {
+                at: format!(
+                    "{}: HTTPRoute {}/{} spec.rules[{i}]",
+                    loaded.source,
+                    route.namespace(),
+                    route.name()
+                ),
+                kind: policy.kind(),
+                name: policy.name(),
+                path: if cookie { policy.cookie_path() } else { "" },
+                hostnames: route.hostnames(),
+            };
+            for other in &seen {
+                let hosts_meet = this.hostnames.is_empty()
+                    || other.hostnames.is_empty()
+                    || this.hostnames.iter().any(|h| other.hostnames.contains(h));
+                // Cookie names are case-sensitive, header names are not.
+                let same_name = if cookie {
+                    other.name == this.name
+                } else {
+                    other.name.eq_ignore_ascii_case(this.name)
+                };
+                if other.kind == this.kind && same_name && other.path == this.path && hosts_meet {
+                    let what = if cookie {
+                        format!("cookie {:?} with Path {}", this.name, this.path)
+                    } else {
+                        format!("header {:?}", this.name)
+                    };
+                    tracing::warn!(
+                        "{} and {} both keep sessions in the {what}: their sessions will keep replacing each other; give one a sessionName of its own",
+                        other.at,
+                        this.at
+                    );
+                }
+            }
+            seen.push(this);
+        }
+    }
 }
 
 /// The weight of each of a backendRef's `count` endpoints, so that the

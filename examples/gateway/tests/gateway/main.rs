@@ -3,8 +3,11 @@
 //! `curl` (the seed's lines, verbatim) and by hyper.
 
 mod bad_input;
+mod failures;
 mod gep1619;
+mod hardening;
 mod proxying;
 mod sessions;
 mod support;
+mod survive;
 mod walkthrough;

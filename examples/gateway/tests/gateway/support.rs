@@ -52,6 +52,8 @@ pub struct Proc {
     pub admin: Option<String>,
     /// Where its stderr (logs) goes.
     pub log: PathBuf,
+    /// The start-up lines it printed before its address.
+    pub banner: Vec<String>,
 }
 
 impl Proc {
@@ -77,6 +79,7 @@ impl Proc {
             }
         });
         let mut admin = None;
+        let mut banner = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -101,8 +104,10 @@ impl Proc {
                     addr,
                     admin,
                     log,
+                    banner,
                 };
             }
+            banner.push(line);
         }
     }
 

@@ -1,0 +1,393 @@
+//! Issue 8, items 1–3: sessions that survive key rotation, route edits and
+//! restarts; demo backends only in demo mode.
+
+use crate::support::{Http, Proc, echo, gateway, gateway_fails, temp_file};
+
+/// `n` echo processes `echo-0`… and the `--backend` flag naming them.
+pub fn echoes(n: usize) -> (Vec<Proc>, String) {
+    let procs: Vec<Proc> = (0..n).map(|i| echo(&format!("echo-{i}"))).collect();
+    let flag = format!(
+        "backend={}",
+        procs
+            .iter()
+            .map(|p| p.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    (procs, flag)
+}
+
+/// A 32-byte secret file.
+pub fn secret(name: &str, byte: u8) -> String {
+    temp_file(name, &[byte; 32])
+        .to_str()
+        .expect("utf-8")
+        .to_owned()
+}
+
+/// A session: its latest cookie and the pod it belongs to.
+struct Session {
+    cookie: String,
+    pod: String,
+}
+
+/// Opens sessions on `gw` until every one of `pods` has at least one.
+async fn open_sessions(http: &Http, gw: &Proc, pods: usize) -> Vec<Session> {
+    let mut sessions: Vec<Session> = Vec::new();
+    for _ in 0..40 {
+        let r = http.get(&format!("{}/get", gw.url), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        sessions.push(Session {
+            cookie: r.cookie_pair().expect("a new session"),
+            pod: r.pod(),
+        });
+        let mut seen: Vec<&str> = sessions.iter().map(|s| s.pod.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() == pods && sessions.len() > pods {
+            break;
+        }
+    }
+    sessions
+}
+
+/// Every session, on every gateway, is answered by its own pod; a re-issued
+/// cookie (rekeyed) replaces the old one.
+async fn all_stay(http: &Http, gateways: &[&Proc], sessions: &mut [Session], stage: &str) {
+    for gw in gateways {
+        for s in sessions.iter_mut() {
+            let r = http
+                .get(&format!("{}/get", gw.url), &[("cookie", &s.cookie)])
+                .await;
+            assert_eq!(r.status, 200, "{stage}: {}", r.body);
+            assert_eq!(r.pod(), s.pod, "{stage}: the session moved");
+            if let Some(c) = r.cookie_pair() {
+                s.cookie = c;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn key_rotation_across_two_replicas_keeps_every_session_on_its_pod() {
+    let (_echoes, backend) = echoes(3);
+    let old = secret("old-key", 0x11);
+    let new = secret("new-key", 0x22);
+    let ids = secret("backend-ids", 0x33);
+    let route = temp_file(
+        "cookie.yaml",
+        include_bytes!("../../src/default-route.yaml"),
+    );
+    let route = route.to_str().expect("utf-8");
+    // Sessions of 10 s (the seed's absoluteTimeout) would expire during the
+    // test on a slow machine: the same route with an hour.
+    let yaml = std::fs::read_to_string(route)
+        .expect("route")
+        .replace("absoluteTimeout: 10s", "absoluteTimeout: 1h");
+    let route = temp_file("cookie-1h.yaml", yaml.as_bytes());
+    let route = route.to_str().expect("utf-8");
+    let replica = |keys: &[&str]| {
+        let mut args = vec![
+            "--route",
+            route,
+            "--backend",
+            &backend,
+            "--backend-id-key",
+            &ids,
+        ];
+        for k in keys {
+            args.extend(["--key-file", k]);
+        }
+        gateway(&args)
+    };
+    let http = Http::new();
+
+    // Before: both replicas on the old key.
+    let mut a = replica(&[&old]);
+    let mut b = replica(&[&old]);
+    let mut sessions = open_sessions(&http, &a, 3).await;
+    all_stay(&http, &[&a, &b], &mut sessions, "before").await;
+
+    // Step 1: the new key verifies everywhere, one replica at a time.
+    no_moves(&b);
+    b.kill();
+    b = replica(&[&old, &new]);
+    all_stay(&http, &[&a, &b], &mut sessions, "b verifies new, a not yet").await;
+    no_moves(&a);
+    a.kill();
+    a = replica(&[&old, &new]);
+    all_stay(&http, &[&a, &b], &mut sessions, "both verify new").await;
+
+    // Step 2: the new key signs (`--key-file new --key-file old`), one
+    // replica at a time: mid-rotation one signs new, the other old.
+    no_moves(&a);
+    a.kill();
+    a = replica(&[&new, &old]);
+    sessions.extend(open_sessions(&http, &a, 3).await);
+    all_stay(&http, &[&a, &b], &mut sessions, "a signs new, b signs old").await;
+    assert!(
+        a.logs().contains("outcome=\"rekeyed\""),
+        "old-key sessions are re-signed: {}",
+        a.logs()
+    );
+    no_moves(&b);
+    b.kill();
+    b = replica(&[&new, &old]);
+    all_stay(&http, &[&a, &b], &mut sessions, "both sign new").await;
+
+    // Step 3: the old key goes, once every live session was re-signed.
+    no_moves(&a);
+    a.kill();
+    a = replica(&[&new]);
+    all_stay(&http, &[&a, &b], &mut sessions, "a dropped old").await;
+    no_moves(&b);
+    b.kill();
+    b = replica(&[&new]);
+    all_stay(&http, &[&a, &b], &mut sessions, "after").await;
+    no_moves(&a);
+    no_moves(&b);
+}
+
+/// No session was refused or moved by this gateway.
+fn no_moves(gw: &Proc) {
+    let logs = gw.logs();
+    for moved in [
+        "repinned_gone",
+        "repinned_down",
+        "malformed",
+        "forged",
+        "future_dated",
+    ] {
+        assert!(
+            !logs.contains(&format!("outcome=\"{moved}\"")),
+            "{moved} during rotation: {logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn backend_ids_follow_the_id_key_not_the_signing_key() {
+    let (_echoes, backend) = echoes(2);
+    let key = secret("key", 0x44);
+    let route = temp_file(
+        "cookie.yaml",
+        include_bytes!("../../src/default-route.yaml"),
+    );
+    let route = route.to_str().expect("utf-8");
+    // --backend and --key-file without an id key: refused, saying why.
+    let err = gateway_fails(&["--route", route, "--backend", &backend, "--key-file", &key]);
+    assert!(err.contains("--backend-id-key"), "{err}");
+    let short = temp_file("short", &[1; 16]);
+    let err = gateway_fails(&[
+        "--route",
+        route,
+        "--backend",
+        &backend,
+        "--key-file",
+        &key,
+        "--backend-id-key",
+        short.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        err.contains("--backend-id-key") && err.contains("32"),
+        "{err}"
+    );
+
+    // Another id key: the same key file's sessions name unknown backends.
+    let ids = secret("ids", 0x55);
+    let other_ids = secret("other-ids", 0x66);
+    let one = gateway(&[
+        "--route",
+        route,
+        "--backend",
+        &backend,
+        "--key-file",
+        &key,
+        "--backend-id-key",
+        &ids,
+    ]);
+    let two = gateway(&[
+        "--route",
+        route,
+        "--backend",
+        &backend,
+        "--key-file",
+        &key,
+        "--backend-id-key",
+        &other_ids,
+    ]);
+    let http = Http::new();
+    let r = http.get(&format!("{}/get", one.url), &[]).await;
+    let cookie = r.cookie_pair().expect("cookie");
+    // The token carries no address, in any encoding a glance would catch.
+    for e in &_echoes {
+        assert!(!cookie.contains(&e.addr) && !cookie.contains(&e.port().to_string()));
+    }
+    let r2 = http
+        .get(&format!("{}/get", two.url), &[("cookie", &cookie)])
+        .await;
+    assert_eq!(r2.status, 200);
+    assert!(r2.set_cookie().is_some());
+    assert!(
+        two.logs().contains("outcome=\"repinned_gone\""),
+        "{}",
+        two.logs()
+    );
+}
+
+/// A route whose rule `app` (no sessionName: the default name follows the
+/// rule's name) sits below `rules_above`.
+fn app_route(rules_above: &str, app_name: Option<&str>) -> String {
+    let name = app_name
+        .map(|n| format!("      name: {n}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: shop
+spec:
+  rules:
+{rules_above}    - matches:
+        - path:
+            type: PathPrefix
+            value: /
+{name}      backendRefs:
+        - name: backend
+          port: 3000
+      sessionPersistence:
+        type: Cookie
+        absoluteTimeout: 1h
+"
+    )
+}
+
+const ADMIN_RULE: &str = "    - matches:
+        - path:
+            type: PathPrefix
+            value: /admin
+      backendRefs:
+        - name: backend
+          port: 3000
+      sessionPersistence:
+        sessionName: Admin
+        type: Cookie
+        absoluteTimeout: 1h
+";
+
+#[tokio::test]
+async fn a_named_rule_keeps_its_sessions_when_a_rule_is_inserted_above_it() {
+    let (_echoes, backend) = echoes(3);
+    let key = secret("key", 0x77);
+    let ids = secret("ids", 0x78);
+    let http = Http::new();
+    let start = |yaml: &str| {
+        let route = temp_file("shop.yaml", yaml.as_bytes());
+        gateway(&[
+            "--route",
+            route.to_str().expect("utf-8"),
+            "--backend",
+            &backend,
+            "--key-file",
+            &key,
+            "--backend-id-key",
+            &ids,
+        ])
+    };
+    for (named, survives) in [(Some("app"), true), (None, false)] {
+        let mut gw = start(&app_route("", named));
+        let mut sessions = open_sessions(&http, &gw, 3).await;
+        // The same key, a rule inserted above: the gateway restarts.
+        gw.kill();
+        let gw = start(&app_route(ADMIN_RULE, named));
+        if survives {
+            all_stay(&http, &[&gw], &mut sessions, "after the edit").await;
+            assert!(
+                !gw.logs().contains("outcome=\"new\""),
+                "a named rule keeps its sessions: {}",
+                gw.logs()
+            );
+        } else {
+            // An unnamed rule's sessions were scoped (and named) by its
+            // index: they start again, which is why names are recommended.
+            let s = &sessions[0];
+            let r = http
+                .get(&format!("{}/get", gw.url), &[("cookie", &s.cookie)])
+                .await;
+            assert_eq!(r.status, 200);
+            assert!(r.set_cookie().is_some(), "a new session: {:?}", r.headers);
+        }
+        // The inserted rule is served too, with its own cookie.
+        let r = http.get(&format!("{}/admin", gw.url), &[]).await;
+        assert!(r.set_cookie().expect("admin cookie").starts_with("Admin="));
+    }
+}
+
+#[tokio::test]
+async fn two_rules_sharing_a_cookie_name_and_path_are_a_start_up_warning() {
+    let yaml = app_route(
+        &ADMIN_RULE.replace("value: /admin", "value: /").replace(
+            "sessionName: Admin",
+            "sessionName: httproute-default-shop-rule-app",
+        ),
+        Some("app"),
+    );
+    let route = temp_file("shared.yaml", yaml.as_bytes());
+    let gw = gateway(&["--route", route.to_str().expect("utf-8")]);
+    let logs = gw.logs();
+    assert!(
+        logs.contains("spec.rules[0]")
+            && logs.contains("spec.rules[1]")
+            && logs.contains("\"httproute-default-shop-rule-app\" with Path /")
+            && logs.contains("keep replacing each other"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn with_backend_flags_an_unmapped_backend_ref_is_refused() {
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: shop
+  namespace: prod
+spec:
+  rules:
+    - name: cart
+      backendRefs:
+        - name: backend
+          port: 3000
+        - name: backnd
+          port: 3000
+";
+    let route = temp_file("typo.yaml", yaml.as_bytes());
+    let route = route.to_str().expect("utf-8");
+    let (_echoes, backend) = echoes(1);
+    let err = gateway_fails(&["--route", route, "--backend", &backend]);
+    for needle in [
+        route,
+        "document 1",
+        "spec.rules[0].backendRefs[1]",
+        "HTTPRoute prod/shop",
+        "rule \"cart\"",
+        "Service prod/backnd port 3000",
+        "not mapped by any --backend",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from: {err}");
+    }
+    // Without any --backend it is demo mode, and the banner says so.
+    let gw = gateway(&["--route", route]);
+    let banner = gw.banner.join("\n");
+    assert!(banner.contains("demo mode"), "{banner}");
+    assert!(banner.contains("Service prod/backnd"), "{banner}");
+    let r = Http::new().get(&format!("{}/", gw.url), &[]).await;
+    assert_eq!(r.status, 200);
+    // With every backendRef mapped, no echo replica is started.
+    let (_more, typo) = echoes(1);
+    let typo = typo.replacen("backend=", "backnd=", 1);
+    let gw = gateway(&["--route", route, "--backend", &backend, "--backend", &typo]);
+    let banner = gw.banner.join("\n");
+    assert!(!banner.contains("demo mode"), "{banner}");
+    assert!(!banner.contains("at http://"), "{banner}");
+    assert!(banner.contains("--backend endpoints only"), "{banner}");
+}
