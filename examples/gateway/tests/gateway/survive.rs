@@ -391,3 +391,63 @@ spec:
     assert!(!banner.contains("at http://"), "{banner}");
     assert!(banner.contains("--backend endpoints only"), "{banner}");
 }
+
+#[tokio::test]
+async fn adding_a_backend_keeps_every_session_and_removing_one_moves_only_its_own() {
+    let (echoes, _) = echoes(3);
+    let key = secret("key", 0x81);
+    let ids = secret("ids", 0x82);
+    let route = crate::failures::seed_route();
+    let start = |pods: &[&Proc]| {
+        let flag = format!(
+            "backend={}",
+            pods.iter()
+                .map(|p| p.addr.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        gateway(&[
+            "--route",
+            &route,
+            "--backend",
+            &flag,
+            "--key-file",
+            &key,
+            "--backend-id-key",
+            &ids,
+        ])
+    };
+    let http = Http::new();
+    let mut gw = start(&[&echoes[0], &echoes[1]]);
+    let mut sessions = open_sessions(&http, &gw, 2).await;
+    // echo-2 joins (a restart with one more endpoint): ids are per address,
+    // so no session notices.
+    gw.kill();
+    let mut gw = start(&[&echoes[0], &echoes[1], &echoes[2]]);
+    all_stay(&http, &[&gw], &mut sessions, "echo-2 added").await;
+    no_moves(&gw);
+    // echo-0 leaves: only its sessions move, each with a new cookie.
+    gw.kill();
+    let gw = start(&[&echoes[1], &echoes[2]]);
+    for s in &sessions {
+        let r = http
+            .get(&format!("{}/get", gw.url), &[("cookie", &s.cookie)])
+            .await;
+        assert_eq!(r.status, 200);
+        if s.pod == "echo-0" {
+            assert_ne!(r.pod(), "echo-0");
+            assert!(
+                r.set_cookie().is_some(),
+                "a moved session gets a new cookie"
+            );
+        } else {
+            assert_eq!(r.pod(), s.pod);
+            assert_eq!(r.set_cookie(), None);
+        }
+    }
+    assert!(
+        gw.logs().contains("outcome=\"repinned_gone\""),
+        "{}",
+        gw.logs()
+    );
+}
