@@ -16,7 +16,8 @@ pub struct Args {
     #[arg(long = "route", value_name = "FILE")]
     pub routes: Vec<PathBuf>,
 
-    /// Endpoints of a backendRef Service: `NAME[:PORT]=HOST:PORT[,HOST:PORT...]`;
+    /// Endpoints of a backendRef Service: `NAME[:PORT]=HOST:PORT[,HOST:PORT...]`,
+    /// or `NAME[:PORT]=dns:HOST:PORT` for the A/AAAA records of a name;
     /// repeatable. With any `--backend`, every backendRef of every route must
     /// be mapped (start-up fails otherwise); without any, every Service gets
     /// in-process echo replicas (demo mode).
@@ -59,14 +60,34 @@ pub struct Args {
     #[arg(long = "retry-buffer", default_value_t = 64 * 1024, value_name = "BYTES")]
     pub retry_buffer: usize,
 
-    /// Address for `/healthz` and Prometheus `/metrics`.
-    #[arg(long, value_name = "ADDR")]
-    pub admin: Option<String>,
-
     /// Worker threads (default: one per core), each with its own
     /// single-threaded runtime and `SO_REUSEPORT` listener.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    // ---- Operating it live (issue 9): admin API, discovery, reload ----
+    /// Admin address: `/healthz`, `/readyz`, `/metrics`, `/backends`,
+    /// `POST /backends/drain`, `/backends/undrain` and `/reload`. Bind it to
+    /// loopback (or a private interface): it changes what the gateway does.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+
+    /// Kubernetes EndpointSlice YAML (`discovery.k8s.io/v1`, as `kubectl get
+    /// endpointslices -o yaml` prints it); repeatable. Services without a
+    /// `--backend` get their endpoints from the slices labelled
+    /// `kubernetes.io/service-name` in their namespace. Re-read within 2 s
+    /// of a change, and on SIGHUP.
+    #[arg(long = "endpoints", value_name = "FILE")]
+    pub endpoints: Vec<PathBuf>,
+
+    /// How often `--backend NAME=dns:HOST:PORT` names are resolved again.
+    #[arg(long = "dns-refresh", default_value = "5s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub dns_refresh: std::time::Duration,
+
+    /// DNS server for `dns:` backends (default: the system's resolvers).
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 /// One `--backend` flag: a Service (optionally one port of it) and its
@@ -77,8 +98,10 @@ pub struct BackendSpec {
     pub name: String,
     /// Only this `backendRefs[].port`, if given.
     pub port: Option<u16>,
-    /// `host:port` endpoints.
+    /// `host:port` endpoints (none with `dns`).
     pub endpoints: Vec<String>,
+    /// `dns:HOST:PORT`: the endpoints are the name's A/AAAA records.
+    pub dns: Option<crate::discover::dns::DnsName>,
 }
 
 impl BackendSpec {
@@ -94,11 +117,23 @@ impl fmt::Display for BackendSpec {
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
-        write!(f, "={}", self.endpoints.join(","))
+        match &self.dns {
+            Some(dns) => write!(f, "={dns}"),
+            None => write!(f, "={}", self.endpoints.join(",")),
+        }
     }
 }
 
-/// Parses `NAME[:PORT]=HOST:PORT[,HOST:PORT...]`.
+/// A Gateway API duration (`5s`, `1m30s`), not zero.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d: tower_sticky::duration::Duration = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if d.as_millis() == 0 {
+        return Err(format!("{s:?}: must be more than zero"));
+    }
+    Ok(std::time::Duration::from_millis(d.as_millis()))
+}
+
+/// Parses `NAME[:PORT]=HOST:PORT[,HOST:PORT...]` or `NAME[:PORT]=dns:HOST:PORT`.
 pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
     let (service, endpoints) = s
         .split_once('=')
@@ -114,6 +149,14 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
     };
     if name.is_empty() {
         return Err(format!("missing Service name in {s:?}"));
+    }
+    if let Some(dns) = endpoints.strip_prefix("dns:") {
+        return Ok(BackendSpec {
+            name: name.to_owned(),
+            port,
+            endpoints: Vec::new(),
+            dns: Some(crate::discover::dns::DnsName::parse(dns)?),
+        });
     }
     let endpoints: Vec<String> = endpoints
         .split(',')
@@ -136,5 +179,6 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
         name: name.to_owned(),
         port,
         endpoints,
+        dns: None,
     })
 }

@@ -32,6 +32,7 @@ pub mod headers;
 pub mod keys;
 pub mod probe;
 pub mod proxy;
+pub mod reload;
 pub mod router;
 pub mod rules;
 pub mod shutdown;
@@ -100,39 +101,26 @@ fn init_tracing() {
 }
 
 async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
-    let keys = keys::load(keys::KeySources {
-        key_files: &args.key_files,
-        id_key: args.backend_id_key.as_deref(),
-        backends: !args.backends.is_empty(),
-    })?;
-    if keys.generated {
-        tracing::warn!(
-            "no --key-file: using a random session key; sessions end when this process does, and other gateway replicas will not honour them"
-        );
-    }
+    // The recorder first: the library resolves its counters against the
+    // recorder installed when they are first used.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!("metrics are off: {e}"))
+        .ok();
     let embedded = args.routes.is_empty();
-    let routes = if embedded {
-        config::load_str(config::DEFAULT_ROUTE_NAME, config::DEFAULT_ROUTE)
-    } else {
-        let mut all = Vec::new();
-        for path in &args.routes {
-            all.extend(config::load_file(path).map_err(|e| e.to_string())?);
-        }
-        Ok(all)
-    }
-    .map_err(|e| e.to_string())?;
-    let options = rules::Options {
-        specs: &args.backends,
-        replicas: args.replicas,
-        strict: args.strict_sessions,
+    let listen = args.listen.clone();
+    let admin_addr = args.admin.clone();
+    let proxy_options = proxy::Options {
+        down_after: args.down_after,
+        retry_buffer: args.retry_buffer,
     };
-    let compiled = rules::compile(&routes, options, &keys).await?;
+    let control = reload::Control::start(args, metrics).await?;
 
-    let listeners = bind_all(&args.listen, threads)
+    let listeners = bind_all(&listen, threads)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
-    let admin = match &args.admin {
+    let admin = match &admin_addr {
         Some(a) => Some(
             TcpListener::bind(a)
                 .await
@@ -140,21 +128,19 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         ),
         None => None,
     };
-    banner(&compiled, &routes, embedded, addr);
-    let proxy = Arc::new(proxy::Proxy::new(
-        compiled,
-        proxy::Options {
-            down_after: args.down_after,
-            retry_buffer: args.retry_buffer,
-        },
-    ));
+    banner(&control, embedded, addr).await;
+    let proxy = Arc::new(proxy::Proxy::new(control.current(), proxy_options));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(admin) = admin {
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         println!("admin listening on http://{admin_addr}");
-        tokio::spawn(admin::serve(admin, Arc::clone(&proxy), stop_rx.clone()));
+        tokio::spawn(admin::serve(admin, Arc::clone(&control)));
     }
     tokio::spawn(probe::run(Arc::clone(&proxy), stop_rx.clone()));
+    tokio::spawn(Arc::clone(&control).run_sighup());
+    tokio::spawn(Arc::clone(&control).run_dns());
+    tokio::spawn(Arc::clone(&control).run_watch(stop_rx.clone()));
+    tokio::spawn(Arc::clone(&control).run_deadlines());
 
     // Workers 1.. get a thread and a runtime each; this thread is worker 0
     // and also keeps the admin server, the prober and the in-process echo
@@ -190,8 +176,12 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     }
     println!("listening on http://{addr}");
 
+    let shutting = Arc::clone(&control);
     tokio::spawn(async move {
         shutdown::signal().await;
+        // `/readyz` says 503 from this moment, so that an L4 balancer
+        // stops sending new connections while in-flight ones finish.
+        shutting.shutting_down();
         let _ = stop_tx.send(true);
     });
     serve(own, proxy, stop_rx).await;
@@ -326,41 +316,32 @@ async fn serve(
 }
 
 /// Says what the gateway serves and how to try it.
-fn banner(
-    compiled: &rules::Compiled,
-    routes: &[config::LoadedRoute],
-    embedded: bool,
-    addr: std::net::SocketAddr,
-) {
+async fn banner(control: &reload::Control, embedded: bool, addr: std::net::SocketAddr) {
     if embedded {
         println!(
             "tower-sticky gateway: no --route given, serving the embedded default: the seed's cookie HTTPRoute"
         );
         println!("  (Session-A cookie, absoluteTimeout 10s, Permanent, PathPrefix /)");
     }
-    for r in routes {
-        println!(
-            "route {}/{} ({}): {} rule(s)",
-            r.route.namespace(),
-            r.route.name(),
-            r.source,
-            r.route.rules().len()
-        );
+    let (routes, echo) = control.describe().await;
+    for line in routes {
+        println!("{line}");
     }
-    if compiled.replicas.is_empty() {
-        println!("backends: the --backend endpoints only (no in-process echo replicas)");
+    if echo.is_empty() {
+        println!(
+            "backends: the --backend endpoints only, and the EndpointSlices of --endpoints (no in-process echo replicas)"
+        );
     } else {
         println!(
-            "demo mode (no --backend): in-process echo replicas serve every Service; they reflect request headers, cookies included, so never expose them"
+            "demo mode (no --backend, no --endpoints): in-process echo replicas serve every Service; they reflect request headers, cookies included, so never expose them"
         );
     }
-    for set in &compiled.replicas {
+    for (service, pods) in &echo {
         println!(
-            "Service {}: {} in-process echo replica(s):",
-            set.service,
-            set.pods.len()
+            "Service {service}: {} in-process echo replica(s):",
+            pods.len()
         );
-        for (pod, at) in &set.pods {
+        for (pod, at) in pods {
             println!("  {pod} at http://{at}");
         }
     }

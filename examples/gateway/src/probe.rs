@@ -60,11 +60,14 @@ pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
+        // Only what failed requests took down: a drained, deadline-passed
+        // or discovery-down endpoint stays down however well it connects.
         let down: HashSet<String> = proxy
-            .rules()
+            .snapshot()
+            .rules
             .iter()
             .flat_map(|r| r.target.backends().snapshot().endpoints().to_vec())
-            .filter(|e| e.state() == BackendState::Down)
+            .filter(|e| e.target().member.unhealthy())
             .map(|e| e.target().addr.clone())
             .collect();
         for addr in down {
@@ -80,12 +83,18 @@ pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
 }
 
 fn revive(proxy: &Proxy, addr: &str) {
-    for rule in proxy.rules() {
+    for rule in &proxy.snapshot().rules {
         for e in rule.target.backends().snapshot().endpoints() {
-            if e.target().addr == addr && e.state() == BackendState::Down {
+            let member = &e.target().member;
+            if e.target().addr == addr
+                && (member.unhealthy()
+                    || e.state() == BackendState::Down && member.state() != BackendState::Down)
+            {
                 e.target().health.succeeded();
-                e.set_state(BackendState::Serving);
-                tracing::info!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, "backend accepts connections again: serving");
+                member.set_unhealthy(false);
+                let state = member.state();
+                e.set_state(state);
+                tracing::info!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, ?state, "backend accepts connections again");
             }
         }
     }

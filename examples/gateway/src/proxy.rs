@@ -82,7 +82,8 @@ impl Default for Options {
 /// worker thread ([`POOL`]).
 #[derive(Debug)]
 pub struct Proxy {
-    compiled: crate::rules::Compiled,
+    /// The configuration snapshot; a request loads it once and keeps it.
+    current: Arc<arc_swap::ArcSwap<crate::rules::Compiled>>,
     options: Options,
 }
 
@@ -440,21 +441,22 @@ impl ReqBody {
 }
 
 impl Proxy {
-    /// A proxy over compiled rules.
-    pub fn new(compiled: crate::rules::Compiled, options: Options) -> Self {
-        Proxy { compiled, options }
+    /// A proxy over the snapshots that [`crate::reload`] swaps in.
+    pub fn new(current: Arc<arc_swap::ArcSwap<crate::rules::Compiled>>, options: Options) -> Self {
+        Proxy { current, options }
     }
 
-    /// The rules (for metrics and the prober).
-    pub fn rules(&self) -> &[Rule] {
-        &self.compiled.rules
+    /// The current snapshot (for the prober).
+    pub fn snapshot(&self) -> Arc<crate::rules::Compiled> {
+        self.current.load_full()
     }
 
     /// Marks every endpoint at `addr`, in every rule, down.
     pub fn mark_down(&self, addr: &str, why: &str) {
-        for rule in self.rules() {
+        for rule in &self.snapshot().rules {
             for e in rule.target.backends().snapshot().endpoints() {
                 if e.target().addr == addr && e.state() != BackendState::Down {
+                    e.target().member.set_unhealthy(true);
                     e.set_state(BackendState::Down);
                     tracing::warn!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, "{why}: marked down");
                 }
@@ -494,12 +496,14 @@ impl Proxy {
             log(access, None, None, None, resp.status(), Some("no Host"));
             return resp;
         }
-        let Some(index) = self.compiled.router.find(&req) else {
+        // In-flight requests finish on the snapshot they started with.
+        let compiled = self.current.load_full();
+        let Some(index) = compiled.router.find(&req) else {
             let resp = error(StatusCode::NOT_FOUND, reason::NO_ROUTE);
             log(access, None, None, None, resp.status(), None);
             return resp;
         };
-        let rule = &self.compiled.rules[index];
+        let rule = &compiled.rules[index];
         if rule.no_backend_refs {
             let resp = error(StatusCode::INTERNAL_SERVER_ERROR, reason::NO_BACKEND_REFS);
             log(access, Some(rule), None, None, resp.status(), None);
@@ -708,11 +712,16 @@ impl Proxy {
             }
             _ => crate::headers::strip_hop_by_hop(resp.headers_mut()),
         }
-        choice
-            .endpoint
-            .target()
-            .requests
-            .fetch_add(1, Ordering::Relaxed);
+        let upstream = choice.endpoint.target();
+        upstream.requests.fetch_add(1, Ordering::Relaxed);
+        upstream.requests_metric.increment(1);
+        upstream.member.requests.fetch_add(1, Ordering::Relaxed);
+        if choice
+            .outcome
+            .is_some_and(|o| !o.is_resumed() && o != Outcome::NoBackend)
+        {
+            upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
+        }
         if let Target::Sticky(sessions) = &rule.target {
             crate::headers::strip_session(resp.headers_mut(), sessions.policy());
         }

@@ -1,9 +1,11 @@
-//! Validated routes plus `--backend` flags become the gateway's rules: each
-//! a set of [`Backends`] and, with `sessionPersistence`, a
+//! Validated routes plus the Services' members become the gateway's rules:
+//! each a set of [`Backends`] and, with `sessionPersistence`, a
 //! [`StickySessions`] engine; plus the [`Router`] that selects them.
 
 use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
+use crate::discover::membership::{Member, Plan};
+use crate::discover::sources::service_key;
 use crate::echo::{self, EchoInfo};
 use crate::keys::Keys;
 use crate::router::{Entry, Router};
@@ -12,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tower_sticky::balance::Weighted;
-use tower_sticky::balance::{BackendId, Backends};
+use tower_sticky::balance::{BackendState, Backends, Endpoint};
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{Outcome, StickyBuilder, StickySessions};
 
@@ -29,9 +31,15 @@ pub struct Upstream {
     pub service: String,
     /// Requests forwarded to it by this rule.
     pub requests: AtomicU64,
+    /// The same, as `gateway_backend_requests_total{route,rule,service,backend}`
+    /// (kept by the metrics registry across snapshots).
+    pub requests_metric: metrics::Counter,
     /// Passive health of its address, shared with every rule's endpoint
     /// there.
     pub health: Arc<crate::probe::Health>,
+    /// The Service endpoint it is: state, drain and counters that outlive
+    /// this snapshot.
+    pub member: Arc<Member>,
 }
 
 /// How a rule spreads requests.
@@ -81,43 +89,21 @@ pub struct Rule {
     pub no_backend_refs: bool,
 }
 
-/// In-process echo replicas of one Service.
-#[derive(Debug)]
-pub struct ReplicaSet {
-    /// `namespace/name`.
-    pub service: String,
-    /// Pod name and address of each replica.
-    pub pods: Vec<(String, String)>,
-}
-
-/// Everything the proxy serves.
+/// Everything the proxy serves: one immutable snapshot of the
+/// configuration ([`crate::reload`] swaps whole ones in).
 #[derive(Debug)]
 pub struct Compiled {
     /// The rules, in load order.
     pub rules: Vec<Rule>,
     /// Selects a rule per request.
     pub router: Router,
-    /// The in-process replicas started, for the start-up banner.
-    pub replicas: Vec<ReplicaSet>,
-}
-
-/// An endpoint of a Service, before it joins a rule's [`Backends`].
-#[derive(Clone, Debug)]
-struct EndpointInfo {
-    id: BackendId,
-    addr: String,
-    label: String,
-    service: String,
+    /// Demo mode: in-process echo replicas serve every Service.
+    pub demo: bool,
 }
 
 /// How rules are built, from the command line.
 #[derive(Clone, Copy, Debug)]
-pub struct Options<'a> {
-    /// `--backend`: with any, every backendRef must be mapped; with none,
-    /// demo mode.
-    pub specs: &'a [BackendSpec],
-    /// `--replicas`: echo replicas per Service in demo mode.
-    pub replicas: usize,
+pub struct Options {
     /// `--strict-sessions`.
     pub strict: bool,
 }
@@ -134,84 +120,62 @@ pub fn session_scope(namespace: &str, route: &str, index: usize, name: Option<&s
     }
 }
 
-/// Builds the rules. In demo mode (no `--backend`) every Service gets
-/// in-process echo replicas; otherwise every backendRef must be mapped.
-pub async fn compile(
+/// Builds the rules over the Services' members in `plan` (whose endpoints
+/// outlive this snapshot); `health` keeps passive health per address across
+/// snapshots.
+pub fn compile(
     routes: &[LoadedRoute],
-    options: Options<'_>,
+    plan: &Plan,
+    options: Options,
     keys: &Keys,
+    health: &mut HashMap<String, Arc<crate::probe::Health>>,
 ) -> Result<Compiled, String> {
-    let Options {
-        specs,
-        replicas,
-        strict,
-    } = options;
-    check_specs(routes, specs)?;
-    check_mapped(routes, specs)?;
+    let Options { strict } = options;
     warn_shared_cookies(routes);
-    let mut started: HashMap<(String, String), Vec<EndpointInfo>> = HashMap::new();
-    let mut replica_sets = Vec::new();
     let mut rules = Vec::new();
     let mut router = Router::default();
-    let mut health: HashMap<String, Arc<crate::probe::Health>> = HashMap::new();
     for loaded in routes {
         let route = &loaded.route;
         let ns = route.namespace();
         let hostnames: Arc<[Hostname]> = route.hostnames().into();
         for (i, rule) in route.rules().iter().enumerate() {
-            let mut weighted: Vec<(EndpointInfo, u32)> = Vec::new();
+            let mut weighted: Vec<(Arc<Member>, BackendState, u32)> = Vec::new();
             for backend in rule.backend_refs() {
-                let svc_ns = backend.namespace.as_deref().unwrap_or(ns);
-                let endpoints = match specs.iter().find(|s| s.maps(&backend.name, backend.port)) {
-                    Some(spec) => spec
-                        .endpoints
-                        .iter()
-                        .map(|a| EndpointInfo {
-                            id: BackendId::from_addr(a, &keys.id_secret),
-                            addr: a.clone(),
-                            label: a.clone(),
-                            service: backend.name.clone(),
-                        })
-                        .collect(),
-                    None => {
-                        let key = (svc_ns.to_owned(), backend.name.clone());
-                        if !started.contains_key(&key) {
-                            let (set, eps) =
-                                start_replicas(svc_ns, &backend.name, replicas).await?;
-                            replica_sets.push(set);
-                            started.insert(key.clone(), eps);
-                        }
-                        started.get(&key).cloned().unwrap_or_default()
-                    }
-                };
-                let weight = endpoint_weight(backend.weight(), endpoints.len());
-                for ep in endpoints {
+                let members = plan.members(&service_key(ns, backend));
+                let weight = endpoint_weight(backend.weight(), members.len());
+                for (member, state) in members {
                     // The same endpoint behind two backendRefs adds up.
-                    match weighted.iter_mut().find(|(e, _)| e.id == ep.id) {
-                        Some((_, w)) => *w = w.saturating_add(weight),
-                        None => weighted.push((ep, weight)),
+                    match weighted.iter_mut().find(|(m, _, _)| m.id == member.id) {
+                        Some((_, _, w)) => *w = w.saturating_add(weight),
+                        None => weighted.push((Arc::clone(member), *state, weight)),
                     }
                 }
             }
             let backends: Backends<Upstream> = Backends::new();
-            for (ep, weight) in weighted {
-                let authority: Authority = ep
-                    .addr
-                    .parse()
-                    .map_err(|e| format!("backend address {:?}: {e}", ep.addr))?;
-                let health = Arc::clone(health.entry(ep.addr.clone()).or_default());
-                backends.insert(
-                    ep.id,
+            for (member, state, weight) in weighted {
+                let health = Arc::clone(health.entry(member.addr.clone()).or_default());
+                let endpoint = Endpoint::new(
+                    member.id,
                     Upstream {
                         health,
-                        addr: ep.addr,
-                        authority,
-                        label: ep.label,
-                        service: ep.service,
+                        addr: member.addr.clone(),
+                        authority: member.authority.clone(),
+                        label: member.label.clone(),
+                        service: member.service.name.clone(),
                         requests: AtomicU64::new(0),
+                        requests_metric: metrics::counter!(
+                            "gateway_backend_requests_total",
+                            "route" => format!("{ns}/{}", route.name()),
+                            "rule" => i.to_string(),
+                            "service" => member.service.name.clone(),
+                            "backend" => member.label.clone(),
+                        ),
+                        member: Arc::clone(&member),
                     },
                     weight,
                 );
+                endpoint.set_state(member.state_with(state));
+                backends.insert_endpoint(Arc::new(endpoint));
             }
             let outcomes: Arc<OutcomeCounters> =
                 Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
@@ -254,12 +218,12 @@ pub async fn compile(
     Ok(Compiled {
         rules,
         router,
-        replicas: replica_sets,
+        demo: false,
     })
 }
 
 /// Every `--backend` must name a Service (and port) some route refers to.
-fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), String> {
+pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), String> {
     for spec in specs {
         let used = routes.iter().any(|r| {
             r.route
@@ -276,44 +240,6 @@ fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), Stri
             return Err(format!(
                 "--backend {spec}: no route has a backendRef to {what}"
             ));
-        }
-    }
-    Ok(())
-}
-
-/// With any `--backend`, every backendRef must be mapped: an unmapped one
-/// would otherwise get echo replicas, which reflect request headers
-/// (`Authorization`, cookies) back to whoever sends them.
-fn check_mapped(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), String> {
-    if specs.is_empty() {
-        return Ok(());
-    }
-    for loaded in routes {
-        let route = &loaded.route;
-        for (i, rule) in route.rules().iter().enumerate() {
-            for (b, backend) in rule.backend_refs().iter().enumerate() {
-                if specs.iter().any(|s| s.maps(&backend.name, backend.port)) {
-                    continue;
-                }
-                let ns = backend.namespace.as_deref().unwrap_or(route.namespace());
-                let port = backend
-                    .port
-                    .map(|p| format!(" port {p}"))
-                    .unwrap_or_default();
-                let rule_name = rule
-                    .name()
-                    .map(|n| format!(" (rule {n:?})"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "{}: spec.rules[{i}].backendRefs[{b}]: HTTPRoute {}/{}{rule_name}: Service {ns}/{}{port} \
-                     is not mapped by any --backend; with --backend in use every backendRef needs one \
-                     (in-process echo replicas serve only when no --backend is given)",
-                    loaded.source,
-                    route.namespace(),
-                    route.name(),
-                    backend.name,
-                ));
-            }
         }
     }
     Ok(())
@@ -390,14 +316,15 @@ fn endpoint_weight(ref_weight: u32, count: usize) -> u32 {
     u32::try_from(per.max(1)).unwrap_or(u32::MAX)
 }
 
-/// Starts `count` echo replicas of a Service on ephemeral 127.0.0.1 ports.
-async fn start_replicas(
+/// Starts `count` echo replicas of a Service on ephemeral 127.0.0.1 ports;
+/// returns each one's pod name and address. They live as long as the
+/// gateway's main runtime.
+pub async fn start_replicas(
     namespace: &str,
     service: &str,
     count: usize,
-) -> Result<(ReplicaSet, Vec<EndpointInfo>), String> {
+) -> Result<Vec<(String, String)>, String> {
     let mut pods = Vec::with_capacity(count);
-    let mut endpoints = Vec::with_capacity(count);
     for pod in echo::pod_names(service, count) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -412,21 +339,8 @@ async fn start_replicas(
             namespace: namespace.to_owned(),
             ingress: "tower-sticky-gateway".into(),
         });
-        // Replicas live as long as the gateway's runtime.
         tokio::spawn(echo::serve(listener, info, std::future::pending()));
-        endpoints.push(EndpointInfo {
-            id: BackendId::from_name(&pod),
-            addr: addr.clone(),
-            label: pod.clone(),
-            service: service.to_owned(),
-        });
         pods.push((pod, addr));
     }
-    Ok((
-        ReplicaSet {
-            service: format!("{namespace}/{service}"),
-            pods,
-        },
-        endpoints,
-    ))
+    Ok(pods)
 }

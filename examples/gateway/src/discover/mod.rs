@@ -18,4 +18,36 @@
 
 pub mod dns;
 pub mod endpoint_slice;
+pub mod membership;
+pub mod sources;
 pub mod watch;
+
+use std::fmt;
+
+/// A Service as a `backendRef` names it: namespace, name and port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// `backendRefs[].namespace`, else the route's.
+    pub namespace: String,
+    /// `backendRefs[].name`.
+    pub name: String,
+    /// `backendRefs[].port`.
+    pub port: Option<u16>,
+}
+
+impl ServiceKey {
+    /// `namespace/name`, as the admin API names Services.
+    pub fn qualified(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}

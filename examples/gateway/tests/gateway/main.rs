@@ -3,9 +3,11 @@
 //! `curl` (the seed's lines, verbatim) and by hyper.
 
 mod bad_input;
+mod dns;
 mod failures;
 mod gep1619;
 mod hardening;
+mod operations;
 mod proxying;
 mod sessions;
 mod support;

@@ -312,7 +312,7 @@ async fn admin_serves_healthz_and_metrics() {
     let m = http.get(&format!("{admin}/metrics"), &[]).await.body;
     assert!(
         m.contains(
-            "tower_sticky_requests_total{route=\"default/cookie\",rule=\"0\",outcome=\"new\"} 3"
+            "tower_sticky_requests_total{scope=\"httproute/default/cookie/rule/0\",outcome=\"new\"} 3"
         ),
         "{m}"
     );

@@ -1,0 +1,356 @@
+//! The endpoints of every Service, and their state, across reloads.
+//!
+//! A [`Member`] is one endpoint of one Service. It outlives configuration
+//! snapshots: a route reload builds new rules whose endpoints point at the
+//! same members, so an operator's drain, passive-health marks and counters
+//! survive it. A member's state combines three voices:
+//!
+//! * discovery: an EndpointSlice condition (serving, draining, down);
+//! * the operator: `POST /backends/drain` (draining, then down once its
+//!   deadline passes) and `/backends/undrain`;
+//! * health: marked down by the data path, revived by the prober.
+//!
+//! The most restrictive wins ([`Member::state`]), and every rule's endpoint
+//! of the member is set to it ([`Membership::sync`]).
+
+use super::ServiceKey;
+use http::uri::Authority;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+use tower_sticky::balance::{BackendId, BackendState};
+
+/// One endpoint of one Service.
+#[derive(Debug)]
+pub struct Member {
+    /// The Service.
+    pub service: ServiceKey,
+    /// `host:port`.
+    pub addr: String,
+    /// The same, parsed once for request URIs.
+    pub authority: Authority,
+    /// The pod name (echo replicas) or the address, for logs.
+    pub label: String,
+    /// Its id in session tokens.
+    pub id: BackendId,
+    /// What discovery says.
+    discovered: AtomicU8,
+    /// The operator drained it; `Some(deadline)` re-pins its sessions then.
+    drain: Mutex<Option<Drain>>,
+    /// Marked down by failed requests; the prober clears it.
+    unhealthy: AtomicBool,
+    /// Requests it answered, since start.
+    pub requests: AtomicU64,
+    /// Sessions it was given (new or re-pinned), since start.
+    pub sessions: AtomicU64,
+}
+
+/// An operator's drain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drain {
+    /// When its sessions move on; `None`: never, until undrained.
+    pub deadline: Option<Instant>,
+}
+
+fn state_u8(s: BackendState) -> u8 {
+    match s {
+        BackendState::Serving => 0,
+        BackendState::Draining => 1,
+        _ => 2,
+    }
+}
+
+fn u8_state(v: u8) -> BackendState {
+    match v {
+        0 => BackendState::Serving,
+        1 => BackendState::Draining,
+        _ => BackendState::Down,
+    }
+}
+
+impl Member {
+    /// A new member in the state discovery gives it.
+    pub fn new(
+        service: ServiceKey,
+        addr: String,
+        label: String,
+        id: BackendId,
+        discovered: BackendState,
+    ) -> Result<Self, String> {
+        let authority: Authority = addr
+            .parse()
+            .map_err(|e| format!("backend address {addr:?}: {e}"))?;
+        Ok(Member {
+            service,
+            addr,
+            authority,
+            label,
+            id,
+            discovered: AtomicU8::new(state_u8(discovered)),
+            drain: Mutex::new(None),
+            unhealthy: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
+        })
+    }
+
+    /// The state its rules' endpoints should have now.
+    pub fn state(&self) -> BackendState {
+        self.state_with(self.discovered())
+    }
+
+    /// [`state`](Self::state), were discovery to say `discovered`.
+    pub fn state_with(&self, discovered: BackendState) -> BackendState {
+        if self.unhealthy.load(Ordering::Relaxed) || discovered == BackendState::Down {
+            return BackendState::Down;
+        }
+        match self.drain() {
+            Some(Drain {
+                deadline: Some(d), ..
+            }) if Instant::now() >= d => BackendState::Down,
+            Some(_) => BackendState::Draining,
+            None => discovered,
+        }
+    }
+
+    /// What discovery says.
+    pub fn discovered(&self) -> BackendState {
+        u8_state(self.discovered.load(Ordering::Relaxed))
+    }
+
+    /// Discovery's new word.
+    pub fn set_discovered(&self, s: BackendState) {
+        self.discovered.store(state_u8(s), Ordering::Relaxed);
+    }
+
+    /// The operator's drain, if any.
+    pub fn drain(&self) -> Option<Drain> {
+        *self.drain.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drains (`Some`) or undrains (`None`).
+    pub fn set_drain(&self, drain: Option<Drain>) {
+        *self.drain.lock().unwrap_or_else(PoisonError::into_inner) = drain;
+    }
+
+    /// Whether failed requests marked it down.
+    pub fn unhealthy(&self) -> bool {
+        self.unhealthy.load(Ordering::Relaxed)
+    }
+
+    /// Marks it down (true) or healthy again (false); returns whether that
+    /// changed anything.
+    pub fn set_unhealthy(&self, down: bool) -> bool {
+        self.unhealthy.swap(down, Ordering::Relaxed) != down
+    }
+
+    /// `"serving"`, `"draining"` or `"down"`.
+    pub fn state_name(&self) -> &'static str {
+        match self.state() {
+            BackendState::Serving => "serving",
+            BackendState::Draining => "draining",
+            _ => "down",
+        }
+    }
+}
+
+/// One endpoint a source wants a Service to have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// `host:port`.
+    pub addr: String,
+    /// Pod name or address.
+    pub label: String,
+    /// Its id.
+    pub id: BackendId,
+    /// What discovery says about it.
+    pub state: BackendState,
+}
+
+/// Every Service's members, kept across snapshots.
+#[derive(Debug, Default)]
+pub struct Membership {
+    members: Mutex<HashMap<ServiceKey, Vec<Arc<Member>>>>,
+}
+
+/// The members a new configuration would have, before it is committed.
+#[derive(Debug, Default)]
+pub struct Plan {
+    services: HashMap<ServiceKey, Vec<(Arc<Member>, BackendState)>>,
+}
+
+impl Plan {
+    /// The members of `service`, each with the state it would have.
+    pub fn members(&self, service: &ServiceKey) -> &[(Arc<Member>, BackendState)] {
+        self.services.get(service).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Membership {
+    /// The members `desired` asks for, reusing the current member of every
+    /// endpoint already known (same Service, address and id), so that its
+    /// drain, health and counters carry over. Nothing changes until
+    /// [`commit`](Self::commit).
+    pub fn plan(&self, desired: &HashMap<ServiceKey, Vec<Desired>>) -> Result<Plan, String> {
+        let current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut plan = Plan::default();
+        for (service, wanted) in desired {
+            let known = current.get(service).map_or(&[][..], Vec::as_slice);
+            let mut members = Vec::with_capacity(wanted.len());
+            for d in wanted {
+                if members
+                    .iter()
+                    .any(|(m, _): &(Arc<Member>, BackendState)| m.addr == d.addr)
+                {
+                    continue; // the same address twice (two slices): once
+                }
+                let member = match known.iter().find(|m| m.addr == d.addr && m.id == d.id) {
+                    Some(m) => Arc::clone(m),
+                    None => Arc::new(Member::new(
+                        service.clone(),
+                        d.addr.clone(),
+                        d.label.clone(),
+                        d.id,
+                        d.state,
+                    )?),
+                };
+                members.push((member, d.state));
+            }
+            plan.services.insert(service.clone(), members);
+        }
+        Ok(plan)
+    }
+
+    /// Makes `plan` the membership; logs who joined and who left.
+    pub fn commit(&self, plan: &Plan) {
+        let mut current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next: HashMap<ServiceKey, Vec<Arc<Member>>> = HashMap::new();
+        for (service, members) in &plan.services {
+            let before = current.get(service).map_or(&[][..], Vec::as_slice);
+            for (m, state) in members {
+                m.set_discovered(*state);
+                if !before.iter().any(|b| Arc::ptr_eq(b, m)) && !before.is_empty() {
+                    tracing::info!(service = %service, endpoint = %m.addr, state = m.state_name(), "endpoint joined");
+                }
+            }
+            for b in before {
+                if !members.iter().any(|(m, _)| Arc::ptr_eq(b, m)) {
+                    tracing::info!(service = %service, endpoint = %b.addr, "endpoint left");
+                }
+            }
+            next.insert(
+                service.clone(),
+                members.iter().map(|(m, _)| Arc::clone(m)).collect(),
+            );
+        }
+        *current = next;
+    }
+
+    /// Every member, by Service then address.
+    pub fn all(&self) -> Vec<Arc<Member>> {
+        let current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<Arc<Member>> = current.values().flatten().cloned().collect();
+        all.sort_by(|a, b| (a.service.to_string(), &a.addr).cmp(&(b.service.to_string(), &b.addr)));
+        all
+    }
+
+    /// The members at `endpoint` of every Service `namespace/name` (one per
+    /// port of the Service that routes use); `Err` says whether the Service
+    /// or the endpoint is unknown.
+    pub fn find(&self, service: &str, endpoint: &str) -> Result<Vec<Arc<Member>>, Unknown> {
+        let current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut service_known = false;
+        let mut found = Vec::new();
+        for (key, members) in current.iter() {
+            if key.qualified() != service {
+                continue;
+            }
+            service_known = true;
+            found.extend(members.iter().filter(|m| m.addr == endpoint).cloned());
+        }
+        match (service_known, found.is_empty()) {
+            (false, _) => Err(Unknown::Service),
+            (true, true) => Err(Unknown::Endpoint),
+            (true, false) => Ok(found),
+        }
+    }
+}
+
+/// What [`Membership::find`] did not find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unknown {
+    /// No such Service.
+    Service,
+    /// The Service has no such endpoint.
+    Endpoint,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn key() -> ServiceKey {
+        ServiceKey {
+            namespace: "default".into(),
+            name: "backend".into(),
+            port: Some(3000),
+        }
+    }
+
+    fn desired(addr: &str, state: BackendState) -> Desired {
+        Desired {
+            addr: addr.into(),
+            label: addr.into(),
+            id: BackendId::from_name(addr),
+            state,
+        }
+    }
+
+    #[test]
+    fn members_carry_over_plans_and_the_strictest_voice_wins() {
+        let m = Membership::default();
+        let mut want =
+            HashMap::from([(key(), vec![desired("127.0.0.1:1", BackendState::Serving)])]);
+        let plan = m.plan(&want).unwrap();
+        m.commit(&plan);
+        let a = Arc::clone(&m.find("default/backend", "127.0.0.1:1").unwrap()[0]);
+        a.set_drain(Some(Drain { deadline: None }));
+        assert_eq!(a.state(), BackendState::Draining);
+
+        // A second plan (a reload) keeps the drained member, adds one.
+        want.get_mut(&key())
+            .unwrap()
+            .push(desired("127.0.0.1:2", BackendState::Draining));
+        m.commit(&m.plan(&want).unwrap());
+        let again = m.find("default/backend", "127.0.0.1:1").unwrap();
+        assert!(Arc::ptr_eq(&a, &again[0]));
+        assert_eq!(again[0].state(), BackendState::Draining);
+        assert_eq!(
+            m.find("default/backend", "127.0.0.1:2").unwrap()[0].state(),
+            BackendState::Draining
+        );
+
+        assert_eq!(
+            m.find("default/other", "127.0.0.1:1").unwrap_err(),
+            Unknown::Service
+        );
+        assert_eq!(
+            m.find("default/backend", "127.0.0.1:9").unwrap_err(),
+            Unknown::Endpoint
+        );
+
+        // Health and discovery can only make it stricter.
+        a.set_drain(Some(Drain {
+            deadline: Some(Instant::now() - Duration::from_millis(1)),
+        }));
+        assert_eq!(a.state(), BackendState::Down);
+        a.set_drain(None);
+        assert_eq!(a.state(), BackendState::Serving);
+        a.set_unhealthy(true);
+        assert_eq!(a.state(), BackendState::Down);
+        a.set_unhealthy(false);
+        assert_eq!(a.state_with(BackendState::Down), BackendState::Down);
+    }
+}

@@ -1,0 +1,157 @@
+//! Which endpoints each Service of the routes has now, whatever the source.
+//!
+//! A `backendRef` is served, in this order, by the first `--backend` flag
+//! that maps its name (and port), by the EndpointSlices of its Service
+//! (`--endpoints`), or, in demo mode only, by in-process echo replicas.
+//! With any `--backend` or `--endpoints` given, a `backendRef` that none of
+//! them serves is an error naming file, route, rule and Service: a typo must
+//! not be served by echo pods that reflect request headers.
+
+use super::ServiceKey;
+use super::dns::DnsName;
+use super::endpoint_slice::EndpointSlice;
+use super::membership::Desired;
+use crate::cli::BackendSpec;
+use crate::config::LoadedRoute;
+use std::collections::HashMap;
+use tower_sticky::balance::{BackendId, BackendState};
+use tower_sticky::route::BackendRef;
+
+/// Everything the endpoints come from.
+#[derive(Debug, Default)]
+pub struct Sources {
+    /// `--backend` flags: fixed lists and DNS names.
+    pub specs: Vec<BackendSpec>,
+    /// The slices of every `--endpoints` file, as last read successfully.
+    pub slices: Vec<EndpointSlice>,
+    /// The last good answer for each DNS name.
+    pub dns: HashMap<DnsName, Vec<String>>,
+    /// Demo mode: echo replicas per `(namespace, Service)`, pod and address.
+    pub echo: HashMap<(String, String), Vec<(String, String)>>,
+    /// Keys the ids of endpoints known by address.
+    pub id_secret: [u8; 32],
+    /// Demo mode: no `--backend` and no `--endpoints`.
+    pub demo: bool,
+}
+
+/// The Service a `backendRef` of a route in `route_namespace` names.
+pub fn service_key(route_namespace: &str, backend: &BackendRef) -> ServiceKey {
+    ServiceKey {
+        namespace: backend
+            .namespace
+            .clone()
+            .unwrap_or_else(|| route_namespace.to_owned()),
+        name: backend.name.clone(),
+        port: backend.port,
+    }
+}
+
+impl Sources {
+    /// Every Service the routes name, with the endpoints it has now.
+    pub fn desired(
+        &self,
+        routes: &[LoadedRoute],
+    ) -> Result<HashMap<ServiceKey, Vec<Desired>>, String> {
+        let mut out: HashMap<ServiceKey, Vec<Desired>> = HashMap::new();
+        for loaded in routes {
+            let route = &loaded.route;
+            for (i, rule) in route.rules().iter().enumerate() {
+                for (b, backend) in rule.backend_refs().iter().enumerate() {
+                    let key = service_key(route.namespace(), backend);
+                    if out.contains_key(&key) {
+                        continue;
+                    }
+                    let endpoints = self.endpoints(&key).ok_or_else(|| {
+                        let rule_name = rule
+                            .name()
+                            .map(|n| format!(" (rule {n:?})"))
+                            .unwrap_or_default();
+                        let port = key.port.map(|p| format!(" port {p}")).unwrap_or_default();
+                        format!(
+                            "{}: spec.rules[{i}].backendRefs[{b}]: HTTPRoute {}/{}{rule_name}: Service {}{port} \
+                             is not mapped by any --backend and has no EndpointSlice in any --endpoints file; \
+                             with --backend or --endpoints in use every backendRef needs one (in-process echo \
+                             replicas serve only when neither is given)",
+                            loaded.source,
+                            route.namespace(),
+                            route.name(),
+                            key.qualified(),
+                        )
+                    })?;
+                    out.insert(key, endpoints);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The endpoints of `key`, or `None` when no source serves it.
+    fn endpoints(&self, key: &ServiceKey) -> Option<Vec<Desired>> {
+        let by_addr = |addr: &String, state| Desired {
+            addr: addr.clone(),
+            label: addr.clone(),
+            id: BackendId::from_addr(addr, &self.id_secret),
+            state,
+        };
+        if let Some(spec) = self.specs.iter().find(|s| s.maps(&key.name, key.port)) {
+            let addrs = match &spec.dns {
+                Some(name) => self.dns.get(name).cloned().unwrap_or_default(),
+                None => spec.endpoints.clone(),
+            };
+            return Some(
+                addrs
+                    .iter()
+                    .map(|a| by_addr(a, BackendState::Serving))
+                    .collect(),
+            );
+        }
+        let mut slices = self
+            .slices
+            .iter()
+            .filter(|s| s.namespace == key.namespace && s.service == key.name)
+            .peekable();
+        if slices.peek().is_some() {
+            return Some(
+                slices
+                    .flat_map(|s| s.endpoints_for(key.port))
+                    .map(|(addr, state)| by_addr(&addr, state))
+                    .collect(),
+            );
+        }
+        if self.demo {
+            let pods = self.echo.get(&(key.namespace.clone(), key.name.clone()))?;
+            return Some(
+                pods.iter()
+                    .map(|(pod, addr)| Desired {
+                        addr: addr.clone(),
+                        label: pod.clone(),
+                        id: BackendId::from_name(pod),
+                        state: BackendState::Serving,
+                    })
+                    .collect(),
+            );
+        }
+        None
+    }
+
+    /// Demo mode: the `(namespace, Service)`s of `routes` without echo
+    /// replicas yet.
+    pub fn missing_echo(&self, routes: &[LoadedRoute]) -> Vec<(String, String)> {
+        let mut missing = Vec::new();
+        if !self.demo {
+            return missing;
+        }
+        for loaded in routes {
+            for rule in loaded.route.rules() {
+                for backend in rule.backend_refs() {
+                    let key = service_key(loaded.route.namespace(), backend);
+                    let pair = (key.namespace, key.name);
+                    if !self.echo.contains_key(&pair) && !missing.contains(&pair) {
+                        missing.push(pair);
+                    }
+                }
+            }
+        }
+        missing
+    }
+}
