@@ -16,10 +16,19 @@
 //!   acceptable (RFC 9110 §5.5).
 //! * [`conn`]: HTTP/1 or h2c per client connection, graceful drain;
 //!   [`coarse`]: per-worker deadlines for the per-request timeouts.
-//! * [`echo`]: in-process replicas; [`admin`]: `/healthz`, `/metrics`;
-//!   [`probe`]: revives backends; [`shutdown`]:
-//!   signals. New sessions follow the weights with
+//! * [`echo`]: in-process replicas; [`probe`]: revives backends;
+//!   [`shutdown`]: signals. New sessions follow the weights with
 //!   [`tower_sticky::balance::Weighted`].
+//!
+//! The control plane, never on the request path:
+//!
+//! * [`discover`]: where endpoints come from (`--backend`, `--endpoints`
+//!   EndpointSlice files, `dns:` names) and the members that outlive
+//!   configurations (drain, health, counters);
+//! * [`reload`]: builds whole snapshots off to the side and swaps them in
+//!   (SIGHUP, `POST /reload`, a changed slice file or DNS answer);
+//! * [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/backends`, drain,
+//!   undrain, `/reload`.
 
 pub mod admin;
 pub mod cli;

@@ -438,6 +438,8 @@ fn build(
     };
     let mut compiled = rules::compile(routes, &plan, options, keys, health)?;
     compiled.demo = sources.demo;
+    // Addresses no Service has any more (DNS churn) are forgotten.
+    health.retain(|addr, _| plan.has_addr(addr));
     membership.commit(&plan);
     Ok(compiled)
 }

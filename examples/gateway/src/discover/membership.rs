@@ -185,6 +185,14 @@ impl Plan {
     pub fn members(&self, service: &ServiceKey) -> &[(Arc<Member>, BackendState)] {
         self.services.get(service).map_or(&[], Vec::as_slice)
     }
+
+    /// Whether any Service has an endpoint at `addr`.
+    pub fn has_addr(&self, addr: &str) -> bool {
+        self.services
+            .values()
+            .flatten()
+            .any(|(m, _)| m.addr == addr)
+    }
 }
 
 impl Membership {
