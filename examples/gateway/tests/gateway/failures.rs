@@ -16,6 +16,8 @@ pub enum Behaviour {
     Reset,
     /// Reads the whole request, answers these bytes, closes.
     Answer(&'static [u8]),
+    /// Reads until the peer closes, never answers.
+    Hold,
 }
 
 /// Request heads and bodies a raw backend received.
@@ -45,6 +47,16 @@ impl RawBackend {
                 };
                 let (count, kept) = (Arc::clone(&count), Arc::clone(&kept));
                 tokio::spawn(async move {
+                    if let Behaviour::Hold = behaviour {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let mut sink = Vec::new();
+                        let _ = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            s.read_to_end(&mut sink),
+                        )
+                        .await;
+                        return;
+                    }
                     let Some((head, body)) = read_request(&mut s).await else {
                         return;
                     };
@@ -59,6 +71,7 @@ impl RawBackend {
                             let _ = s.write_all(bytes).await;
                             let _ = s.shutdown().await;
                         }
+                        Behaviour::Hold => {}
                     }
                 });
             }

@@ -39,6 +39,26 @@ async fn a_malformed_chunked_body_from_the_client_gets_400_without_internal_text
 }
 
 #[tokio::test]
+async fn a_malformed_chunk_after_the_retry_buffer_went_upstream_is_still_the_clients_400() {
+    // The backend reads the body as it streams and never answers, so the
+    // broken chunk is what ends the attempt.
+    let backend = RawBackend::start(Behaviour::Hold).await;
+    let gw = seed_gateway(
+        &format!("backend={}", backend.addr),
+        &["--retry-buffer", "16"],
+    );
+    let resp = raw(
+        &gw.addr,
+        b"POST /post HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          20\r\n0123456789abcdef0123456789abcdef\r\n3\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert_eq!(body(&resp), "400 bad request: malformed request body\n");
+    assert_eq!(backend.requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn an_invalid_backend_response_to_a_get_is_not_retried() {
     let bad = RawBackend::start(Behaviour::Answer(b"HTTP/1.1 abc\r\n\r\n")).await;
     let gw = seed_gateway(&format!("backend={}", bad.addr), &[]);
