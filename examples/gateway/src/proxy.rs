@@ -752,6 +752,9 @@ impl Proxy {
         upgrade: bool,
         fresh: bool,
     ) -> Result<Response<Incoming>, Failure> {
+        // Shown by `/backends` until the response head is in: an operator
+        // who drained a backend sees when it has nothing left to answer.
+        let _waiting = crate::discover::membership::Waiting::start(&endpoint.target().member);
         let addr = endpoint.target().addr.as_str();
         let pooled = if upgrade || fresh {
             None

@@ -29,6 +29,7 @@ fn describe(m: &Member) -> Value {
         "unhealthy": m.unhealthy(),
         "requests": m.requests.load(Ordering::Relaxed),
         "sessions": m.sessions.load(Ordering::Relaxed),
+        "waiting": m.waiting.load(Ordering::Relaxed),
     })
 }
 

@@ -44,6 +44,26 @@ pub struct Member {
     pub requests: AtomicU64,
     /// Sessions it was given (new or re-pinned), since start.
     pub sessions: AtomicU64,
+    /// Requests sent to it whose response head has not come back yet.
+    pub waiting: AtomicU64,
+}
+
+/// Counts a request in [`Member::waiting`] until dropped.
+#[derive(Debug)]
+pub struct Waiting<'a>(&'a Member);
+
+impl<'a> Waiting<'a> {
+    /// Starts counting a request sent to `member`.
+    pub fn start(member: &'a Member) -> Self {
+        member.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(member)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// An operator's drain.
@@ -92,6 +112,7 @@ impl Member {
             unhealthy: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
         })
     }
 

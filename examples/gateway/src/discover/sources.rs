@@ -155,3 +155,71 @@ impl Sources {
         missing
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::endpoint_slice::parse_str;
+
+    const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: prod}
+spec:
+  rules:
+    - name: cart
+      backendRefs: [{name: cart, port: 80}, {name: pay, port: 80}]
+";
+
+    fn slices(service: &str, ip: &str) -> Vec<EndpointSlice> {
+        parse_str(
+            "s",
+            &format!(
+                "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: x, namespace: prod, labels: {{kubernetes.io/service-name: {service}}}}}
+ports: [{{name: http, port: 8080}}]
+endpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: false, serving: true, terminating: true}}}}]
+"
+            ),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn flags_come_first_then_slices_and_an_unserved_ref_is_an_error() {
+        let routes = crate::config::load_str("r.yaml", ROUTE).unwrap();
+        let mut sources = Sources {
+            specs: vec![crate::cli::parse_backend("cart=10.0.0.1:80").unwrap()],
+            slices: slices("cart", "10.9.9.9"),
+            ..Sources::default()
+        };
+        let err = sources.desired(&routes).unwrap_err();
+        for needle in [
+            "r.yaml: document 1: spec.rules[0].backendRefs[1]",
+            "HTTPRoute prod/shop (rule \"cart\")",
+            "Service prod/pay port 80 is not mapped by any --backend",
+        ] {
+            assert!(err.contains(needle), "{needle:?} missing from {err}");
+        }
+        sources.slices.extend(slices("pay", "10.0.0.2"));
+        let desired = sources.desired(&routes).unwrap();
+        let key = |name: &str| ServiceKey {
+            namespace: "prod".into(),
+            name: name.into(),
+            port: Some(80),
+        };
+        // The flag wins over cart's slice.
+        let cart: Vec<&str> = desired[&key("cart")]
+            .iter()
+            .map(|d| d.addr.as_str())
+            .collect();
+        assert_eq!(cart, ["10.0.0.1:80"]);
+        // pay's slice: its only port, its terminating-but-serving endpoint.
+        let pay = &desired[&key("pay")];
+        assert_eq!(
+            (pay[0].addr.as_str(), pay[0].state),
+            ("10.0.0.2:8080", BackendState::Draining)
+        );
+        assert_eq!(pay[0].id, BackendId::from_addr("10.0.0.2:8080", &[0; 32]));
+    }
+}

@@ -190,15 +190,16 @@ async fn removing_an_endpoint_moves_only_its_sessions_with_new_cookies_and_no_re
     assert!(sessions.iter().any(|s| s.pod == "pod-2"));
 
     // Requests keep flowing on every session, pod-2's included, while the
-    // slice changes; pod-2 keeps running throughout.
+    // slice changes and after; pod-2 keeps running throughout.
     let failures = Arc::new(AtomicUsize::new(0));
     let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (http, url, sessions) = (http.clone(), gw.url.clone(), sessions.clone());
-        let (failures, sent) = (Arc::clone(&failures), Arc::clone(&sent));
+        let (failures, sent, stop) = (Arc::clone(&failures), Arc::clone(&sent), Arc::clone(&stop));
         tokio::spawn(async move {
-            let until = Instant::now() + Duration::from_secs(4);
-            while Instant::now() < until && sent.load(Ordering::Relaxed) < 5_000 {
+            let until = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
                 for s in &sessions {
                     let r = http
                         .get(&format!("{url}/get"), &[("cookie", &s.cookie)])
@@ -211,13 +212,25 @@ async fn removing_an_endpoint_moves_only_its_sessions_with_new_cookies_and_no_re
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await; // let load start; not a sync
+    let more_than = |n: usize| {
+        let sent = Arc::clone(&sent);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while sent.load(Ordering::Relaxed) < n {
+                assert!(Instant::now() < deadline, "the load stalled");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    more_than(30).await;
     std::fs::write(&slices, slice_yaml(port, &all[..2])).expect("write in place");
     let gone = pod_addr(2, port);
     until_backends(&http, &gw, "pod-2 leaves", |l| state_of(l, &gone).is_none()).await;
+    more_than(sent.load(Ordering::Relaxed) + 60).await;
+    stop.store(true, Ordering::Relaxed);
     load.await.expect("load");
     assert_eq!(failures.load(Ordering::Relaxed), 0);
-    assert!(sent.load(Ordering::Relaxed) >= 30);
+    assert!(sent.load(Ordering::Relaxed) >= 90);
 
     for s in &sessions {
         let r = visit(&http, &gw, s).await;
@@ -259,7 +272,7 @@ async fn draining_keeps_sessions_until_the_deadline_then_moves_them_with_new_coo
         }
     };
     let r = post(format!(
-        "/backends/drain?service=default/backend&endpoint={drained}&deadline=4s"
+        "/backends/drain?service=default/backend&endpoint={drained}&deadline=6s"
     ))
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -276,7 +289,7 @@ async fn draining_keeps_sessions_until_the_deadline_then_moves_them_with_new_coo
         assert_eq!(s.pod, "pod-1", "a draining pod takes no new session");
     }
     assert!(
-        drained_at.elapsed() < Duration::from_secs(4),
+        drained_at.elapsed() < Duration::from_secs(6),
         "too slow to check before the deadline"
     );
 
@@ -576,7 +589,16 @@ async fn readyz_turns_503_as_graceful_shutdown_starts_and_backends_lists_every_e
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await; // the slow request is on its way; not a sync
+    // The slow request is at its backend: /backends counts it waiting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backends(&http, &gw)
+        .await
+        .iter()
+        .all(|b| b["waiting"].as_u64() == Some(0))
+    {
+        assert!(Instant::now() < deadline, "the slow request never left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &gw.pid().to_string()])
         .status();
