@@ -15,6 +15,11 @@
 //!   ([`What::Endpoints`]);
 //! * a DNS name that resolves to other addresses ([`What::Dns`]).
 //!
+//! The last two change membership only: the snapshot stays, and each
+//! rule's endpoints get `tower::discover` changes in place
+//! ([`rules::apply_members`], over the library's
+//! `Backends::apply_discovered`).
+//!
 //! A broken file keeps the previous snapshot serving; the error names file,
 //! document and field, is logged, and counts in
 //! `gateway_reloads_total{result="failed"}`.
@@ -255,15 +260,24 @@ impl Control {
         }
         let keys_ref = keys.as_ref().unwrap_or(&inputs.keys);
         let mut health = inputs.health.clone();
-        let compiled = build(
-            &self.args,
-            &self.membership,
-            routes_ref,
-            keys_ref,
-            &sources,
-            &mut health,
-        )?;
-        self.current.store(Arc::new(compiled));
+        if let What::Everything = what {
+            let compiled = build(
+                &self.args,
+                &self.membership,
+                routes_ref,
+                keys_ref,
+                &sources,
+                &mut health,
+            )?;
+            self.current.store(Arc::new(compiled));
+        } else {
+            // Membership alone changed: the snapshot stays, its rules'
+            // endpoints change in place (tower::discover changes).
+            let plan = self.membership.plan(&sources.desired(routes_ref)?)?;
+            rules::apply_members(&self.current.load(), &plan, &mut health);
+            self.membership.commit(&plan);
+            health.retain(|addr, _| plan.has_addr(addr));
+        }
         self.sync();
         inputs.sources = sources;
         inputs.health = health;

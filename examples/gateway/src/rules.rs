@@ -4,6 +4,7 @@
 
 use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
+use crate::discover::ServiceKey;
 use crate::discover::membership::{Member, Plan};
 use crate::discover::sources::service_key;
 use crate::echo::{self, EchoInfo};
@@ -13,8 +14,9 @@ use http::uri::Authority;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tower::discover::Change;
 use tower_sticky::balance::Weighted;
-use tower_sticky::balance::{BackendState, Backends, Endpoint};
+use tower_sticky::balance::{BackendState, Backends, Discovered, Endpoint};
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{Outcome, StickyBuilder, StickySessions};
 
@@ -87,6 +89,87 @@ pub struct Rule {
     pub outcomes: Arc<OutcomeCounters>,
     /// The rule names no backend: the Gateway API says answer 500.
     pub no_backend_refs: bool,
+    /// Its backendRefs: the Service and `weight` of each.
+    pub refs: Vec<(ServiceKey, u32)>,
+}
+
+impl PartialEq for Upstream {
+    /// The same member, as the library's `apply_discovered` asks when it
+    /// tells a state change from a new endpoint.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.member, &other.member)
+    }
+}
+
+/// The members behind a rule's backendRefs, each with the state discovery
+/// gives it and its weight for new sessions.
+fn rule_members(refs: &[(ServiceKey, u32)], plan: &Plan) -> Vec<(Arc<Member>, BackendState, u32)> {
+    let mut weighted: Vec<(Arc<Member>, BackendState, u32)> = Vec::new();
+    for (key, ref_weight) in refs {
+        let members = plan.members(key);
+        let weight = endpoint_weight(*ref_weight, members.len());
+        for (member, state) in members {
+            // The same endpoint behind two backendRefs adds up.
+            match weighted.iter_mut().find(|(m, _, _)| m.id == member.id) {
+                Some((_, _, w)) => *w = w.saturating_add(weight),
+                None => weighted.push((Arc::clone(member), *state, weight)),
+            }
+        }
+    }
+    weighted
+}
+
+/// A rule's endpoint of `member`.
+fn upstream(
+    member: &Arc<Member>,
+    route: &str,
+    rule: usize,
+    health: &mut HashMap<String, Arc<crate::probe::Health>>,
+) -> Upstream {
+    Upstream {
+        health: Arc::clone(health.entry(member.addr.clone()).or_default()),
+        addr: member.addr.clone(),
+        authority: member.authority.clone(),
+        label: member.label.clone(),
+        service: member.service.name.clone(),
+        requests: AtomicU64::new(0),
+        requests_metric: metrics::counter!(
+            "gateway_backend_requests_total",
+            "route" => route.to_owned(),
+            "rule" => rule.to_string(),
+            "service" => member.service.name.clone(),
+            "backend" => member.label.clone(),
+        ),
+        member: Arc::clone(member),
+    }
+}
+
+/// A membership change without a configuration change (a slice file or a
+/// DNS answer): every rule's [`Backends`] of the current snapshot is told
+/// through the library's `tower::discover` vocabulary
+/// ([`Backends::apply_discovered`]): `Insert` for a new endpoint, or, for a
+/// present one, its state; `Remove` for one that left.
+pub fn apply_members(
+    compiled: &Compiled,
+    plan: &Plan,
+    health: &mut HashMap<String, Arc<crate::probe::Health>>,
+) {
+    for rule in &compiled.rules {
+        let backends = rule.target.backends();
+        let wanted = rule_members(&rule.refs, plan);
+        for e in backends.snapshot().endpoints() {
+            if !wanted.iter().any(|(m, _, _)| m.id == e.id()) {
+                backends.apply_discovered(Change::Remove(e.id()));
+            }
+        }
+        for (member, state, weight) in wanted {
+            let target = upstream(&member, &rule.route, rule.index, health);
+            let found = Discovered::new(target)
+                .weight(weight)
+                .state(member.state_with(state));
+            backends.apply_discovered(Change::Insert(member.id, found));
+        }
+    }
 }
 
 /// Everything the proxy serves: one immutable snapshot of the
@@ -139,41 +222,16 @@ pub fn compile(
         let ns = route.namespace();
         let hostnames: Arc<[Hostname]> = route.hostnames().into();
         for (i, rule) in route.rules().iter().enumerate() {
-            let mut weighted: Vec<(Arc<Member>, BackendState, u32)> = Vec::new();
-            for backend in rule.backend_refs() {
-                let members = plan.members(&service_key(ns, backend));
-                let weight = endpoint_weight(backend.weight(), members.len());
-                for (member, state) in members {
-                    // The same endpoint behind two backendRefs adds up.
-                    match weighted.iter_mut().find(|(m, _, _)| m.id == member.id) {
-                        Some((_, _, w)) => *w = w.saturating_add(weight),
-                        None => weighted.push((Arc::clone(member), *state, weight)),
-                    }
-                }
-            }
+            let refs: Vec<(ServiceKey, u32)> = rule
+                .backend_refs()
+                .iter()
+                .map(|b| (service_key(ns, b), b.weight()))
+                .collect();
+            let route_name = format!("{ns}/{}", route.name());
             let backends: Backends<Upstream> = Backends::new();
-            for (member, state, weight) in weighted {
-                let health = Arc::clone(health.entry(member.addr.clone()).or_default());
-                let endpoint = Endpoint::new(
-                    member.id,
-                    Upstream {
-                        health,
-                        addr: member.addr.clone(),
-                        authority: member.authority.clone(),
-                        label: member.label.clone(),
-                        service: member.service.name.clone(),
-                        requests: AtomicU64::new(0),
-                        requests_metric: metrics::counter!(
-                            "gateway_backend_requests_total",
-                            "route" => format!("{ns}/{}", route.name()),
-                            "rule" => i.to_string(),
-                            "service" => member.service.name.clone(),
-                            "backend" => member.label.clone(),
-                        ),
-                        member: Arc::clone(&member),
-                    },
-                    weight,
-                );
+            for (member, state, weight) in rule_members(&refs, plan) {
+                let endpoint =
+                    Endpoint::new(member.id, upstream(&member, &route_name, i, health), weight);
                 endpoint.set_state(member.state_with(state));
                 backends.insert_endpoint(Arc::new(endpoint));
             }
@@ -205,6 +263,7 @@ pub fn compile(
                 router.push(Entry::new(index, Arc::clone(&hostnames), matched.clone()));
             }
             rules.push(Rule {
+                refs,
                 route: format!("{ns}/{}", route.name()),
                 index: i,
                 name: rule.name().map(str::to_owned),
