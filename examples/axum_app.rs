@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let policy = SessionPolicy::cookie("Session-A")?
-        .permanent(Duration::from_secs(3600))
+        .permanent(Duration::from_secs(3600))?
         .with_idle_timeout(Duration::from_secs(600))?;
     let sticky = StickyBuilder::new(policy, KeySet::new(SigningKey::new(&args.key)?), backends)
         .balancer(PowerOfTwoChoices::new())

@@ -84,6 +84,7 @@ pub fn fixture_with(backends: usize, forward: bool, remember: bool) -> Fixture {
     let policy = SessionPolicy::cookie(COOKIE)
         .unwrap()
         .permanent(Duration::from_secs(60))
+        .unwrap()
         .with_idle_timeout(Duration::from_secs(30))
         .unwrap();
     let ids: Vec<BackendId> = (0..backends)

@@ -1,7 +1,8 @@
 use super::{BackendId, BackendState, Endpoint};
+use arc_swap::{ArcSwap, Guard};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use tower::discover::Change;
 
 /// An immutable view of the membership at one moment.
@@ -77,10 +78,11 @@ impl<T> Snapshot<T> {
 
 /// The backends behind one route rule; cheap to clone and share.
 ///
-/// Membership changes (insert, remove) swap in a new [`Snapshot`]; the request
-/// path only clones an `Arc` under a read lock that is never held across an
-/// await. State changes (serving, draining, down) are atomic on the endpoint
-/// and need no swap.
+/// Membership changes (insert, remove) swap in a new [`Snapshot`] (one
+/// writer at a time); the request path reads the current one through
+/// `arc-swap`, without a lock or a shared reference-count increment, so
+/// readers on many cores never contend. State changes (serving, draining,
+/// down) are atomic on the endpoint and need no swap.
 ///
 /// ```
 /// use tower_sticky::balance::{BackendId, BackendState, Backends};
@@ -95,13 +97,28 @@ impl<T> Snapshot<T> {
 /// assert_eq!(snap.get(BackendId::from_name("pod-a")).unwrap().state(), BackendState::Draining);
 /// ```
 pub struct Backends<T> {
-    current: Arc<RwLock<Arc<Snapshot<T>>>>,
+    shared: Arc<Shared<T>>,
+}
+
+struct Shared<T> {
+    current: ArcSwap<Snapshot<T>>,
+    /// Serializes membership changes, so none is lost to a concurrent one.
+    writer: Mutex<()>,
+}
+
+impl<T> Shared<T> {
+    fn new(snapshot: Snapshot<T>) -> Arc<Self> {
+        Arc::new(Shared {
+            current: ArcSwap::from_pointee(snapshot),
+            writer: Mutex::new(()),
+        })
+    }
 }
 
 impl<T> Clone for Backends<T> {
     fn clone(&self) -> Self {
         Backends {
-            current: Arc::clone(&self.current),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -125,14 +142,20 @@ impl<T> Backends<T> {
     #[must_use]
     pub fn new() -> Self {
         Backends {
-            current: Arc::new(RwLock::new(Arc::new(Snapshot::build(Vec::new())))),
+            shared: Shared::new(Snapshot::build(Vec::new())),
         }
     }
 
     /// The current membership.
     #[must_use]
     pub fn snapshot(&self) -> Arc<Snapshot<T>> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+        self.shared.current.load_full()
+    }
+
+    /// The current membership, for the length of one decision: no shared
+    /// reference count is touched.
+    pub(crate) fn load(&self) -> Guard<Arc<Snapshot<T>>> {
+        self.shared.current.load()
     }
 
     /// Adds a serving backend, replacing one with the same id.
@@ -182,10 +205,14 @@ impl<T> Backends<T> {
     }
 
     fn update(&self, f: impl FnOnce(&mut Vec<Arc<Endpoint<T>>>)) {
-        let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        let mut list = guard.endpoints.clone();
+        let _writer = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut list = self.shared.current.load().endpoints.clone();
         f(&mut list);
-        *guard = Arc::new(Snapshot::build(list));
+        self.shared.current.store(Arc::new(Snapshot::build(list)));
     }
 }
 
@@ -205,7 +232,7 @@ impl<T> FromIterator<(BackendId, T, u32)> for Backends<T> {
             }
         }
         Backends {
-            current: Arc::new(RwLock::new(Arc::new(Snapshot::build(list)))),
+            shared: Shared::new(Snapshot::build(list)),
         }
     }
 }

@@ -113,7 +113,7 @@ pub enum Applied {
 }
 
 impl<T: PartialEq> Backends<T> {
-    /// Applies one discovery change; see the [module docs](self) for what
+    /// Applies one discovery change; see [`DiscoverBackends`] for what
     /// each change does.
     pub fn apply_discovered(&self, change: Change<BackendId, Discovered<T>>) -> Applied {
         match change {

@@ -4,7 +4,7 @@
 //! * [`Endpoint`]: one backend with its [`BackendState`] (serving, draining,
 //!   down), weight and in-flight count.
 //! * [`Backends`]: the membership, changed at run time
-//!   ([`tower::discover::Change`] works), read lock-free in practice.
+//!   ([`tower::discover::Change`] works), read through `arc-swap`: no lock.
 //! * [`DiscoverBackends`]: feeds a [`tower::discover::Discover`] stream of
 //!   [`Discovered`] backends into [`Backends`], state changes included.
 //! * [`Balance`]: picks a backend for a new session and resolves a session's

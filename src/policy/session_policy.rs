@@ -44,12 +44,13 @@ pub enum SchemaGeneration {
 /// use tower_sticky::policy::SessionPolicy;
 /// use tower_sticky::duration::Duration;
 ///
-/// let policy = SessionPolicy::cookie("Session-A")
-///     .unwrap()
-///     .permanent(Duration::from_secs(10))
-///     .with_idle_timeout(Duration::from_secs(2))
-///     .unwrap();
+/// # fn main() -> Result<(), tower_sticky::policy::PolicyError> {
+/// let policy = SessionPolicy::cookie("Session-A")?
+///     .permanent(Duration::from_secs(10))?
+///     .with_idle_timeout(Duration::from_secs(2))?;
 /// assert_eq!(policy.cookie_path(), "/");
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionPolicy {
@@ -88,11 +89,21 @@ impl SessionPolicy {
 
     /// Makes the cookie `Permanent` with `Max-Age` = `absolute_timeout`, which
     /// the proxy also enforces.
-    #[must_use]
-    pub fn permanent(mut self, absolute_timeout: Duration) -> Self {
+    ///
+    /// Out-of-range values are errors here as everywhere in this crate
+    /// (never clamped): a zero timeout is refused, as the CRD refuses it.
+    ///
+    /// ```
+    /// # use tower_sticky::{duration::Duration, policy::SessionPolicy};
+    /// let cookie = SessionPolicy::cookie("Session-A").unwrap();
+    /// assert!(cookie.clone().permanent(Duration::from_secs(10)).is_ok());
+    /// assert_eq!(cookie.permanent(Duration::ZERO).unwrap_err().field(), "absoluteTimeout");
+    /// ```
+    pub fn permanent(mut self, absolute_timeout: Duration) -> Result<Self, PolicyError> {
+        positive("absoluteTimeout", absolute_timeout)?;
         self.lifetime = LifetimeType::Permanent;
-        self.absolute_timeout = Some(absolute_timeout.max(Duration::from_millis(1)));
-        self
+        self.absolute_timeout = Some(absolute_timeout);
+        Ok(self)
     }
 
     /// Ends sessions `timeout` after creation, whatever the cookie lifetime.

@@ -139,7 +139,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
 
     /// Whether each thread remembers the tokens it verified or signed, so
     /// that a resumed session skips the HMAC (see
-    /// [`TokenCodec::decode_remembered`]). Expiry is still checked on every
+    /// `TokenCodec::decode_remembered`). Expiry is still checked on every
     /// request. On by default; about 100 KiB per thread that routes requests.
     pub fn remember_verified_tokens(mut self, on: bool) -> Self {
         self.remember_tokens = on;

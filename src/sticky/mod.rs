@@ -53,7 +53,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! // The seed's route: cookie Session-A, Permanent, absoluteTimeout 10s.
-//! let policy = SessionPolicy::cookie("Session-A").unwrap().permanent(Duration::from_secs(10));
+//! let policy = SessionPolicy::cookie("Session-A").unwrap().permanent(Duration::from_secs(10)).unwrap();
 //! let keys = KeySet::new(SigningKey::new(*b"an example key of 32 bytes or mo").unwrap());
 //! let backends: Backends<&'static str> = ["pod-a", "pod-b", "pod-c"]
 //!     .into_iter()

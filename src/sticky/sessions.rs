@@ -129,7 +129,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
     pub fn decide(&self, head: RequestHead<'_>) -> Decision<T> {
         let s = &*self.shared;
         let now = s.clock.now();
-        let snapshot = s.backends.snapshot();
+        let snapshot = s.backends.load();
 
         let mut rejected = Outcome::New;
         let mut pinned = None;
@@ -222,7 +222,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
     /// value was already taken out by the first decision.
     pub fn repin(&self, head: RequestHead<'_>, outcome: Outcome) -> Decision<T> {
         let now = self.shared.clock.now();
-        let snapshot = self.shared.backends.snapshot();
+        let snapshot = self.shared.backends.load();
         self.new_session(&head, outcome, None, now, &snapshot)
     }
 

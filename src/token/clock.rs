@@ -1,4 +1,6 @@
+#[cfg(feature = "test-util")]
 use std::sync::Arc;
+#[cfg(feature = "test-util")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,7 +34,8 @@ impl Timestamp {
     }
 }
 
-/// Where the layer reads the time. Tests use [`ManualClock`].
+/// Where the layer reads the time. Tests use `ManualClock` (feature
+/// `test-util`).
 pub trait Clock: Send + Sync + 'static {
     /// The current wall-clock time.
     fn now(&self) -> Timestamp;
@@ -51,7 +54,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to; clones share the same time.
+/// A clock that moves only when told to; clones share the same time
+/// (feature `test-util`).
 ///
 /// ```
 /// use tower_sticky::token::{Clock, ManualClock};
@@ -61,9 +65,11 @@ impl Clock for SystemClock {
 /// clock.advance_millis(500);
 /// assert_eq!(view.now().as_millis(), 1_500);
 /// ```
+#[cfg(feature = "test-util")]
 #[derive(Clone, Debug, Default)]
 pub struct ManualClock(Arc<AtomicU64>);
 
+#[cfg(feature = "test-util")]
 impl ManualClock {
     /// A clock reading `ms` milliseconds after the epoch.
     #[must_use]
@@ -82,6 +88,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::SeqCst))

@@ -14,6 +14,7 @@
 
 use super::{Decoded, TOKEN_LEN};
 use std::cell::RefCell;
+use subtle::ConstantTimeEq;
 
 /// Slots per thread: about 100 KiB, enough for the sessions one worker
 /// serves at a time; more only means more verifications.
@@ -46,10 +47,9 @@ fn index(encoded: &[u8; TOKEN_LEN]) -> usize {
 
 /// Equality in time independent of where the first difference is, so a
 /// client probing with near-copies of someone else's token learns nothing
-/// from timing.
+/// from timing (`subtle`, which keeps the optimizer from short-cutting it).
 fn same(a: &[u8; TOKEN_LEN], b: &[u8; TOKEN_LEN]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    a.ct_eq(b).into()
 }
 
 /// What `codec` remembered for `encoded` on this thread, if anything.

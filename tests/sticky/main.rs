@@ -24,6 +24,7 @@ fn seed_policy() -> SessionPolicy {
     SessionPolicy::cookie("Session-A")
         .unwrap()
         .permanent(Duration::from_secs(10))
+        .unwrap()
 }
 
 fn token_of(set_cookie: &str) -> &str {
@@ -693,6 +694,7 @@ async fn set_cookie_parses_as_a_user_agent_would() {
     let policy = SessionPolicy::cookie("Session-A")
         .unwrap()
         .permanent(Duration::from_secs(300))
+        .unwrap()
         .with_path("/v2")
         .unwrap();
     let s = sessions(policy, pods(&PODS), &clock);
