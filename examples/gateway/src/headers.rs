@@ -290,4 +290,85 @@ mod tests {
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x-kept"]);
     }
+
+    #[test]
+    fn connection_never_removes_host() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("shop.example"));
+        h.insert(CONNECTION, HeaderValue::from_static("Host, x-a"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["host"]);
+    }
+
+    fn cache_control_after(values: &[&'static str]) -> String {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CACHE_CONTROL, HeaderValue::from_static(v));
+        }
+        make_private(&mut h);
+        let all: Vec<&str> = h
+            .get_all(CACHE_CONTROL)
+            .iter()
+            .map(|v| v.to_str().expect("text"))
+            .collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0].to_owned()
+    }
+
+    #[test]
+    fn an_issued_session_makes_the_response_private() {
+        assert_eq!(cache_control_after(&[]), "private");
+        assert_eq!(
+            cache_control_after(&["public, max-age=600"]),
+            "private, max-age=600"
+        );
+        assert_eq!(
+            cache_control_after(&["PUBLIC", "s-maxage=60, max-age=5"]),
+            "private, max-age=5"
+        );
+        assert_eq!(cache_control_after(&["no-store"]), "no-store");
+        assert_eq!(
+            cache_control_after(&["private, max-age=0"]),
+            "private, max-age=0"
+        );
+        assert_eq!(
+            cache_control_after(&["no-cache=\"set-cookie\""]),
+            "private, no-cache=\"set-cookie\""
+        );
+    }
+
+    #[test]
+    fn only_the_backends_own_session_cookie_is_stripped() {
+        let policy = SessionPolicy::cookie("Session-A").expect("policy");
+        let mut h = HeaderMap::new();
+        for v in [
+            "Session-A=evil; Path=/",
+            "Session-AB=kept",
+            " Session-A =also-evil",
+            "session-a=kept-other-case",
+            "theme=dark",
+        ] {
+            h.append(SET_COOKIE, HeaderValue::from_static(v));
+        }
+        strip_session(&mut h, &policy);
+        let left: Vec<&str> = h
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().expect("text"))
+            .collect();
+        assert_eq!(
+            left,
+            ["Session-AB=kept", "session-a=kept-other-case", "theme=dark"]
+        );
+
+        let policy = SessionPolicy::header("Session-A").expect("policy");
+        let mut h = HeaderMap::new();
+        h.insert("session-a", HeaderValue::from_static("evil"));
+        h.insert(SET_COOKIE, HeaderValue::from_static("Session-A=kept"));
+        strip_session(&mut h, &policy);
+        assert_eq!(h.get("session-a"), None);
+        assert!(h.contains_key(SET_COOKIE));
+    }
 }
