@@ -1,21 +1,35 @@
-//! Sticky sessions for tower, hyper and axum proxies, with the semantics of
-//! the Kubernetes Gateway API `sessionPersistence` field.
+//! Sticky sessions for tower, hyper, axum and Pingora proxies, with the
+//! semantics of the Kubernetes Gateway API `sessionPersistence` field.
 //!
 //! * [`policy`]: the `sessionPersistence` block, every schema generation,
-//!   validated into a [`SessionPolicy`](policy::SessionPolicy).
+//!   validated into a [`SessionPolicy`].
 //! * [`duration`]: GEP-2257 durations (`10s`, `1h30m`).
-//! * [`token`]: the signed session token (HMAC-SHA256, key rotation,
-//!   wall-clock expiry with skew allowance). No backend address inside.
+//! * [`token`]: the signing keys of the session token (HMAC-SHA256, key
+//!   rotation, wall-clock expiry with skew allowance). No backend address
+//!   inside.
 //! * [`carrier`]: reading the token from `Cookie` or a header, writing
 //!   `Set-Cookie` with secure defaults.
 //! * [`balance`]: backend ids and states (serving, draining, down), runtime
-//!   membership, and the [`Balance`](balance::Balance) trait with round
-//!   robin, random, power-of-two-choices and weighted built-ins.
-//! * [`sticky`]: the tower [`StickyLayer`](sticky::StickyLayer) and the
-//!   engine behind it.
+//!   membership, and the [`Balance`] trait with round robin, random,
+//!   power-of-two-choices and weighted built-ins.
+//! * [`sticky`]: the tower [`StickyLayer`], and the [`StickySessions`] engine
+//!   behind it, which any proxy can call from a borrowed request head
+//!   ([`StickySessions::decide`]).
 //! * [`route`]: the HTTPRoute resource, as users write it for Kubernetes.
 //!
-//! See [`sticky`] for a complete example.
+//! The main types are re-exported here. See [`sticky`] for a complete
+//! example, and the README's "Use it in your proxy" for axum, a hyper-util
+//! proxy, Pingora and tower `Discover`.
+//!
+//! # Features
+//!
+//! * `tracing`: one DEBUG event per decision (target `tower_sticky`): scope,
+//!   outcome, backend, why a session value was refused, session age.
+//! * `metrics`: `tower_sticky_requests_total{scope,outcome}` and
+//!   `tower_sticky_session_age_seconds{scope}` through the `metrics` facade.
+//! * `test-util`: `ManualClock`, a clock for tests.
+//! * `token-internals`: the token codec and time rules, for benchmarks and
+//!   fuzzing; outside semver.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(unreachable_pub)]
@@ -27,6 +41,15 @@ pub mod policy;
 pub mod route;
 pub mod sticky;
 pub mod token;
+
+pub use balance::{BackendId, BackendState, Backends, Balance, Endpoint, InFlight};
+pub use carrier::{ClientTls, CookieAttributes};
+pub use policy::{PolicyError, SessionPersistence, SessionPolicy};
+pub use sticky::{
+    BuildError, Decision, InFlightBody, Issue, Outcome, Pinned, RequestHead, RequestRewrite,
+    Sticky, StickyBuilder, StickyLayer, StickySessions,
+};
+pub use token::{KeySet, SigningKey};
 
 /// Compiles and runs the README's Rust examples as doc tests.
 #[cfg(doctest)]
