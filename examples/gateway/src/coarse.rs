@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::slab::Slab;
+use slab::Slab;
 
 /// How often the sweeper looks for due deadlines.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -35,7 +35,7 @@ struct Slot {
 
 thread_local! {
     /// This thread's waiting deadlines.
-    static REGISTRY: RefCell<Slab<Slot>> = RefCell::new(Slab::default());
+    static REGISTRY: RefCell<Slab<Slot>> = const { RefCell::new(Slab::new()) };
     /// The sweeper's last tick, while it runs.
     static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
 }
@@ -56,7 +56,7 @@ async fn sweep() {
         interval.tick().await;
         let now = Instant::now();
         let idle = REGISTRY.with_borrow_mut(|r| {
-            for slot in r.iter_mut() {
+            for (_, slot) in r.iter_mut() {
                 if !slot.fired && slot.deadline <= now {
                     slot.fired = true;
                     due.extend(slot.waker.take());
@@ -93,7 +93,7 @@ impl CoarseSleep {
 
     fn release(&mut self) {
         if let Some(i) = self.slot.take() {
-            REGISTRY.with_borrow_mut(|r| r.remove(i));
+            REGISTRY.with_borrow_mut(|r| r.try_remove(i));
         }
     }
 }

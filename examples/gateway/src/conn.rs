@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-use crate::slab::Slab;
+use slab::Slab;
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -128,7 +128,7 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let waiter = DRAIN.with_borrow_mut(|d| {
-            d.slots.remove(self.0);
+            d.slots.try_remove(self.0);
             if d.slots.len() == 0 {
                 d.waiter.take()
             } else {
@@ -177,7 +177,7 @@ pub async fn watched<C: Graceful>(slot: Slot, conn: C) -> C::Output {
 pub async fn drain() {
     let wakers: Vec<Waker> = DRAIN.with_borrow_mut(|d| {
         d.draining = true;
-        d.slots.iter_mut().filter_map(Option::take).collect()
+        d.slots.iter_mut().filter_map(|(_, w)| w.take()).collect()
     });
     for w in wakers {
         w.wake();

@@ -45,7 +45,6 @@ pub mod reload;
 pub mod router;
 pub mod rules;
 pub mod shutdown;
-mod slab;
 pub mod stray_cr;
 
 use clap::Parser;

@@ -95,34 +95,13 @@ thread_local! {
     /// is out, and is only taken again once `is_ready()` says the previous
     /// response is done with.
     static POOL: RefCell<HashMap<String, Vec<Upconn>, AddrHash>> =
-        RefCell::new(HashMap::default());
+        const { RefCell::new(HashMap::with_hasher(AddrHash::with_seed(0))) };
 }
 
-/// FNV-1a for the pool's keys: backend addresses come from the operator's
-/// configuration, not from clients, so SipHash's flooding resistance buys
-/// nothing on this per-request lookup.
-type AddrHash = std::hash::BuildHasherDefault<Fnv>;
-
-/// See [`AddrHash`].
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
+/// foldhash for the pool's keys: backend addresses come from the
+/// operator's configuration, not from clients, so SipHash's flooding
+/// resistance buys nothing on this per-request lookup.
+type AddrHash = foldhash::fast::FixedState;
 
 /// One HTTP/1.1 connection to a backend.
 struct Upconn {
