@@ -62,7 +62,7 @@ async fn sweep() {
                     due.extend(slot.waker.take());
                 }
             }
-            r.len() == 0
+            r.is_empty()
         });
         // Woken outside the borrow: waking only schedules the task.
         for waker in due.drain(..) {

@@ -129,7 +129,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let waiter = DRAIN.with_borrow_mut(|d| {
             d.slots.try_remove(self.0);
-            if d.slots.len() == 0 {
+            if d.slots.is_empty() {
                 d.waiter.take()
             } else {
                 None
@@ -184,7 +184,7 @@ pub async fn drain() {
     }
     std::future::poll_fn(|cx| {
         DRAIN.with_borrow_mut(|d| {
-            if d.slots.len() == 0 {
+            if d.slots.is_empty() {
                 Poll::Ready(())
             } else {
                 d.waiter = Some(cx.waker().clone());
