@@ -73,7 +73,6 @@ proptest! {
         let d: Duration = text.parse().unwrap();
         let canonical = d.to_string();
         prop_assert_eq!(canonical.parse::<Duration>().unwrap(), d);
-        prop_assert_eq!(Duration::from_millis(d.as_millis()).to_string(), canonical);
     }
 }
 

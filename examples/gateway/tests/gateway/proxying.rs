@@ -165,11 +165,17 @@ async fn bodies_stream_both_ways() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
-    let mut gw = gateway(&[]);
+    // A backend that takes 1.5 s to answer, and says when the request
+    // reached it: the gateway is stopped only once it is in flight.
+    let backend = crate::raw::RawBackend::start(|req| {
+        std::thread::sleep(Duration::from_millis(1500));
+        req.reply("{\"pod\": \"slow\"}");
+    });
+    let mut gw = gateway(&["--backend", &format!("backend={}", backend.addr)]);
     let url = format!("{}/slow", gw.url);
-    let slow =
-        tokio::spawn(async move { Http::new().get(&url, &[("x-echo-delay-ms", "1500")]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slow = tokio::spawn(async move { Http::new().get(&url, &[]).await });
+    let head = backend.next_head_async(Duration::from_secs(30)).await;
+    assert!(head.is_some_and(|h| h.starts_with("GET /slow ")));
     let t = Instant::now();
     let status = gw
         .terminate(Duration::from_secs(8))

@@ -208,11 +208,17 @@ async fn a_backend_that_comes_back_takes_new_sessions_again() {
         );
     }
     let _back = crate::support::Proc::start("echo", &["--listen", &addr, "--pod", "echo-1"]);
-    // The prober connects every second.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The prober connects every second: new sessions reach echo-1 again
+    // once it has (bounded by a deadline, not a guess at the prober's pace).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut pods = Vec::new();
-    for _ in 0..6 {
-        pods.push(http.get(&format!("{}/get", gw.url), &[]).await.pod());
+    while !pods.iter().any(|p| p == "echo-1") {
+        assert!(std::time::Instant::now() < deadline, "{pods:?}");
+        let r = http.get(&format!("{}/get", gw.url), &[]).await;
+        assert_eq!(r.status, 200);
+        pods.push(r.pod());
+        if pods.len() % 6 == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    assert!(pods.iter().any(|p| p == "echo-1"), "{pods:?}");
 }

@@ -1,0 +1,190 @@
+//! A raw HTTP/1 test backend on 127.0.0.1: a thread per connection reads
+//! request heads itself and lets the test answer them byte by byte, so a
+//! test can be a backend with a bug (a CL.0 desync), a slow one, or one that
+//! reports each request as it arrives (to synchronise without sleeping).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+/// How long a connection thread waits for bytes before it gives up.
+const IDLE: Duration = Duration::from_secs(20);
+
+/// What a handler is given for one request head.
+pub struct Request<'a> {
+    /// The head, request line included, without the final blank line.
+    pub head: String,
+    /// Bytes read after the head (body, or the next request); a handler
+    /// that reads the body takes them from here.
+    pub rest: &'a mut Vec<u8>,
+    /// The connection, to answer on.
+    pub stream: &'a mut TcpStream,
+}
+
+impl Request<'_> {
+    /// The request line's path.
+    pub fn path(&self) -> &str {
+        self.head.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// The `Content-Length`, if any.
+    pub fn content_length(&self) -> usize {
+        self.head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Reads the `Content-Length` body off the connection (bounded by the
+    /// read timeout).
+    pub fn read_body(&mut self) -> Vec<u8> {
+        let want = self.content_length();
+        let mut buf = [0u8; 4096];
+        while self.rest.len() < want {
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.rest.extend_from_slice(&buf[..n]),
+            }
+        }
+        let take = want.min(self.rest.len());
+        self.rest.drain(..take).collect()
+    }
+
+    /// Answers 200 with `body` and `Content-Length`.
+    pub fn reply(&mut self, body: &str) {
+        let _ = write!(
+            self.stream,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = self.stream.flush();
+    }
+}
+
+/// A running raw backend; stops accepting when dropped.
+pub struct RawBackend {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Each request head (its request line and headers) as it arrives.
+    pub heads: Receiver<String>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
+    /// Connections open now.
+    pub open: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawBackend {
+    /// Serves every request head with `handler`, one thread per connection.
+    pub fn start<F>(handler: F) -> RawBackend
+    where
+        F: Fn(&mut Request<'_>) + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a raw backend");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (tx, heads) = channel();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler = Arc::new(handler);
+        let (c, o, s) = (
+            Arc::clone(&connections),
+            Arc::clone(&open),
+            Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
+                let (tx, handler, o) = (tx.clone(), Arc::clone(&handler), Arc::clone(&o));
+                std::thread::spawn(move || {
+                    serve(stream, &tx, &*handler);
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        RawBackend {
+            addr,
+            heads,
+            connections,
+            open,
+            stop,
+        }
+    }
+
+    /// The next request head, waiting at most `limit`.
+    pub fn next_head(&self, limit: Duration) -> Option<String> {
+        self.heads.recv_timeout(limit).ok()
+    }
+
+    /// The same from async code: polls every 10 ms without blocking the
+    /// runtime.
+    pub async fn next_head_async(&self, limit: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(head) = self.heads.try_recv() {
+                return Some(head);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+fn serve(mut stream: TcpStream, heads: &Sender<String>, handler: &dyn Fn(&mut Request<'_>)) {
+    let _ = stream.set_read_timeout(Some(IDLE));
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: every turn reads bytes or handles a head, and reads time out.
+    for _ in 0..100_000 {
+        if let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+            rest.drain(..end + 4);
+            let _ = heads.send(head.clone());
+            handler(&mut Request {
+                head,
+                rest: &mut rest,
+                stream: &mut stream,
+            });
+            continue;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; says whether
+/// it held.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
