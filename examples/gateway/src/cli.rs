@@ -88,6 +88,82 @@ pub struct Args {
     /// DNS server for `dns:` backends (default: the system's resolvers).
     #[arg(long, value_name = "IP:PORT")]
     pub resolver: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+// ---- Connection reuse and limits (issue 12, findings 1-3) ----
+
+/// Whether a request may ride an idle upstream connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reuse {
+    /// Every request on a connection of its own.
+    Never,
+    /// A client connection's first request never rides an idle connection
+    /// (which another client may have used); its later requests may
+    /// (HAProxy's `http-reuse safe`, its default).
+    Safe,
+    /// Any request may ride any idle connection (the aggressive mode: a
+    /// backend that desynchronises can hand one client's response to
+    /// another).
+    Always,
+}
+
+/// Connection reuse and limits.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Limits {
+    /// Upstream connection reuse: `never`, `safe` or `always`.
+    #[arg(long = "http-reuse", value_enum, default_value_t = Reuse::Safe, value_name = "MODE")]
+    pub reuse: Reuse,
+
+    /// Connections per backend endpoint and worker thread; requests beyond
+    /// wait for one (`--upstream-queue-timeout`), then get 503.
+    #[arg(
+        long = "max-upstream-connections",
+        default_value_t = 128,
+        value_name = "N"
+    )]
+    pub max_upstream_connections: usize,
+
+    /// How long a request waits for an upstream connection at the limit.
+    #[arg(long = "upstream-queue-timeout", default_value = "5s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub upstream_queue_timeout: std::time::Duration,
+
+    /// Client connections at once, in all (more wait in the listen backlog).
+    #[arg(long = "max-connections", default_value_t = 10_000, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Concurrent streams per HTTP/2 client connection (HAProxy: 100).
+    #[arg(
+        long = "h2-max-concurrent-streams",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub h2_max_concurrent_streams: u32,
+
+    /// An HTTP/2 client connection without a request in flight for this
+    /// long is closed (GOAWAY).
+    #[arg(long = "h2-idle-timeout", default_value = "60s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub h2_idle_timeout: std::time::Duration,
+
+    /// HTTP/2 keep-alive PING interval; a client that does not answer one
+    /// within the same time is disconnected.
+    #[arg(long = "h2-keepalive-interval", default_value = "20s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub h2_keepalive_interval: std::time::Duration,
+
+    /// Largest request head (HTTP/1 read buffer, HTTP/2 header list);
+    /// beyond it, 431. At least 8192 (HAProxy's buffer: 16384).
+    #[arg(long = "max-header-bytes", default_value_t = 16 * 1024, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(8192..))]
+    pub max_header_bytes: u32,
+
+    /// Most header fields in an HTTP/1 request; beyond it, 431 (HAProxy: 101).
+    #[arg(long = "max-headers", default_value_t = 100, value_name = "N")]
+    pub max_headers: usize,
 }
 
 /// One `--backend` flag: a Service (optionally one port of it) and its

@@ -1,5 +1,7 @@
 //! Client connections: HTTP/1 or h2c (prior knowledge) chosen once per
-//! connection, and a per-worker drain for graceful shutdown.
+//! connection, a process-wide limit on their number (`--max-connections`),
+//! an idle timeout for HTTP/2 (`--h2-idle-timeout`; HTTP/1 has hyper's
+//! header-read timeout), and a per-worker drain for graceful shutdown.
 //!
 //! `hyper_util`'s `auto::Builder` makes the same choice by reading the first
 //! bytes and then wraps the connection's IO in a rewinding reader for its
@@ -13,9 +15,12 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use slab::Slab;
 
@@ -158,14 +163,36 @@ impl Slot {
     }
 }
 
-/// Drives `conn`, which this worker's [`drain`] asks to finish gracefully.
-pub async fn watched<C: Graceful>(slot: Slot, conn: C) -> C::Output {
+/// Drives `conn`, which this worker's [`drain`] asks to finish gracefully,
+/// as does `idle` (when given) once no request has been in flight for that
+/// long. In-flight requests finish either way (HTTP/2 sends GOAWAY).
+pub async fn watched<C: Graceful>(
+    slot: Slot,
+    conn: C,
+    activity: &Activity,
+    idle: Option<Duration>,
+) -> C::Output {
     let mut conn = pin!(conn);
     let mut asked = false;
+    let mut timer = pin!(tokio::time::sleep(idle.unwrap_or(Duration::MAX / 4)));
     std::future::poll_fn(move |cx| {
-        if !asked && slot.draining(cx) {
-            asked = true;
-            conn.as_mut().graceful_shutdown();
+        if !asked {
+            let mut finish = slot.draining(cx);
+            if let Some(idle) = idle {
+                // Bounded: each turn finishes or moves the timer into the
+                // future (where it is pending).
+                while !finish && timer.as_mut().poll(cx).is_ready() {
+                    match activity.idle_deadline(idle) {
+                        Some(at) if at <= Instant::now() => finish = true,
+                        Some(at) => timer.as_mut().reset(at.into()),
+                        None => timer.as_mut().reset(tokio::time::Instant::now() + idle),
+                    }
+                }
+            }
+            if finish {
+                asked = true;
+                conn.as_mut().graceful_shutdown();
+            }
         }
         conn.as_mut().poll(cx)
     })
@@ -193,4 +220,109 @@ pub async fn drain() {
         })
     })
     .await;
+}
+
+/// The client connections of the whole process (every worker), for
+/// `--max-connections`.
+#[derive(Debug)]
+pub struct Connections {
+    live: AtomicUsize,
+    max: usize,
+    freed: Notify,
+}
+
+impl Connections {
+    /// At most `max` client connections at once.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Connections {
+            live: AtomicUsize::new(0),
+            max: max.max(1),
+            freed: Notify::new(),
+        })
+    }
+
+    /// Waits until one more connection may be accepted; the listen backlog
+    /// holds the others meanwhile, as with HAProxy's `maxconn`.
+    pub async fn room(&self) {
+        loop {
+            let freed = self.freed.notified();
+            if self.live.load(Ordering::Acquire) < self.max {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    /// Counts a new connection until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> Entered {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        Entered(Arc::clone(self))
+    }
+}
+
+/// One live client connection, counted in [`Connections`].
+#[derive(Debug)]
+pub struct Entered(Arc<Connections>);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_waiters();
+    }
+}
+
+/// What the requests of one client connection share: whether it is idle,
+/// and whether its first request has come (for the upstream reuse policy).
+#[derive(Debug)]
+pub struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds from `epoch` to the last request start or end.
+    last: AtomicU64,
+    requests: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn stamp(&self) {
+        let ms = crate::coarse::now().saturating_duration_since(self.epoch);
+        self.last.store(
+            u64::try_from(ms.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// A request starts; says whether it is the connection's first.
+    pub fn start(&self) -> bool {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.stamp();
+        self.requests.fetch_add(1, Ordering::Relaxed) == 0
+    }
+
+    /// A request's response head has gone back.
+    pub fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.stamp();
+    }
+
+    /// When the connection will have been idle for `idle` if nothing
+    /// happens meanwhile; `None` while a request is in flight.
+    fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Relaxed) == 0)
+            .then(|| self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle)
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
 }

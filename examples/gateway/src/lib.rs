@@ -121,7 +121,11 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     let proxy_options = proxy::Options {
         down_after: args.down_after,
         retry_buffer: args.retry_buffer,
-    };
+        ..proxy::Options::default()
+    }
+    .limits(&args.limits);
+    let limits = Arc::new(args.limits.clone());
+    let connections = conn::Connections::new(limits.max_connections);
     let control = reload::Control::start(args, metrics).await?;
 
     let listeners = bind_all(&listen, threads)
@@ -159,6 +163,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     for (i, listener) in listeners.enumerate() {
         let listener = listener.into_std().map_err(|e| e.to_string())?;
         let proxy = Arc::clone(&proxy);
+        let (limits, connections) = (Arc::clone(&limits), Arc::clone(&connections));
         let stop = stop_rx.clone();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         done.push(done_rx);
@@ -174,7 +179,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
                 };
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => serve(listener, proxy, stop).await,
+                        Ok(listener) => serve(listener, proxy, &limits, connections, stop).await,
                         Err(e) => tracing::error!("worker {}: {e}", i + 1),
                     }
                 });
@@ -192,7 +197,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         shutting.shutting_down();
         let _ = stop_tx.send(true);
     });
-    serve(own, proxy, stop_rx).await;
+    serve(own, proxy, &limits, connections, stop_rx).await;
     for d in done {
         // A worker drains for at most DRAIN_TIMEOUT, then reports.
         let _ = d.await;
@@ -253,6 +258,8 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 async fn serve(
     listener: TcpListener,
     proxy: Arc<proxy::Proxy>,
+    limits: &cli::Limits,
+    connections: Arc<conn::Connections>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // HTTP/1 or h2c, chosen once per connection (conn::is_h2).
@@ -262,6 +269,10 @@ async fn serve(
         // per-worker deadline instead of a tokio timer entry each time.
         .timer(coarse::CoarseTimer)
         .header_read_timeout(Duration::from_secs(10))
+        // Heads beyond these get 431 (hyper's own defaults let one
+        // connection buffer ~400 KiB of an unfinished head).
+        .max_buf_size(limits.max_header_bytes as usize)
+        .max_headers(limits.max_headers)
         // No read from the client while its request is in flight: hyper's
         // EOF probe at that point reserved a fresh 8 KiB read buffer for
         // every request (the old one is still shared with the request's
@@ -274,11 +285,20 @@ async fn serve(
         // than a vectored write of head and body.
         .writev(false);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2.timer(TokioTimer::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes)
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(limits.h2_keepalive_interval);
+    let h2_idle = limits.h2_idle_timeout;
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
-            accepted = listener.accept() => match accepted {
+            accepted = async {
+                connections.room().await;
+                listener.accept().await
+            } => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: back off.
@@ -288,31 +308,46 @@ async fn serve(
                 }
             },
         };
+        let entered = connections.enter();
         let _ = stream.set_nodelay(true);
-        // One Arc clone per request for both.
-        let ctx = Arc::new((Arc::clone(&proxy), headers::client_ip(peer)));
-        let service = hyper::service::service_fn(move |req| {
+        // One Arc clone per request for all three.
+        let ctx = Arc::new((
+            Arc::clone(&proxy),
+            headers::client_ip(peer),
+            conn::Activity::new(),
+        ));
+        let activity = Arc::clone(&ctx);
+        let service = hyper::service::service_fn(move |mut req| {
             let ctx = Arc::clone(&ctx);
-            async move { Ok::<_, std::convert::Infallible>(ctx.0.serve(req, &ctx.1).await) }
+            async move {
+                if ctx.2.start() {
+                    req.extensions_mut().insert(proxy::FirstRequest);
+                }
+                let resp = ctx.0.serve(req, &ctx.1).await;
+                ctx.2.end();
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
         let slot = conn::Slot::new();
         let (http1, http2) = (http1.clone(), http2.clone());
         tokio::spawn(async move {
+            let activity = &activity.2;
             let served = match conn::sniff(&slot, &stream).await {
                 None => return,
                 Some(conn::Proto::Http2) => {
                     let c = http2.serve_connection(TokioIo::new(stream), service);
-                    conn::watched(slot, c).await
+                    conn::watched(slot, c, activity, Some(h2_idle)).await
                 }
                 Some(conn::Proto::Http1) => {
                     let io = TokioIo::new(stray_cr::StrayCr::new(stream));
                     let c = http1.serve_connection(io, service).with_upgrades();
-                    conn::watched(slot, c).await
+                    conn::watched(slot, c, activity, None).await
                 }
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, "connection: {e}");
             }
+            drop(entered);
         });
     }
     drop(listener);

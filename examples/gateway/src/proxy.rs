@@ -67,6 +67,12 @@ pub struct Options {
     /// `--retry-buffer`: request bodies up to this size are read whole
     /// before anything is sent, so that they can be sent again.
     pub retry_buffer: usize,
+    /// `--http-reuse`.
+    pub reuse: crate::cli::Reuse,
+    /// `--max-upstream-connections`, per endpoint and worker.
+    pub max_upstream: usize,
+    /// `--upstream-queue-timeout`.
+    pub queue_timeout: Duration,
 }
 
 impl Default for Options {
@@ -74,9 +80,28 @@ impl Default for Options {
         Options {
             down_after: 3,
             retry_buffer: 64 * 1024,
+            reuse: crate::cli::Reuse::Safe,
+            max_upstream: 128,
+            queue_timeout: Duration::from_secs(5),
         }
     }
 }
+
+impl Options {
+    /// With the connection reuse and limit flags.
+    #[must_use]
+    pub fn limits(mut self, limits: &crate::cli::Limits) -> Self {
+        self.reuse = limits.reuse;
+        self.max_upstream = limits.max_upstream_connections.max(1);
+        self.queue_timeout = limits.upstream_queue_timeout;
+        self
+    }
+}
+
+/// Marks the first request of a client connection (a request extension):
+/// under `--http-reuse safe` it never rides an idle upstream connection.
+#[derive(Clone, Copy, Debug)]
+pub struct FirstRequest;
 
 /// The proxy: rules and router. Upstream connections live in a pool per
 /// worker thread ([`POOL`]).
@@ -94,7 +119,11 @@ thread_local! {
     /// between threads. A sender goes back in as soon as its response head
     /// is out, and is only taken again once `is_ready()` says the previous
     /// response is done with.
-    static POOL: RefCell<HashMap<String, Vec<Upconn>, AddrHash>> =
+    ///
+    /// hyper-util's pool cannot say "not for a client connection's first
+    /// request" or "at most N per endpoint, then queue" (BENCHMARKS.md,
+    /// section 6), hence this one.
+    static POOL: RefCell<HashMap<String, Upstreams, AddrHash>> =
         const { RefCell::new(HashMap::with_hasher(AddrHash::with_seed(0))) };
 }
 
@@ -102,6 +131,17 @@ thread_local! {
 /// operator's configuration, not from clients, so SipHash's flooding
 /// resistance buys nothing on this per-request lookup.
 type AddrHash = foldhash::fast::FixedState;
+
+/// This worker's connections to one backend address.
+#[derive(Default)]
+struct Upstreams {
+    /// Checked in, and reusable once `is_ready()`.
+    idle: Vec<Upconn>,
+    /// Open connections (idle, busy or being opened), for the cap.
+    open: usize,
+    /// Woken when one closes or is checked in, for requests in the queue.
+    freed: Arc<tokio::sync::Notify>,
+}
 
 /// One HTTP/1.1 connection to a backend.
 struct Upconn {
@@ -114,7 +154,7 @@ struct Upconn {
 /// An idle connection to `addr` ready for a request, if this worker has one.
 fn checkout(addr: &str) -> Option<Upconn> {
     POOL.with_borrow_mut(|pool| {
-        let idle = pool.get_mut(addr)?;
+        let idle = &mut pool.get_mut(addr)?.idle;
         // Bounded by MAX_IDLE_PER_UPSTREAM.
         let mut i = idle.len();
         while i > 0 {
@@ -135,18 +175,101 @@ fn checkin(addr: &str, sender: Upconn) {
         return;
     }
     POOL.with_borrow_mut(|pool| {
-        if let Some(idle) = pool.get_mut(addr) {
-            if idle.len() < MAX_IDLE_PER_UPSTREAM {
-                idle.push(sender);
-            }
-        } else {
-            pool.insert(addr.to_owned(), vec![sender]);
+        let up = pool.entry_ref(addr);
+        if up.idle.len() < MAX_IDLE_PER_UPSTREAM {
+            up.idle.push(sender);
+        }
+        up.freed.notify_one();
+    });
+}
+
+/// Room for one more connection to `addr`: `Ok` counts it as open (the
+/// caller connects), `Err` is what to wait on. Under the cap with nothing
+/// to give, a `fresh_only` request evicts an idle connection to make room.
+fn reserve(addr: &str, cap: usize, fresh_only: bool) -> Result<(), Arc<tokio::sync::Notify>> {
+    POOL.with_borrow_mut(|pool| {
+        let up = pool.entry_ref(addr);
+        if up.open < cap {
+            up.open += 1;
+            return Ok(());
+        }
+        if fresh_only {
+            // Its task ends once its response is done, freeing a place.
+            up.idle.pop();
+        }
+        Err(Arc::clone(&up.freed))
+    })
+}
+
+/// A connection to `addr` closed (or never opened).
+fn released(addr: &str) {
+    POOL.with_borrow_mut(|pool| {
+        if let Some(up) = pool.get_mut(addr) {
+            up.open = up.open.saturating_sub(1);
+            up.freed.notify_one();
         }
     });
 }
 
+/// `HashMap::entry` without allocating the key when it is there.
+trait EntryRef {
+    fn entry_ref(&mut self, addr: &str) -> &mut Upstreams;
+}
+
+impl EntryRef for HashMap<String, Upstreams, AddrHash> {
+    fn entry_ref(&mut self, addr: &str) -> &mut Upstreams {
+        if !self.contains_key(addr) {
+            self.insert(addr.to_owned(), Upstreams::default());
+        }
+        self.get_mut(addr).expect("inserted above")
+    }
+}
+
+/// A connection for one attempt: a reusable idle one unless `fresh_only`,
+/// else a new one within `--max-upstream-connections`, waiting up to
+/// `--upstream-queue-timeout` at the cap. `Ok((conn, reused))`.
+async fn acquire(
+    addr: &str,
+    options: &Options,
+    fresh_only: bool,
+) -> Result<(Upconn, bool), Acquire> {
+    let deadline = tokio::time::Instant::now() + options.queue_timeout;
+    // Bounded by the deadline: every turn waits for a freed connection.
+    loop {
+        if !fresh_only && let Some(c) = checkout(addr) {
+            return Ok((c, true));
+        }
+        match reserve(addr, options.max_upstream, fresh_only) {
+            Ok(()) => {
+                return match connect(addr).await {
+                    Ok(c) => Ok((c, false)),
+                    Err(detail) => {
+                        released(addr);
+                        Err(Acquire::Connect(detail))
+                    }
+                };
+            }
+            Err(freed) => {
+                if tokio::time::timeout_at(deadline, freed.notified())
+                    .await
+                    .is_err()
+                {
+                    return Err(Acquire::Saturated);
+                }
+            }
+        }
+    }
+}
+
+/// Why [`acquire`] gave no connection.
+enum Acquire {
+    Connect(String),
+    Saturated,
+}
+
 /// A new connection to `addr` (`TCP_NODELAY`), its task spawned on this
-/// worker. The error says why, for the log.
+/// worker; counted open by the caller, released when its task ends. The
+/// error says why, for the log.
 async fn connect(addr: &str) -> Result<Upconn, String> {
     let stream =
         match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
@@ -170,10 +293,12 @@ async fn connect(addr: &str) -> Result<Upconn, String> {
         .handshake(TokioIo::new(io))
         .await
         .map_err(|e| format!("handshake with {addr}: {}", error_chain(&e)))?;
+    let key = addr.to_owned();
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!("upstream connection: {e}");
         }
+        released(&key);
     });
     Ok(Upconn { sender, read })
 }
@@ -266,6 +391,9 @@ enum Failure {
     Timeout,
     /// The client's body broke while it was being forwarded.
     ClientBody(String),
+    /// `--max-upstream-connections` reached and none freed within
+    /// `--upstream-queue-timeout`: nothing was sent.
+    Saturated,
 }
 
 /// The request body, as it stands before an attempt.
@@ -299,6 +427,7 @@ mod reason {
     pub const BAD_GATEWAY: &str = "502 bad gateway: the backend failed to answer\n";
     pub const BODY_GONE: &str = "502 bad gateway: the backend failed after the request body was sent; the body was too large to keep for a retry\n";
     pub const TIMEOUT: &str = "504 gateway timeout: the backend did not answer in time\n";
+    pub const SATURATED: &str = "503 service unavailable: the backend is busy\n";
 }
 
 /// The client's body after the bytes already read from it, streamed
@@ -489,6 +618,10 @@ impl Proxy {
             return resp;
         }
         let upgrade = crate::headers::upgrade_protocol(&req);
+        // `--http-reuse safe`: a client connection's first request gets an
+        // upstream connection no other client has used.
+        let first_fresh = self.options.reuse == crate::cli::Reuse::Safe
+            && req.extensions().get::<FirstRequest>().is_some();
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let mut choice = match first_choice(rule, &mut req) {
             Ok(c) => c,
@@ -558,7 +691,12 @@ impl Proxy {
             // it encoded to parse the response into.
             let up_req = upstream_request(&head, head.headers.clone(), up_body);
             let failure = match self
-                .send(&choice.endpoint, up_req, upgrade.is_some(), fresh_same)
+                .send(
+                    &choice.endpoint,
+                    up_req,
+                    upgrade.is_some(),
+                    fresh_same || first_fresh,
+                )
                 .await
             {
                 Ok(resp) => {
@@ -650,6 +788,11 @@ impl Proxy {
                 format!("no response head within {RESPONSE_TIMEOUT:?}"),
             ),
             Failure::ClientBody(detail) => (StatusCode::BAD_REQUEST, reason::BAD_BODY, detail),
+            Failure::Saturated => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                reason::SATURATED,
+                "every upstream connection to the backend stayed busy".into(),
+            ),
         };
         let resp = error(status, text);
         log(
@@ -735,18 +878,11 @@ impl Proxy {
         // who drained a backend sees when it has nothing left to answer.
         let _waiting = crate::discover::membership::Waiting::start(&endpoint.target().member);
         let addr = endpoint.target().addr.as_str();
-        let pooled = if upgrade || fresh {
-            None
-        } else {
-            checkout(addr)
-        };
-        let mut reused = pooled.is_some();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => match connect(addr).await {
-                Ok(c) => c,
-                Err(detail) => return Err(Failure::Connect(req, detail)),
-            },
+        let fresh = upgrade || fresh || self.options.reuse == crate::cli::Reuse::Never;
+        let (mut conn, mut reused) = match acquire(addr, &self.options, fresh).await {
+            Ok(got) => got,
+            Err(Acquire::Connect(detail)) => return Err(Failure::Connect(req, detail)),
+            Err(Acquire::Saturated) => return Err(Failure::Saturated),
         };
         let watch = match req.body() {
             Either::Right(s) => Some(Arc::clone(&s.watch)),
@@ -761,7 +897,7 @@ impl Proxy {
             let read_before = conn.read.load(Ordering::Relaxed);
             match crate::coarse::timeout_at(deadline, conn.sender.try_send_request(req)).await {
                 Ok(Ok(resp)) => {
-                    if !upgrade {
+                    if !upgrade && self.options.reuse != crate::cli::Reuse::Never {
                         checkin(addr, conn);
                     }
                     return Ok(resp);
@@ -782,9 +918,12 @@ impl Proxy {
                         Some(unsent) if reused => {
                             req = unsent;
                             reused = false;
-                            conn = match connect(addr).await {
-                                Ok(c) => c,
-                                Err(detail) => return Err(Failure::Connect(req, detail)),
+                            conn = match acquire(addr, &self.options, true).await {
+                                Ok((c, _)) => c,
+                                Err(Acquire::Connect(detail)) => {
+                                    return Err(Failure::Connect(req, detail));
+                                }
+                                Err(Acquire::Saturated) => return Err(Failure::Saturated),
                             };
                         }
                         unsent => {

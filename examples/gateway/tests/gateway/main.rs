@@ -9,8 +9,8 @@ mod gep1619;
 mod hardening;
 mod operations;
 mod proxying;
-#[allow(dead_code)] // until the hardening tests use all of it
 mod raw;
+mod reuse_and_limits;
 mod sessions;
 mod support;
 mod survive;

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
@@ -17,9 +17,6 @@ const IDLE: Duration = Duration::from_secs(20);
 pub struct Request<'a> {
     /// The head, request line included, without the final blank line.
     pub head: String,
-    /// Bytes read after the head (body, or the next request); a handler
-    /// that reads the body takes them from here.
-    pub rest: &'a mut Vec<u8>,
     /// The connection, to answer on.
     pub stream: &'a mut TcpStream,
 }
@@ -28,31 +25,6 @@ impl Request<'_> {
     /// The request line's path.
     pub fn path(&self) -> &str {
         self.head.split(' ').nth(1).unwrap_or("")
-    }
-
-    /// The `Content-Length`, if any.
-    pub fn content_length(&self) -> usize {
-        self.head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Reads the `Content-Length` body off the connection (bounded by the
-    /// read timeout).
-    pub fn read_body(&mut self) -> Vec<u8> {
-        let want = self.content_length();
-        let mut buf = [0u8; 4096];
-        while self.rest.len() < want {
-            match self.stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.rest.extend_from_slice(&buf[..n]),
-            }
-        }
-        let take = want.min(self.rest.len());
-        self.rest.drain(..take).collect()
     }
 
     /// Answers 200 with `body` and `Content-Length`.
@@ -72,10 +44,6 @@ pub struct RawBackend {
     pub addr: String,
     /// Each request head (its request line and headers) as it arrives.
     pub heads: Receiver<String>,
-    /// Connections accepted so far.
-    pub connections: Arc<AtomicUsize>,
-    /// Connections open now.
-    pub open: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -88,46 +56,24 @@ impl RawBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a raw backend");
         let addr = listener.local_addr().expect("addr").to_string();
         let (tx, heads) = channel();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let open = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let handler = Arc::new(handler);
-        let (c, o, s) = (
-            Arc::clone(&connections),
-            Arc::clone(&open),
-            Arc::clone(&stop),
-        );
+        let s = Arc::clone(&stop);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                c.fetch_add(1, Ordering::SeqCst);
-                o.fetch_add(1, Ordering::SeqCst);
-                let (tx, handler, o) = (tx.clone(), Arc::clone(&handler), Arc::clone(&o));
-                std::thread::spawn(move || {
-                    serve(stream, &tx, &*handler);
-                    o.fetch_sub(1, Ordering::SeqCst);
-                });
+                let (tx, handler) = (tx.clone(), Arc::clone(&handler));
+                std::thread::spawn(move || serve(stream, &tx, &*handler));
             }
         });
-        RawBackend {
-            addr,
-            heads,
-            connections,
-            open,
-            stop,
-        }
+        RawBackend { addr, heads, stop }
     }
 
-    /// The next request head, waiting at most `limit`.
-    pub fn next_head(&self, limit: Duration) -> Option<String> {
-        self.heads.recv_timeout(limit).ok()
-    }
-
-    /// The same from async code: polls every 10 ms without blocking the
-    /// runtime.
+    /// The next request head, waiting at most `limit` (polled every
+    /// 10 ms, without blocking the runtime).
     pub async fn next_head_async(&self, limit: Duration) -> Option<String> {
         let deadline = std::time::Instant::now() + limit;
         loop {
@@ -160,9 +106,10 @@ fn serve(mut stream: TcpStream, heads: &Sender<String>, handler: &dyn Fn(&mut Re
             let head = String::from_utf8_lossy(&rest[..end]).into_owned();
             rest.drain(..end + 4);
             let _ = heads.send(head.clone());
+            // The body, if any, stays in `rest`: a handler that does not
+            // read it (a CL.0 backend) sees it as the next request.
             handler(&mut Request {
                 head,
-                rest: &mut rest,
                 stream: &mut stream,
             });
             continue;
