@@ -22,18 +22,22 @@
 //! Error answers (400, 502, 503, 504) carry a short fixed reason; what went
 //! wrong, with addresses and OS errors, goes to the request's log line.
 
+mod replay;
+
 use crate::rules::{Rule, Target, Upstream};
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Either, Full};
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use http_body_util::{Either, Full};
+use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+pub use replay::Streamed;
+use replay::{ReqBody, read_body};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower_sticky::balance::{BackendState, Balance, Endpoint, PickContext};
@@ -396,14 +400,6 @@ enum Failure {
     Saturated,
 }
 
-/// The request body, as it stands before an attempt.
-enum ReqBody {
-    /// Read whole: every attempt gets a copy (a reference count).
-    Whole(Bytes),
-    /// Too large to keep: streamed, so it can go out only once.
-    Streamed(Option<Streamed>),
-}
-
 /// What is kept of a request to send it again.
 struct Head {
     method: Method,
@@ -428,124 +424,6 @@ mod reason {
     pub const BODY_GONE: &str = "502 bad gateway: the backend failed after the request body was sent; the body was too large to keep for a retry\n";
     pub const TIMEOUT: &str = "504 gateway timeout: the backend did not answer in time\n";
     pub const SATURATED: &str = "503 service unavailable: the backend is busy\n";
-}
-
-/// The client's body after the bytes already read from it, streamed
-/// upstream. Notes whether anything of it went out and whether the client
-/// broke it.
-pub struct Streamed {
-    prefix: Option<Bytes>,
-    rest: Incoming,
-    watch: Arc<BodyWatch>,
-}
-
-/// What happened to a [`Streamed`] body once hyper has it.
-#[derive(Debug, Default)]
-struct BodyWatch {
-    /// Some of it was handed to the connection.
-    sent: AtomicBool,
-    /// The client's side failed (a malformed chunk, a reset).
-    client_error: AtomicBool,
-}
-
-impl Body for Streamed {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        if let Some(prefix) = this.prefix.take() {
-            this.watch.sent.store(true, Ordering::Relaxed);
-            return Poll::Ready(Some(Ok(Frame::data(prefix))));
-        }
-        let polled = Pin::new(&mut this.rest).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(_))) => this.watch.sent.store(true, Ordering::Relaxed),
-            Poll::Ready(Some(Err(_))) => this.watch.client_error.store(true, Ordering::Relaxed),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.prefix.is_none() && self.rest.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let rest = self.rest.size_hint();
-        let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
-        let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower().saturating_add(prefix));
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper.saturating_add(prefix));
-        }
-        hint
-    }
-}
-
-/// Reads the client's body whole when it fits in `bound` bytes, so that the
-/// request can be sent again; otherwise keeps what was read and streams the
-/// rest. A body whose declared length exceeds `bound` is not read at all.
-async fn read_body(body: Incoming, bound: usize) -> Result<ReqBody, hyper::Error> {
-    if body.is_end_stream() {
-        return Ok(ReqBody::Whole(Bytes::new()));
-    }
-    let streamed = |prefix: Option<Bytes>, rest| {
-        ReqBody::Streamed(Some(Streamed {
-            prefix,
-            rest,
-            watch: Arc::default(),
-        }))
-    };
-    if body.size_hint().lower() > bound as u64 {
-        return Ok(streamed(None, body));
-    }
-    let mut body = body;
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        match body.frame().await {
-            None => return Ok(ReqBody::Whole(Bytes::from(buf))),
-            Some(Err(e)) => return Err(e),
-            Some(Ok(frame)) => {
-                // Trailers of a buffered body are dropped: HTTP/1.1
-                // backends rarely read request trailers.
-                if let Ok(data) = frame.into_data() {
-                    buf.extend_from_slice(&data);
-                    if buf.len() > bound {
-                        return Ok(streamed(Some(Bytes::from(buf)), body));
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl ReqBody {
-    /// The body for one attempt, if it can still be sent.
-    fn for_attempt(&mut self) -> Option<UpstreamBody> {
-        match self {
-            ReqBody::Whole(bytes) => Some(Either::Left(Full::new(bytes.clone()))),
-            ReqBody::Streamed(s) => s.take().map(Either::Right),
-        }
-    }
-
-    /// Gives back the body of an attempt that did not send it.
-    fn put_back(&mut self, unsent: Request<UpstreamBody>) {
-        if let (ReqBody::Streamed(slot), Either::Right(s)) = (self, unsent.into_body()) {
-            *slot = Some(s);
-        }
-    }
-
-    /// Whether another attempt can send it.
-    fn replayable(&self) -> bool {
-        match self {
-            ReqBody::Whole(_) => true,
-            ReqBody::Streamed(s) => s.is_some(),
-        }
-    }
 }
 
 impl Proxy {
