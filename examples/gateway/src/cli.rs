@@ -18,13 +18,15 @@ pub struct Args {
 
     /// Endpoints of a backendRef Service: `NAME[:PORT]=HOST:PORT[,HOST:PORT...]`,
     /// or `NAME[:PORT]=dns:HOST:PORT` for the A/AAAA records of a name;
-    /// repeatable. With any `--backend`, every backendRef of every route must
-    /// be mapped (start-up fails otherwise); without any, every Service gets
-    /// in-process echo replicas (demo mode).
+    /// repeatable. With any `--backend` or `--endpoints`, every backendRef of
+    /// every route must be served by one of them (start-up fails otherwise);
+    /// without either, every Service gets in-process echo replicas (demo
+    /// mode).
     #[arg(long = "backend", value_name = "SPEC", value_parser = parse_backend)]
     pub backends: Vec<BackendSpec>,
 
-    /// In-process echo replicas per Service in demo mode (no `--backend`).
+    /// In-process echo replicas per Service in demo mode (no `--backend`,
+    /// no `--endpoints`).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub replicas: usize,
 

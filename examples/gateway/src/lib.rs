@@ -126,6 +126,9 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     .limits(&args.limits);
     let limits = Arc::new(args.limits.clone());
     let connections = conn::Connections::new(limits.max_connections);
+    // The slice files' watcher reads them first: a change while start-up
+    // reads them is then seen as a change.
+    let watcher = discover::watch::Watcher::new(args.endpoints.clone());
     let control = reload::Control::start(args, metrics).await?;
 
     let listeners = bind_all(&listen, threads)
@@ -151,7 +154,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     tokio::spawn(probe::run(Arc::clone(&proxy), stop_rx.clone()));
     tokio::spawn(Arc::clone(&control).run_sighup());
     tokio::spawn(Arc::clone(&control).run_dns());
-    tokio::spawn(Arc::clone(&control).run_watch(stop_rx.clone()));
+    tokio::spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
     tokio::spawn(Arc::clone(&control).run_deadlines());
 
     // Workers 1.. get a thread and a runtime each; this thread is worker 0

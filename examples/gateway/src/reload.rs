@@ -306,7 +306,7 @@ impl Control {
     /// Drains the endpoint of a Service; with a deadline its sessions move
     /// on once it passes.
     pub fn drain(
-        self: &Control,
+        &self,
         service: &str,
         endpoint: &str,
         deadline: Option<Duration>,
@@ -406,13 +406,17 @@ impl Control {
         }
     }
 
-    /// Re-reads the `--endpoints` files when one changes.
-    pub async fn run_watch(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+    /// Re-reads the `--endpoints` files when one changes; `watcher` read
+    /// them before start-up did, so no change in between is missed.
+    pub async fn run_watch(
+        self: Arc<Self>,
+        watcher: crate::discover::watch::Watcher,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         if self.args.endpoints.is_empty() {
             return;
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let watcher = crate::discover::watch::Watcher::new(self.args.endpoints.clone());
         tokio::spawn(watcher.run(tx, stop));
         while let Some(path) = rx.recv().await {
             tracing::info!(file = %path.display(), "endpoints file changed");
