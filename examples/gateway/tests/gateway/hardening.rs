@@ -47,12 +47,31 @@ async fn a_malformed_chunk_after_the_retry_buffer_went_upstream_is_still_the_cli
         &format!("backend={}", backend.addr),
         &["--retry-buffer", "16"],
     );
-    let resp = raw(
-        &gw.addr,
+    let mut s = tokio::net::TcpStream::connect(&gw.addr)
+        .await
+        .expect("connect");
+    s.write_all(
         b"POST /post HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
-          20\r\n0123456789abcdef0123456789abcdef\r\n3\r\nhello\r\n0\r\n\r\n",
+          20\r\n0123456789abcdef0123456789abcdef\r\n",
     )
-    .await;
+    .await
+    .expect("write");
+    // The first chunk is over the buffer: the request goes upstream before
+    // the rest of the body arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while backend.requests.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing went upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.write_all(b"3\r\nhello\r\n0\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let resp = String::from_utf8_lossy(&out);
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
     assert_eq!(body(&resp), "400 bad request: malformed request body\n");
     assert_eq!(backend.requests.load(Ordering::SeqCst), 1);
