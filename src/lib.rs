@@ -15,7 +15,8 @@
 //! * [`sticky`]: the tower [`StickyLayer`], and the [`StickySessions`] engine
 //!   behind it, which any proxy can call from a borrowed request head
 //!   ([`StickySessions::decide`]).
-//! * [`route`]: the HTTPRoute resource, as users write it for Kubernetes.
+//! * `route` (feature `serde`, on by default): the HTTPRoute resource, as
+//!   users write it for Kubernetes, validated into typed rules.
 //!
 //! The main types are re-exported here. See [`sticky`] for a complete
 //! example, and the README's "Use it in your proxy" for axum, a hyper-util
@@ -23,6 +24,8 @@
 //!
 //! # Features
 //!
+//! * `serde` (default): `SessionPersistence`, `Duration` and the `route`
+//!   module (de)serialize; without it the crate has no serde dependency.
 //! * `tracing`: one DEBUG event per decision (target `tower_sticky`): scope,
 //!   outcome, backend, why a session value was refused, session age.
 //! * `metrics`: `tower_sticky_requests_total{scope,outcome}` and
@@ -38,6 +41,7 @@ pub mod balance;
 pub mod carrier;
 pub mod duration;
 pub mod policy;
+#[cfg(feature = "serde")]
 pub mod route;
 pub mod sticky;
 pub mod token;

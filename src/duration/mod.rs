@@ -110,6 +110,7 @@ impl TryFrom<std::time::Duration> for Duration {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(de)?;
@@ -117,6 +118,7 @@ impl<'de> serde::Deserialize<'de> for Duration {
     }
 }
 
+#[cfg(feature = "serde")]
 impl serde::Serialize for Duration {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         ser.collect_str(self)

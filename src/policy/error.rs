@@ -5,7 +5,7 @@ use std::fmt;
 /// [`field`](Self::field) is the path of the offending field: relative to a
 /// `sessionPersistence` block (`cookie.name`, `absoluteTimeout`, ...) when
 /// the block is validated alone, from the resource's root when a whole
-/// HTTPRoute is ([`RouteError`](crate::route::RouteError) is this type).
+/// HTTPRoute is (`route::RouteError` is this type).
 /// Callers embedding a block in a larger document can
 /// [`prefix`](Self::prefix) it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -61,7 +61,8 @@ pub use validate::RuleContext;
 
 /// Checks an HTTP token (a cookie or header name): 1..=`max` characters of
 /// `[A-Za-z0-9!#$%&'*+\-.^_`|~]`. The error says what is wrong (it becomes a
-/// [`PolicyError`]'s reason).
+/// [`PolicyError`]'s reason). Used by `route`, which needs `serde`.
+#[cfg(feature = "serde")]
 pub(crate) fn check_token(name: &str, max: usize) -> Result<(), String> {
     name::check(name, max)
 }

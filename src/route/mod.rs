@@ -37,11 +37,15 @@
 //! ```
 
 mod document;
+#[cfg(feature = "gateway-api")]
+mod gateway_api;
 mod resource;
 mod rules;
 mod validate;
 
 pub use document::Resource;
+#[cfg(feature = "gateway-api")]
+pub use gateway_api::{GatewayApiError, GrpcRouteSessions};
 pub use resource::{
     BackendRef, HeaderMatch, HttpRoute, HttpRouteMatch, HttpRouteRule, HttpRouteSpec, ObjectMeta,
     PathMatch, QueryParamMatch,
