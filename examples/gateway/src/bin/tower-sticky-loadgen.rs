@@ -19,6 +19,14 @@
 //! `--fresh` forgets every session after its response, so each request
 //! starts a new one (memory against session count).
 //!
+//! For soak runs (`benches/soak.sh`): `--via HOST:PORT` (repeatable) spreads
+//! the connections over several gateway replicas (a failed connect moves on
+//! to the next one), `--rate` caps the requests per second, and
+//! `--events FILE` writes one line per failure, re-pin and misroute (the
+//! time, the replica, what happened) so faults can be matched with their
+//! effects. Failures are counted by cause: connect, timeout, connection
+//! closed or broken before the response, and each non-2xx status.
+//!
 //! The run is bounded by `--duration` and/or `--requests`, and never lasts
 //! longer than `--max-duration` (300 s by default). `--json` prints one JSON
 //! object for scripts; `--smoke` is a short CI run that fails (exit 1) on any
@@ -32,7 +40,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -83,6 +92,23 @@ struct Args {
     /// told otherwise; exit 1 on any misroute, error or missing session.
     #[arg(long)]
     smoke: bool,
+    /// Connect to this address instead of the URL's (repeatable): the
+    /// connections are spread over them in turn, and a connection that
+    /// cannot connect or loses its connection tries the next one.
+    #[arg(long = "via", value_name = "HOST:PORT")]
+    via: Vec<String>,
+    /// Close each connection after this many requests and open the next
+    /// one to the next `--via` address, as clients behind an L4 balancer
+    /// come and go.
+    #[arg(long, value_name = "N")]
+    reconnect_after: Option<u64>,
+    /// At most this many requests per second in total.
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Write one line per failure, re-pin and misroute to FILE:
+    /// `<unix ms> <replica> <what> [detail]`.
+    #[arg(long, value_name = "FILE")]
+    events: Option<std::path::PathBuf>,
 }
 
 /// Where a client keeps its session value.
@@ -112,6 +138,8 @@ struct Stats {
     ok: u64,
     non_2xx: u64,
     transport_errors: u64,
+    /// Failures by cause: `connect`, `timeout`, `closed`, `status 502`...
+    causes: BTreeMap<String, u64>,
     sessions_created: u64,
     reissued: u64,
     repinned: u64,
@@ -132,6 +160,7 @@ impl Stats {
             ok: 0,
             non_2xx: 0,
             transport_errors: 0,
+            causes: BTreeMap::new(),
             sessions_created: 0,
             reissued: 0,
             repinned: 0,
@@ -150,6 +179,9 @@ impl Stats {
         self.ok += o.ok;
         self.non_2xx += o.non_2xx;
         self.transport_errors += o.transport_errors;
+        for (cause, n) in &o.causes {
+            *self.causes.entry(cause.clone()).or_default() += n;
+        }
         self.sessions_created += o.sessions_created;
         self.reissued += o.reissued;
         self.repinned += o.repinned;
@@ -169,7 +201,8 @@ impl Stats {
 
 /// Everything the connections share.
 struct Shared {
-    addr: String,
+    /// Where connections go (the URL's address, or the `--via` ones).
+    addrs: Vec<String>,
     authority: HeaderValue,
     path: String,
     carrier: Carrier,
@@ -180,6 +213,31 @@ struct Shared {
     limit: u64,
     deadline: Instant,
     timeout: Duration,
+    /// `--reconnect-after`.
+    reconnect_after: Option<u64>,
+    /// Time between two requests of one connection (`--rate`).
+    pace: Option<Duration>,
+    events: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+}
+
+impl Shared {
+    /// Notes an event for `--events`: `<unix ms> <replica> <what>`.
+    fn event(&self, addr: &str, what: &str) {
+        let Some(events) = &self.events else {
+            return;
+        };
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut w = events.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = writeln!(w, "{ms} {addr} {what}");
+    }
+}
+
+/// Counts a failed request by cause (and notes it for `--events`).
+fn failed(shared: &Shared, stats: &mut Stats, addr: &str, cause: &str) {
+    *stats.causes.entry(cause.to_owned()).or_default() += 1;
+    shared.event(addr, &format!("failed {cause}"));
 }
 
 fn main() -> ExitCode {
@@ -225,7 +283,20 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     }
     let authority = uri.authority().ok_or("the URL needs a host")?.clone();
     let port = authority.port_u16().unwrap_or(80);
-    let addr = format!("{}:{port}", authority.host());
+    let addrs = if args.via.is_empty() {
+        vec![format!("{}:{port}", authority.host())]
+    } else {
+        args.via.clone()
+    };
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err("--rate must be positive".into());
+    }
+    let events = match &args.events {
+        Some(path) => Some(Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        ))),
+        None => None,
+    };
     let path = uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
@@ -253,7 +324,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     };
     let start = Instant::now();
     let shared = Arc::new(Shared {
-        addr,
+        addrs,
         authority: HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
         path,
         carrier,
@@ -263,6 +334,11 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         limit: args.requests.unwrap_or(u64::MAX),
         deadline: start + Duration::from_secs_f64(duration),
         timeout: Duration::from_secs_f64(args.timeout.max(0.001)),
+        reconnect_after: args.reconnect_after,
+        pace: args
+            .rate
+            .map(|r| Duration::from_secs_f64(connections as f64 / r)),
+        events,
     });
 
     let tasks: Vec<_> = (0..connections)
@@ -276,6 +352,13 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         total.merge(&s);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if let Some(events) = &shared.events {
+        events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+            .map_err(|e| format!("--events: {e}"))?;
+    }
 
     let clients = shared
         .clients
@@ -333,22 +416,36 @@ async fn run(args: Args) -> Result<ExitCode, String> {
 async fn connection(id: usize, shared: Arc<Shared>) -> Stats {
     let mut stats = Stats::new();
     let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    // Which of `shared.addrs` this connection uses; the next one after a
+    // failure.
+    let mut target = id % shared.addrs.len();
+    let mut next_at = Instant::now();
+    // Requests on the current connection.
+    let mut on_this = 0u64;
     while Instant::now() < shared.deadline {
+        let addr = shared.addrs[target].as_str();
         let mut s = match sender.take() {
             Some(s) => s,
-            None => match connect(&shared).await {
+            None => match connect(&shared, addr).await {
                 Ok(s) => {
                     stats.connects += 1;
+                    on_this = 0;
                     s
                 }
                 Err(_) => {
                     stats.transport_errors += 1;
+                    failed(&shared, &mut stats, addr, "connect");
+                    target = (target + 1) % shared.addrs.len();
                     // Back off a little; the loop stays bounded by the deadline.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
             },
         };
+        if let Some(pace) = shared.pace {
+            tokio::time::sleep_until(next_at.into()).await;
+            next_at = next_at.max(Instant::now()) + pace;
+        }
         let Some(mut client) = shared
             .clients
             .lock()
@@ -386,15 +483,30 @@ async fn connection(id: usize, shared: Arc<Shared>) -> Stats {
             Ok(Ok((parts, body))) => {
                 let us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
                 stats.latency_us.saturating_record(us.max(1));
-                judge(&shared, &mut client, &parts, &body, &mut stats);
+                judge(&shared, addr, &mut client, &parts, &body, &mut stats);
                 if shared.fresh {
                     client.session = None;
                     client.pinned = None;
                 }
-                sender = Some(s);
+                on_this += 1;
+                if shared.reconnect_after.is_some_and(|n| on_this >= n) {
+                    // Dropping the sender closes the connection.
+                    target = (target + 1) % shared.addrs.len();
+                } else {
+                    sender = Some(s);
+                }
             }
             // A failed or timed-out exchange leaves the connection unusable.
-            Ok(Err(_)) | Err(_) => stats.transport_errors += 1,
+            Ok(Err(e)) => {
+                stats.transport_errors += 1;
+                failed(&shared, &mut stats, addr, error_cause(&e));
+                target = (target + 1) % shared.addrs.len();
+            }
+            Err(_) => {
+                stats.transport_errors += 1;
+                failed(&shared, &mut stats, addr, "timeout");
+                target = (target + 1) % shared.addrs.len();
+            }
         }
         put_back(&shared, client);
     }
@@ -409,8 +521,21 @@ fn put_back(shared: &Shared, client: Client) {
         .push_back(client);
 }
 
-async fn connect(shared: &Shared) -> Result<SendRequest<Empty<Bytes>>, String> {
-    let stream = tokio::time::timeout(shared.timeout, TcpStream::connect(&shared.addr))
+/// What went wrong with an exchange, in a word for the report.
+fn error_cause(e: &hyper::Error) -> &'static str {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        // The connection ended before the whole response: the peer closed
+        // it (a replica that died or drained) or reset it.
+        "closed"
+    } else if e.is_parse() {
+        "bad response"
+    } else {
+        "broken"
+    }
+}
+
+async fn connect(shared: &Shared, addr: &str) -> Result<SendRequest<Empty<Bytes>>, String> {
+    let stream = tokio::time::timeout(shared.timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| e.to_string())?;
@@ -454,6 +579,7 @@ fn request(shared: &Shared, client: &Client) -> Request<Empty<Bytes>> {
 /// Updates the client's jar from a response and counts what it says.
 fn judge(
     shared: &Shared,
+    addr: &str,
     client: &mut Client,
     parts: &http::response::Parts,
     body: &[u8],
@@ -461,6 +587,12 @@ fn judge(
 ) {
     if !parts.status.is_success() {
         stats.non_2xx += 1;
+        failed(
+            shared,
+            stats,
+            addr,
+            &format!("status-{}", parts.status.as_u16()),
+        );
         return;
     }
     stats.ok += 1;
@@ -476,6 +608,14 @@ fn judge(
                 stats.reissued += 1;
                 if pod.is_some() && pod != client.pinned.as_deref() {
                     stats.repinned += 1;
+                    shared.event(
+                        addr,
+                        &format!(
+                            "repinned {} {}",
+                            String::from_utf8_lossy(client.pinned.as_deref().unwrap_or(b"-")),
+                            String::from_utf8_lossy(pod.unwrap_or_default())
+                        ),
+                    );
                 }
             } else {
                 stats.sessions_created += 1;
@@ -499,6 +639,14 @@ fn judge(
                 && pod != pinned
             {
                 stats.misroutes += 1;
+                shared.event(
+                    addr,
+                    &format!(
+                        "misroute {} {}",
+                        String::from_utf8_lossy(pinned),
+                        String::from_utf8_lossy(pod)
+                    ),
+                );
             }
         }
     }
@@ -603,6 +751,10 @@ impl Report<'_> {
             t.non_2xx,
             t.transport_errors
         );
+        if !t.causes.is_empty() {
+            let causes: Vec<String> = t.causes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            println!("failures      {}", causes.join(", "));
+        }
         println!(
             "latency       p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
             self.quantile_ms(0.50),
@@ -640,6 +792,7 @@ impl Report<'_> {
             "ok": t.ok,
             "non_2xx": t.non_2xx,
             "transport_errors": t.transport_errors,
+            "failures": t.causes,
             "p50_ms": self.quantile_ms(0.50),
             "p90_ms": self.quantile_ms(0.90),
             "p99_ms": self.quantile_ms(0.99),
