@@ -2,6 +2,8 @@
 //! same checks the fuzz targets run (`fuzz/checks/<target>.rs`), so that
 //! `cargo test` exercises every seed without cargo-fuzz.
 
+#[path = "../../../fuzz/checks/endpoint_slice.rs"]
+mod endpoint_slice;
 #[path = "../../../fuzz/checks/route_config.rs"]
 mod route_config;
 #[path = "../../../fuzz/checks/stray_cr.rs"]
@@ -35,4 +37,9 @@ fn stray_cr_corpus() {
 #[test]
 fn route_config_corpus() {
     replay("route_config", route_config::run);
+}
+
+#[test]
+fn endpoint_slice_corpus() {
+    replay("endpoint_slice", endpoint_slice::run);
 }
