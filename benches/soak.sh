@@ -59,7 +59,8 @@ note() { echo "$(now_ms) $*" >>"$EVENTS"; echo "[$(date -u +%T)] $*"; }
 # gateway started with --admin).
 start() {
     local name=$1; shift
-    "$@" >"$WORK/$name.out" 2>>"$WORK/$name.err" &
+    : >"$WORK/$name.out"
+    "$@" >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
     PID[$name]=$!
     ADDR=""; ADMIN=""
     for _ in $(seq 200); do
@@ -126,6 +127,8 @@ KEY_N=0
 new_key() { KEY_N=$((KEY_N + 1)); NEW_KEY=$WORK/key-$KEY_N; head -c 32 /dev/urandom >"$NEW_KEY"; }
 new_key
 CUR_KEY=$NEW_KEY
+# Backend ids are keyed by their own secret, shared and never rotated.
+head -c 32 /dev/urandom >"$WORK/backend-id-key"
 # With SIGHUP reload the replicas read these two files; they are rewritten
 # (by rename) to rotate.
 cp "$CUR_KEY" "$WORK/key-first"; cp "$CUR_KEY" "$WORK/key-second"
@@ -138,7 +141,8 @@ gateway() { # NAME LISTEN
     local keys=("${KEY_ARGS[@]}")
     [ "$HUP" = yes ] && keys=("${KEY_ARGS_HUP[@]}")
     start "$1" "$BIN/tower-sticky-gateway" --listen "$2" --admin 127.0.0.1:0 --threads 1 \
-        --route "$WORK/route.yaml" --backend "backend=$ENDPOINTS" "${keys[@]}"
+        --route "$WORK/route.yaml" --backend "backend=$ENDPOINTS" \
+        --backend-id-key "$WORK/backend-id-key" "${keys[@]}"
     GW_ADDR[$1]=$ADDR; GW_ADMIN[$1]=$ADMIN; GW_SINCE[$1]=$(now_ms)
     GW_START_RSS[$1]=""; GW_START_FDS[$1]=""
 }
@@ -266,7 +270,8 @@ echo
 echo "== faults"
 cut -d' ' -f2- "$EVENTS" | awk '{print $1}' | sort | uniq -c | sed 's/^/  /'
 echo "== load"
-sed 's/,"/,\n  "/g' "$WORK/load.json" | grep -E '"(requests|rps|ok|non_2xx|transport_errors|failures|misroutes|sessions_created|reissued|repinned|no_session|no_pod|connects|p50_ms|p99_ms|max_ms)"' | tr -d '{}' | sed 's/^/  /'
+sed -e 's/"failures":{[^}]*},//' -e 's/,"/,\n  "/g' "$WORK/load.json" | grep -E '"(requests|rps|ok|non_2xx|transport_errors|misroutes|sessions_created|reissued|repinned|no_session|no_pod|connects|p50_ms|p99_ms|max_ms)"' | tr -d '{}' | sed 's/^/  /'
+echo "  failed requests by cause: $(grep -o '"failures":{[^}]*}' "$WORK/load.json" | sed 's/"failures"://')"
 
 # Each load event matched with the fault it follows:
 # - a failure on replica R between its stop (-0.5 s) and its exit (+1 s)
