@@ -8,7 +8,7 @@ use tower_sticky::route::HttpRoute;
 
 /// The seed's cookie HTTPRoute, verbatim: the file the example gateway
 /// embeds as its default.
-const SEED_COOKIE: &str = include_str!("../examples/gateway/src/default-route.yaml");
+const SEED_COOKIE: &str = include_str!("../examples/gateway/src/config/default-route.yaml");
 
 /// The seed's header HTTPRoute, verbatim: the file `tests/walkthrough.sh`
 /// serves.

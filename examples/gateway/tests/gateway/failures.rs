@@ -142,7 +142,7 @@ fn dead_addr() -> String {
 
 /// The seed's cookie route (an hour instead of 10 s) as a file.
 pub fn seed_route() -> String {
-    let yaml = String::from_utf8_lossy(include_bytes!("../../src/default-route.yaml"))
+    let yaml = String::from_utf8_lossy(include_bytes!("../../src/config/default-route.yaml"))
         .replace("absoluteTimeout: 10s", "absoluteTimeout: 1h");
     temp_file("cookie.yaml", yaml.as_bytes())
         .to_str()

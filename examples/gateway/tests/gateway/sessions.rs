@@ -64,7 +64,7 @@ fn echoes(n: usize) -> (Vec<Proc>, String) {
 fn seed_gateway(backend: &str) -> Proc {
     let route = temp_file(
         "cookie.yaml",
-        include_bytes!("../../src/default-route.yaml"),
+        include_bytes!("../../src/config/default-route.yaml"),
     );
     gateway(&[
         "--route",
@@ -83,7 +83,7 @@ async fn two_gateways_sharing_a_key_file_honour_each_others_sessions() {
     let ids = ids.to_str().expect("utf-8");
     let route = temp_file(
         "cookie.yaml",
-        include_bytes!("../../src/default-route.yaml"),
+        include_bytes!("../../src/config/default-route.yaml"),
     );
     let route = route.to_str().expect("utf-8");
     let args = [

@@ -76,7 +76,7 @@ async fn key_rotation_across_two_replicas_keeps_every_session_on_its_pod() {
     let ids = secret("backend-ids", 0x33);
     let route = temp_file(
         "cookie.yaml",
-        include_bytes!("../../src/default-route.yaml"),
+        include_bytes!("../../src/config/default-route.yaml"),
     );
     let route = route.to_str().expect("utf-8");
     // Sessions of 10 s (the seed's absoluteTimeout) would expire during the
@@ -171,7 +171,7 @@ async fn backend_ids_follow_the_id_key_not_the_signing_key() {
     let key = secret("key", 0x44);
     let route = temp_file(
         "cookie.yaml",
-        include_bytes!("../../src/default-route.yaml"),
+        include_bytes!("../../src/config/default-route.yaml"),
     );
     let route = route.to_str().expect("utf-8");
     // --backend and --key-file without an id key: refused, saying why.

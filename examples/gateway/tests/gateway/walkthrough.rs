@@ -49,7 +49,7 @@ fn distinct(lines: &[&str]) -> usize {
 fn seed_cookie_walkthrough_verbatim() {
     // The embedded default with `absoluteTimeout: 2s` so the suite stays
     // fast; tests/walkthrough.sh runs the 10 s original.
-    let yaml = include_str!("../../src/default-route.yaml").replace("10s", "2s");
+    let yaml = include_str!("../../src/config/default-route.yaml").replace("10s", "2s");
     let route = temp_file("cookie.yaml", yaml.as_bytes());
     let gw = gateway(&["--route", route.to_str().expect("utf-8 path")]);
     let script = seed_lines(

@@ -1,4 +1,5 @@
-//! Which rule serves a request, by Gateway API precedence.
+//! Step 2 of a request: **route**. Which rule serves it, by Gateway API
+//! precedence.
 //!
 //! Every `matches[]` entry of every rule of every route becomes one
 //! [`Entry`]. First the hostname picks the routes, like an Envoy virtual

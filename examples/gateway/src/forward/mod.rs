@@ -1,4 +1,6 @@
-//! The reverse proxy: route, pin, forward, write the session back.
+//! Steps 3 and 4 of a request: **pin** (`first_choice`, `repick`: the
+//! rule's session engine decides the backend) and **forward** (this
+//! worker's pool, reuse policy, retries), then the answer is assembled.
 //!
 //! Per request: the [`Router`](crate::router::Router) picks the rule; the
 //! rule's [`StickySessions`](tower_sticky::sticky::StickySessions) verifies
@@ -22,6 +24,7 @@
 //! Error answers (400, 502, 503, 504) carry a short fixed reason; what went
 //! wrong, with addresses and OS errors, goes to the request's log line.
 
+pub mod probe;
 mod replay;
 
 use crate::rules::{Rule, Target, Upstream};
@@ -108,7 +111,7 @@ impl Options {
 pub struct FirstRequest;
 
 /// The proxy: rules and router. Upstream connections live in a pool per
-/// worker thread ([`POOL`]).
+/// worker thread (`POOL`).
 #[derive(Debug)]
 pub struct Proxy {
     /// The configuration snapshot; a request loads it once and keeps it.

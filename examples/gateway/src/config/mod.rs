@@ -6,6 +6,9 @@
 //! serves anything; an invalid file stops start-up with
 //! `<file>: document <n>: <field>: <reason>`.
 
+pub mod keys;
+pub mod rules;
+
 use std::fmt;
 use std::path::Path;
 use tower_sticky::route::{Resource, Route};

@@ -1,0 +1,10 @@
+//! Step 5 of a request: **answer**. What goes back to the client is the
+//! backend's response with its hop-by-hop headers removed, the backend's own
+//! copy of the session cookie (or header) stripped, `Cache-Control: private`
+//! whenever a token is issued, and the session decision written as
+//! `Set-Cookie` (or the session header) by the library's
+//! [`Decision::apply`](tower_sticky::sticky::Decision::apply); or one of
+//! the gateway's own fixed error lines (`forward`'s `reason`). On the way in,
+//! [`headers`] also prepares the request (`X-Forwarded-*`, `Host`).
+
+pub mod headers;

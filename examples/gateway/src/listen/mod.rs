@@ -1,0 +1,178 @@
+//! Step 1 of a request: **accept**. Each worker thread has its own
+//! `SO_REUSEPORT` listener and single-threaded runtime; `serve` accepts
+//! clients (at most `--max-connections` in all), `conn` tells HTTP/1 from
+//! h2c by the first bytes and watches idle HTTP/2 connections and the drain,
+//! [`stray_cr`] tolerates the seed's stray CR at the end of a header value
+//! (and nowhere else), and hyper parses the request within the head limits
+//! (`--max-header-bytes`, `--max-headers`: 431 beyond). Each request then
+//! goes to [`Proxy::serve`](crate::forward::Proxy::serve), which
+//! [routes](crate::route) it.
+//!
+//! `coarse` holds the cheap per-worker deadlines that the header-read and
+//! upstream response timeouts use (BENCHMARKS.md, section 6).
+
+pub(crate) mod coarse;
+pub(crate) mod conn;
+pub mod stray_cr;
+
+use crate::{cli, forward as proxy, headers};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long in-flight requests get to finish after SIGINT/SIGTERM.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `threads` listeners on the same address, with `SO_REUSEPORT`, so that the
+/// kernel spreads new connections over the workers. With port 0, the first
+/// picks the port and the others join it.
+///
+/// `SO_REUSEPORT` would also let this process join a port that another
+/// gateway (same user) already listens on, silently splitting clients
+/// between two processes, each with its own keys unless they share
+/// `--key-file`: about half the sessions would break at random. So the port
+/// is first bound once without it, which fails if anything listens there.
+pub(crate) async fn bind_all(listen: &str, threads: usize) -> std::io::Result<Vec<TcpListener>> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(listen).await? {
+        if addr.port() != 0
+            && let Err(e) = std::net::TcpListener::bind(addr)
+        {
+            last = Some(e);
+            continue;
+        }
+        match bind_reuseport(addr) {
+            Ok(first) => {
+                let addr = first.local_addr()?;
+                let mut all = Vec::with_capacity(threads);
+                all.push(first);
+                for _ in 1..threads {
+                    all.push(bind_reuseport(addr)?);
+                }
+                return Ok(all);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    }))
+}
+
+fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Accepts clients until `stop` turns true, then lets in-flight requests
+/// finish (up to [`DRAIN_TIMEOUT`]).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    proxy: Arc<proxy::Proxy>,
+    limits: &cli::Limits,
+    connections: Arc<conn::Connections>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    // HTTP/1 or h2c, chosen once per connection (conn::is_h2).
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        // The header-read timeout is armed for every request: a coarse
+        // per-worker deadline instead of a tokio timer entry each time.
+        .timer(coarse::CoarseTimer)
+        .header_read_timeout(Duration::from_secs(10))
+        // Heads beyond these get 431 (hyper's own defaults let one
+        // connection buffer ~400 KiB of an unfinished head).
+        .max_buf_size(limits.max_header_bytes as usize)
+        .max_headers(limits.max_headers)
+        // No read from the client while its request is in flight: hyper's
+        // EOF probe at that point reserved a fresh 8 KiB read buffer for
+        // every request (the old one is still shared with the request's
+        // header values). The cost: a client that goes away before the
+        // response head is only noticed when the head is written (within
+        // RESPONSE_TIMEOUT), and a client that half-closes after its
+        // request now gets the response.
+        .half_close(true)
+        // Small responses: one copied buffer and a plain send is cheaper
+        // than a vectored write of head and body.
+        .writev(false);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes)
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(limits.h2_keepalive_interval);
+    let h2_idle = limits.h2_idle_timeout;
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            accepted = async {
+                connections.room().await;
+                listener.accept().await
+            } => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let entered = connections.enter();
+        let _ = stream.set_nodelay(true);
+        // One Arc clone per request for all three.
+        let ctx = Arc::new((
+            Arc::clone(&proxy),
+            headers::client_ip(peer),
+            conn::Activity::new(),
+        ));
+        let activity = Arc::clone(&ctx);
+        let service = hyper::service::service_fn(move |mut req| {
+            let ctx = Arc::clone(&ctx);
+            async move {
+                if ctx.2.start() {
+                    req.extensions_mut().insert(proxy::FirstRequest);
+                }
+                let resp = ctx.0.serve(req, &ctx.1).await;
+                ctx.2.end();
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        });
+        let slot = conn::Slot::new();
+        let (http1, http2) = (http1.clone(), http2.clone());
+        tokio::spawn(async move {
+            let activity = &activity.2;
+            let served = match conn::sniff(&slot, &stream).await {
+                None => return,
+                Some(conn::Proto::Http2) => {
+                    let c = http2.serve_connection(TokioIo::new(stream), service);
+                    conn::watched(slot, c, activity, Some(h2_idle)).await
+                }
+                Some(conn::Proto::Http1) => {
+                    let io = TokioIo::new(stray_cr::StrayCr::new(stream));
+                    let c = http1.serve_connection(io, service).with_upgrades();
+                    conn::watched(slot, c, activity, None).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+            drop(entered);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = conn::drain() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections after {DRAIN_TIMEOUT:?}"),
+    }
+}
