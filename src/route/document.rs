@@ -1,15 +1,16 @@
-use super::{HttpRoute, HttpRouteSpec, ObjectMeta};
+use super::{GrpcRoute, GrpcRouteSpec, HttpRoute, HttpRouteSpec, ObjectMeta};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 
 /// One document of a Kubernetes manifest, read in a single pass: an
-/// HTTPRoute, or something else a route loader skips.
+/// HTTPRoute, a GRPCRoute, or something else a route loader skips.
 ///
 /// A manifest stream often holds Services, ConfigMaps and routes together.
 /// This type reads each document once: `kind` decides whether `spec` is read
-/// as an HTTPRoute's or skipped, so a Service's `spec` never fails as a
-/// malformed route. `kind` must come before `spec` for that (as `kubectl`
-/// writes it); a document giving `spec` first has it read as an HTTPRoute's.
+/// as an HTTPRoute's, a GRPCRoute's, or skipped, so a Service's `spec` never
+/// fails as a malformed route. `kind` must come before `spec` for that (as
+/// `kubectl` writes it); a document giving `spec` first has it read as an
+/// HTTPRoute's.
 ///
 /// ```
 /// use tower_sticky::route::Resource;
@@ -25,6 +26,8 @@ use std::fmt;
 pub enum Resource {
     /// `kind: HTTPRoute`.
     HttpRoute(HttpRoute),
+    /// `kind: GRPCRoute`.
+    GrpcRoute(GrpcRoute),
     /// Any other kind, or none.
     Other {
         /// The document's `kind`, if it has one.
@@ -38,6 +41,7 @@ impl Resource {
     pub fn kind(&self) -> Option<&str> {
         match self {
             Resource::HttpRoute(_) => Some("HTTPRoute"),
+            Resource::GrpcRoute(_) => Some("GRPCRoute"),
             Resource::Other { kind } => kind.as_deref(),
         }
     }
@@ -47,7 +51,16 @@ impl Resource {
     pub fn http_route(&self) -> Option<&HttpRoute> {
         match self {
             Resource::HttpRoute(r) => Some(r),
-            Resource::Other { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// The GRPCRoute, if the document is one.
+    #[must_use]
+    pub fn grpc_route(&self) -> Option<&GrpcRoute> {
+        match self {
+            Resource::GrpcRoute(r) => Some(r),
+            _ => None,
         }
     }
 }
@@ -72,6 +85,7 @@ impl<'de> Visitor<'de> for ResourceVisitor {
         let mut kind: Option<String> = None;
         let mut metadata = None;
         let mut spec = None;
+        let mut grpc_spec = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "apiVersion" => api_version = Some(map.next_value()?),
@@ -79,6 +93,9 @@ impl<'de> Visitor<'de> for ResourceVisitor {
                 "metadata" => metadata = Some(map.next_value::<ObjectMeta>()?),
                 "spec" if kind.as_deref().is_none_or(|k| k == "HTTPRoute") => {
                     spec = Some(map.next_value::<HttpRouteSpec>()?);
+                }
+                "spec" if kind.as_deref() == Some("GRPCRoute") => {
+                    grpc_spec = Some(map.next_value::<GrpcRouteSpec>()?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -91,6 +108,12 @@ impl<'de> Visitor<'de> for ResourceVisitor {
                 kind: k,
                 metadata: metadata.unwrap_or_default(),
                 spec: spec.unwrap_or_default(),
+            })),
+            Some(k) if k == "GRPCRoute" => Ok(Resource::GrpcRoute(GrpcRoute {
+                api_version: api_version.unwrap_or_default(),
+                kind: k,
+                metadata: metadata.unwrap_or_default(),
+                spec: grpc_spec.unwrap_or_default(),
             })),
             kind => Ok(Resource::Other { kind }),
         }

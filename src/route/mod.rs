@@ -1,5 +1,5 @@
-//! The HTTPRoute resource, as users write it for Kubernetes, and the typed
-//! rules it validates into.
+//! The HTTPRoute and GRPCRoute resources, as users write them for
+//! Kubernetes, and the typed rules they validate into.
 //!
 //! Only what a proxy needs is modelled: hostnames, rules with their names
 //! and matches, backend references with weights, and `sessionPersistence`;
@@ -11,7 +11,8 @@
 //! expressions compiled (an invalid one fails validation), and per
 //! [`Rule`] its validated [`SessionPolicy`](crate::policy::SessionPolicy).
 //! A proxy's request path then works only with these values; only the
-//! precedence between matching rules is left to it.
+//! precedence between matching rules is left to it. A [`GrpcRoute`]
+//! validates into the same [`Route`], its method matches as path matches.
 //!
 //! ```
 //! use tower_sticky::route::{HttpRoute, PathMatcher};
@@ -39,6 +40,7 @@
 mod document;
 #[cfg(feature = "gateway-api")]
 mod gateway_api;
+mod grpc;
 mod resource;
 mod rules;
 mod validate;
@@ -46,6 +48,9 @@ mod validate;
 pub use document::Resource;
 #[cfg(feature = "gateway-api")]
 pub use gateway_api::{GatewayApiError, GrpcRouteSessions};
+pub use grpc::{
+    GRPC_API_VERSIONS, GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule, GrpcRouteSpec,
+};
 pub use resource::{
     BackendRef, HeaderMatch, HttpRoute, HttpRouteMatch, HttpRouteRule, HttpRouteSpec, ObjectMeta,
     PathMatch, QueryParamMatch,
@@ -53,7 +58,8 @@ pub use resource::{
 pub use rules::{Hostname, PathMatcher, Pattern, Route, RouteMatch, Rule, ValueMatcher};
 pub use validate::RouteError;
 
-/// The API groups/versions an HTTPRoute may be written in.
+/// The API groups/versions an HTTPRoute may be written in (a GRPCRoute's
+/// are [`GRPC_API_VERSIONS`]).
 pub const API_VERSIONS: [&str; 2] = [
     "gateway.networking.k8s.io/v1",
     "gateway.networking.k8s.io/v1beta1",

@@ -35,6 +35,13 @@ impl HttpRoute {
                 format!("must be HTTPRoute, got {:?}", self.kind),
             ));
         }
+        self.typed("httproute")
+    }
+
+    /// Everything below `apiVersion` and `kind`, checked and typed; a
+    /// rule's default session name starts with `resource` (`httproute`, or
+    /// `grpcroute` for a GRPCRoute translated into this form).
+    pub(super) fn typed(&self, resource: &str) -> Result<Route, RouteError> {
         if self.name().is_empty() {
             return Err(PolicyError::new("metadata.name", "is required"));
         }
@@ -58,7 +65,7 @@ impl HttpRoute {
             .rules
             .iter()
             .enumerate()
-            .map(|(i, rule)| self.validate_rule(i, rule))
+            .map(|(i, rule)| self.validate_rule(resource, i, rule))
             .collect::<Result<Vec<_>, _>>()?;
         for (i, rule) in self.spec.rules.iter().enumerate() {
             if let Some(name) = &rule.name
@@ -80,7 +87,12 @@ impl HttpRoute {
         })
     }
 
-    fn validate_rule(&self, index: usize, rule: &HttpRouteRule) -> Result<Rule, RouteError> {
+    fn validate_rule(
+        &self,
+        resource: &str,
+        index: usize,
+        rule: &HttpRouteRule,
+    ) -> Result<Rule, RouteError> {
         let at = format!("spec.rules[{index}]");
         if let Some(name) = &rule.name {
             section_name(name).map_err(|r| PolicyError::new(format!("{at}.name"), r))?;
@@ -132,7 +144,7 @@ impl HttpRoute {
                 // sessions alone.
                 let key = rule.name.clone().unwrap_or_else(|| index.to_string());
                 let default_name =
-                    format!("httproute-{}-{}-rule-{key}", self.namespace(), self.name());
+                    format!("{resource}-{}-{}-rule-{key}", self.namespace(), self.name());
                 let mut ctx = RuleContext::new(default_name);
                 // Several matches: derive the cookie path only when they
                 // agree, so a narrow Path never hides the cookie from one of
@@ -202,9 +214,7 @@ fn route_match<'a>(
             (PathMatcher::Exact(value.to_owned()), PathMatchKind::Exact)
         }
         Some("RegularExpression") => (
-            PathMatcher::RegularExpression(
-                Pattern::new(value).map_err(|r| PolicyError::new(&*field, r))?,
-            ),
+            PathMatcher::RegularExpression(pattern(value, &field)?),
             PathMatchKind::RegularExpression,
         ),
         Some(other) => {
@@ -273,14 +283,19 @@ fn route_match<'a>(
 fn value_matcher(kind: Option<&str>, value: &str, field: &str) -> Result<ValueMatcher, RouteError> {
     match kind {
         None | Some("Exact") => Ok(ValueMatcher::Exact(value.to_owned())),
-        Some("RegularExpression") => Pattern::new(value)
-            .map(ValueMatcher::RegularExpression)
-            .map_err(|r| PolicyError::new(format!("{field}.value"), r)),
+        Some("RegularExpression") => {
+            pattern(value, &format!("{field}.value")).map(ValueMatcher::RegularExpression)
+        }
         Some(other) => Err(PolicyError::new(
             format!("{field}.type"),
             format!("must be Exact or RegularExpression, got {other:?}"),
         )),
     }
+}
+
+/// A regular expression at `field`, compiled (anchored) once.
+pub(super) fn pattern(value: &str, field: &str) -> Result<Pattern, RouteError> {
+    Pattern::new(value).map_err(|r| PolicyError::new(field, r))
 }
 
 fn hostname(h: &str) -> Result<Hostname, String> {
