@@ -9,24 +9,13 @@ mod route_config;
 #[path = "../../../fuzz/checks/stray_cr.rs"]
 mod stray_cr;
 
-use std::path::PathBuf;
+#[path = "../../../fuzz/checks/replay.rs"]
+mod replay;
 
-/// Runs `check` on every file of `fuzz/corpus/<target>/`, naming the file
-/// that fails; a missing or empty corpus fails too.
+/// Runs `check` on every file of `fuzz/corpus/<target>/`.
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../fuzz/corpus/{target}"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{}: no corpus", dir.display());
-    for file in &files {
-        let data = std::fs::read(file).expect("read corpus file");
-        if std::panic::catch_unwind(|| check(&data)).is_err() {
-            panic!("{target}: {} fails its check", file.display());
-        }
-    }
+    let corpora = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    replay::replay(&corpora, target, check);
 }
 
 #[test]
