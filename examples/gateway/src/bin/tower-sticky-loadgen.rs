@@ -489,7 +489,15 @@ async fn connection(id: usize, shared: Arc<Shared>) -> Stats {
                     client.pinned = None;
                 }
                 on_this += 1;
-                if shared.reconnect_after.is_some_and(|n| on_this >= n) {
+                // `Connection: close` (a draining gateway): no further
+                // request on this connection (RFC 9112 §9.6), and the next
+                // one goes to the other address, as after a failure.
+                let closing = parts
+                    .headers
+                    .get_all(http::header::CONNECTION)
+                    .iter()
+                    .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                if closing || shared.reconnect_after.is_some_and(|n| on_this >= n) {
                     // Dropping the sender closes the connection.
                     target = (target + 1) % shared.addrs.len();
                 } else {

@@ -11,7 +11,7 @@
 //! * health: marked down by the data path, revived by the prober.
 //!
 //! The most restrictive wins ([`Member::state`]), and every rule's endpoint
-//! of the member is set to it ([`Membership::sync`]).
+//! of the member is set to it ([`Control::sync`](crate::reload::Control::sync)).
 
 use super::ServiceKey;
 use http::uri::Authority;

@@ -3,6 +3,18 @@
 //! an idle timeout for HTTP/2 (`--h2-idle-timeout`; HTTP/1 has hyper's
 //! header-read timeout), and a per-worker drain for graceful shutdown.
 //!
+//! The drain (SIGTERM) loses no request of a client that keeps sending, as
+//! HAProxy's soft-stop and Envoy's drain do it: every connection is still
+//! served; each HTTP/1 response from then on carries `Connection: close`
+//! (the listener adds it, [`draining`]), so the client closes after the
+//! request it has in flight instead of racing a new request against an idle
+//! close; HTTP/2 connections get GOAWAY at once (their streams in flight
+//! finish); and an HTTP/1 connection is closed while idle only once it has
+//! been idle for [`DRAIN_IDLE`] since the drain began or its last request,
+//! whichever is later. Closing an idle HTTP/1 connection is the one moment
+//! a request can still be lost (HTTP/1 has no GOAWAY), so it only happens to
+//! clients that have gone quiet.
+//!
 //! `hyper_util`'s `auto::Builder` makes the same choice by reading the first
 //! bytes and then wraps the connection's IO in a rewinding reader for its
 //! whole life; its `GracefulShutdown` polls a watch channel's `changed()`
@@ -31,6 +43,12 @@ const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const SNIFF_MAX: Duration = Duration::from_secs(10);
 /// Pause between looks at a partial preface.
 const SNIFF_PAUSE: Duration = Duration::from_millis(5);
+/// In a drain, how long an HTTP/1 connection (or one that has sent nothing
+/// yet) may stay idle before it is closed, counted from the drain's start or
+/// its last request, whichever is later. Well under the drain's deadline
+/// (`listen::DRAIN_TIMEOUT`), well over the gap between a client's
+/// back-to-back requests.
+pub const DRAIN_IDLE: Duration = Duration::from_secs(2);
 
 /// What a new client speaks.
 pub enum Proto {
@@ -42,12 +60,22 @@ pub enum Proto {
 /// What the client speaks, from its first bytes: peeked, so they stay for
 /// whoever reads them next. `None`: close the connection (it closed or
 /// failed, sent nothing or only part of the preface within [`SNIFF_MAX`],
-/// or the worker is draining).
+/// or sent nothing within [`DRAIN_IDLE`] of the worker's drain or, in a
+/// drain, of its accept).
 pub async fn sniff(slot: &Slot, stream: &TcpStream) -> Option<Proto> {
     let mut look = pin!(tokio::time::timeout(SNIFF_MAX, look(stream)));
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|cx| {
-        if slot.draining(cx) {
-            return Poll::Ready(None);
+        if let Some(since) = slot.draining(cx) {
+            // Counted from the drain's start, or from the accept for a
+            // connection accepted in the drain.
+            let grace = grace.get_or_insert_with(|| {
+                let from = since.max(Instant::now());
+                Box::pin(tokio::time::sleep_until((from + DRAIN_IDLE).into()))
+            });
+            if grace.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
         }
         look.as_mut().poll(cx).map(|r| r.ok().flatten())
     })
@@ -108,7 +136,8 @@ where
 /// This worker's connections, for the drain.
 #[derive(Default)]
 struct Drain {
-    draining: bool,
+    /// When the drain began.
+    since: Option<Instant>,
     /// A waker per live connection (`None` until its first poll).
     slots: Slab<Option<Waker>>,
     /// The drain, waiting for `live` to reach 0.
@@ -147,37 +176,57 @@ impl Drop for Slot {
 }
 
 impl Slot {
-    /// Whether this worker is draining; if not, `cx`'s waker is the one the
-    /// drain wakes (usually already: a task's waker stays valid for its
-    /// whole life).
-    fn draining(&self, cx: &Context<'_>) -> bool {
+    /// When this worker's drain began, if it has; if not, `cx`'s waker is
+    /// the one the drain wakes (usually already: a task's waker stays valid
+    /// for its whole life).
+    fn draining(&self, cx: &Context<'_>) -> Option<Instant> {
         DRAIN.with_borrow_mut(|d| {
-            if !d.draining {
+            if d.since.is_none() {
                 match d.slots.get_mut(self.0).expect("a live connection's slot") {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     w => *w = Some(cx.waker().clone()),
                 }
             }
-            d.draining
+            d.since
         })
     }
 }
 
-/// Drives `conn`, which this worker's [`drain`] asks to finish gracefully,
-/// as does `idle` (when given) once no request has been in flight for that
-/// long. In-flight requests finish either way (HTTP/2 sends GOAWAY).
+/// Whether this worker is draining: its HTTP/1 responses then carry
+/// `Connection: close`.
+pub fn draining() -> bool {
+    DRAIN.with_borrow(|d| d.since.is_some())
+}
+
+/// Drives `conn` (HTTP/2 when `h2_idle` is given, else HTTP/1) and asks it
+/// to finish gracefully: an HTTP/2 one once no stream has been in flight for
+/// `h2_idle`, or at once when this worker's drain begins (GOAWAY); an
+/// HTTP/1 one in a drain, once idle for [`DRAIN_IDLE`]. In-flight requests
+/// finish either way.
 pub async fn watched<C: Graceful>(
     slot: Slot,
     conn: C,
     activity: &Activity,
-    idle: Option<Duration>,
+    h2_idle: Option<Duration>,
 ) -> C::Output {
     let mut conn = pin!(conn);
     let mut asked = false;
+    let mut drain_seen = false;
+    // The idle limit in force (none for HTTP/1 until a drain).
+    let mut idle = h2_idle;
     let mut timer = pin!(tokio::time::sleep(idle.unwrap_or(Duration::MAX / 4)));
     std::future::poll_fn(move |cx| {
         if !asked {
-            let mut finish = slot.draining(cx);
+            let mut finish = false;
+            if !drain_seen && let Some(since) = slot.draining(cx) {
+                drain_seen = true;
+                if h2_idle.is_some() {
+                    finish = true;
+                } else {
+                    idle = Some(DRAIN_IDLE);
+                    timer.as_mut().reset((since + DRAIN_IDLE).into());
+                }
+            }
             if let Some(idle) = idle {
                 // Bounded: each turn finishes or moves the timer into the
                 // future (where it is pending).
@@ -199,16 +248,20 @@ pub async fn watched<C: Graceful>(
     .await
 }
 
-/// Asks every connection of this worker to finish and waits until all have
-/// (the caller bounds the wait).
-pub async fn drain() {
+/// Starts this worker's drain: every connection is told (see [`watched`]).
+pub fn start_drain() {
     let wakers: Vec<Waker> = DRAIN.with_borrow_mut(|d| {
-        d.draining = true;
+        d.since.get_or_insert_with(Instant::now);
         d.slots.iter_mut().filter_map(|(_, w)| w.take()).collect()
     });
     for w in wakers {
         w.wake();
     }
+}
+
+/// Waits until every connection of this worker has ended (the caller
+/// bounds the wait).
+pub async fn drained() {
     std::future::poll_fn(|cx| {
         DRAIN.with_borrow_mut(|d| {
             if d.slots.is_empty() {

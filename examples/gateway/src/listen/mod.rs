@@ -18,10 +18,12 @@ pub mod stray_cr;
 use crate::{cli, forward as proxy, headers};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// How long in-flight requests get to finish after SIGINT/SIGTERM.
+/// How long the drain after SIGINT/SIGTERM may take in all: connections
+/// still open then are dropped.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `threads` listeners on the same address, with `SO_REUSEPORT`, so that the
@@ -72,8 +74,10 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Accepts clients until `stop` turns true, then lets in-flight requests
-/// finish (up to [`DRAIN_TIMEOUT`]).
+/// Accepts clients until `stop` turns true, then drains (up to
+/// [`DRAIN_TIMEOUT`]): the connections the kernel has already completed are
+/// still accepted, every connection is served until its client closes it
+/// (told by `Connection: close` or GOAWAY) or it idles (see [`conn`]).
 pub(crate) async fn serve(
     listener: TcpListener,
     proxy: Arc<proxy::Proxy>,
@@ -111,22 +115,7 @@ pub(crate) async fn serve(
         .keep_alive_interval(limits.h2_keepalive_interval)
         .keep_alive_timeout(limits.h2_keepalive_interval);
     let h2_idle = limits.h2_idle_timeout;
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            accepted = async {
-                connections.room().await;
-                listener.accept().await
-            } => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    let accepted = |stream: tokio::net::TcpStream, peer: std::net::SocketAddr| {
         let entered = connections.enter();
         let _ = stream.set_nodelay(true);
         // One Arc clone per request for all three.
@@ -142,8 +131,21 @@ pub(crate) async fn serve(
                 if ctx.2.start() {
                     req.extensions_mut().insert(proxy::FirstRequest);
                 }
-                let resp = ctx.0.serve(req, &ctx.1).await;
+                let http1 = req.version() < http::Version::HTTP_2;
+                let mut resp = ctx.0.serve(req, &ctx.1).await;
                 ctx.2.end();
+                // In a drain the client closes after this response instead
+                // of sending its next request onto a connection about to
+                // close (an upgrade's 101 keeps its own `Connection`).
+                if http1
+                    && conn::draining()
+                    && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS
+                {
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
                 Ok::<_, std::convert::Infallible>(resp)
             }
         });
@@ -168,11 +170,43 @@ pub(crate) async fn serve(
             }
             drop(entered);
         });
+    };
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            accepted = async {
+                connections.room().await;
+                listener.accept().await
+            } => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        accepted(stream, peer);
     }
-    drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
-    tokio::select! {
-        () = conn::drain() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for connections after {DRAIN_TIMEOUT:?}"),
+    conn::start_drain();
+    let drain = async {
+        // Clients whose connection the kernel completed before the stop
+        // have likely written a request already: closing the listener
+        // would reset them, so they are served (and told to close) too.
+        loop {
+            connections.room().await;
+            match std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await {
+                Poll::Ready(Ok((stream, peer))) => accepted(stream, peer),
+                _ => break,
+            }
+        }
+        drop(listener);
+        conn::drained().await;
+    };
+    match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("gave up waiting for connections after {DRAIN_TIMEOUT:?}"),
     }
 }

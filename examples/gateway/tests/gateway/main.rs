@@ -12,6 +12,7 @@ mod proxying;
 mod raw;
 mod reuse_and_limits;
 mod sessions;
+mod shutdown;
 mod support;
 mod survive;
 mod walkthrough;
