@@ -1,6 +1,7 @@
-//! Heap allocations per request on each path, for `StickySessions::route`
-//! and for the whole `Sticky` service, with the session cookie stripped
-//! (the default) and forwarded (`forward_session_value(true)`).
+//! Heap allocations per request on each path, for `StickySessions::route`,
+//! for the whole `Sticky` service and for the whole `StickyHandOff` service
+//! (the choice handed over as an argument), with the session cookie
+//! stripped (the default) and forwarded (`forward_session_value(true)`).
 //!
 //! `cargo bench --bench allocations` prints a table; it asserts nothing, so
 //! that a regression is reported rather than hidden behind a failed run.
@@ -11,9 +12,9 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use support::{Path, call_now, fixture, inner};
+use support::{Path, call_now, fixture, hand_off_inner, inner};
 use tower::Layer;
-use tower_sticky::sticky::StickyLayer;
+use tower_sticky::sticky::{StickyHandOffLayer, StickyLayer};
 
 /// `System`, counting every allocation (a `realloc` counts as one: it may
 /// move the block) and the bytes asked for.
@@ -91,22 +92,26 @@ fn main() {
     );
     println!();
     println!(
-        "| {:<12} | {:<7} | {:<17} | {:<17} | {:<17} | {:<17} |",
+        "| {:<12} | {:<7} | {:<17} | {:<17} | {:<17} | {:<17} | {:<17} | {:<17} |",
         "path",
         "cookie",
         "route, all alive",
         "route, one at a time",
         "layer, all alive",
-        "layer, one at a time"
+        "layer, one at a time",
+        "hand-off, all alive",
+        "hand-off, one at a time"
     );
     println!(
-        "|{:-<14}|{:-<9}|{:-<19}|{:-<22}|{:-<19}|{:-<22}|",
-        "", "", "", "", "", ""
+        "|{:-<14}|{:-<9}|{:-<19}|{:-<22}|{:-<19}|{:-<22}|{:-<22}|{:-<25}|",
+        "", "", "", "", "", "", "", ""
     );
     for (mode, forward) in [("strip", false), ("forward", true)] {
         let fx = fixture(4, forward);
         fx.check(forward);
         let mut svc = StickyLayer::from_sessions(fx.sessions.clone()).layer(inner());
+        let mut hand_off =
+            StickyHandOffLayer::from_sessions(fx.sessions.clone()).layer(hand_off_inner());
         for path in Path::ALL {
             let template = fx.request(path);
             let make = || (0..N).map(|_| template.clone()).collect::<Vec<_>>();
@@ -123,14 +128,19 @@ fn main() {
             });
             let layer = per_call(make(), |req| call_now(&mut svc, req));
             let layer_steady = per_call_one_at_a_time(make(), |req| call_now(&mut svc, req));
+            let hand_off_alive = per_call(make(), |req| call_now(&mut hand_off, req));
+            let hand_off_steady =
+                per_call_one_at_a_time(make(), |req| call_now(&mut hand_off, req));
             println!(
-                "| {:<12} | {:<7} | {} | {}    | {} | {}    |",
+                "| {:<12} | {:<7} | {} | {}    | {} | {}    | {}    | {}       |",
                 path.name(),
                 mode,
                 cell(route),
                 cell(route_steady),
                 cell(layer),
-                cell(layer_steady)
+                cell(layer_steady),
+                cell(hand_off_alive),
+                cell(hand_off_steady)
             );
         }
     }

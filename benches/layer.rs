@@ -6,6 +6,8 @@
 //!   verified tokens off, so a resumed session pays the HMAC every time (as
 //!   the first request of a session on a thread does);
 //! * `layer/<path>`: the whole `Sticky` service around a trivial inner one;
+//! * `layer_hand_off/<path>`: the same through `StickyHandOff`, which hands
+//!   the choice over as an argument instead of a request extension;
 //! * `codec/*`: the token codec alone, and `floor/hmac_sha256_33b`, the bare
 //!   HMAC-SHA256 over the same 33 bytes a token signs (the floor for
 //!   `decode`, and so for a resumed session);
@@ -24,12 +26,13 @@ mod support;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
-use support::{KEY, Path, call_now, fixture, fixture_with, inner};
+use support::{KEY, Path, call_now, fixture, fixture_with, hand_off_inner, inner};
 use tower::Layer;
 use tower_sticky::balance::{Balance, RoundRobin};
-use tower_sticky::sticky::StickyLayer;
+use tower_sticky::sticky::{StickyHandOffLayer, StickyLayer};
 
 /// Requests per timed batch.
 const BATCH: u64 = 32;
@@ -69,8 +72,18 @@ fn route_batched(
 
 fn layer(c: &mut Criterion) {
     let fx = fixture(4, false);
-    let mut svc = StickyLayer::from_sessions(fx.sessions.clone()).layer(inner());
-    let mut group = c.benchmark_group("layer");
+    let svc = StickyLayer::from_sessions(fx.sessions.clone()).layer(inner());
+    layer_group(c, "layer", &fx, svc);
+    let svc = StickyHandOffLayer::from_sessions(fx.sessions.clone()).layer(hand_off_inner());
+    layer_group(c, "layer_hand_off", &fx, svc);
+}
+
+/// `<name>/<path>`: every path through the whole service `svc`.
+fn layer_group<S, B>(c: &mut Criterion, name: &str, fx: &support::Fixture, mut svc: S)
+where
+    S: tower::Service<http::Request<()>, Response = http::Response<B>, Error = Infallible>,
+{
+    let mut group = c.benchmark_group(name);
     for path in Path::ALL {
         let template = fx.request(path);
         group.bench_function(path.name(), |b| {

@@ -51,7 +51,7 @@ pub use carrier::{ClientTls, CookieAttributes};
 pub use policy::{PolicyError, SessionPersistence, SessionPolicy};
 pub use sticky::{
     BuildError, Decision, InFlightBody, Issue, Outcome, Pinned, RequestHead, RequestRewrite,
-    Sticky, StickyBuilder, StickyLayer, StickySessions,
+    Sticky, StickyBuilder, StickyHandOff, StickyHandOffLayer, StickyLayer, StickySessions,
 };
 pub use token::{KeySet, SigningKey};
 

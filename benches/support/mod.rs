@@ -191,6 +191,24 @@ pub fn inner() -> Inner {
     tower::service_fn(answer as fn(_) -> _)
 }
 
+/// The trivial inner service behind
+/// [`StickyHandOffLayer`](tower_sticky::sticky::StickyHandOffLayer): the
+/// same work as [`inner`], with the pinned backend handed over beside the
+/// request.
+pub type HandOffInner = tower::util::ServiceFn<
+    fn((Pinned<usize>, Request<()>)) -> Ready<Result<Response<()>, Infallible>>,
+>;
+
+pub fn hand_off_inner() -> HandOffInner {
+    fn answer(
+        (pinned, req): (Pinned<usize>, Request<()>),
+    ) -> Ready<Result<Response<()>, Infallible>> {
+        std::hint::black_box((*pinned.target(), req));
+        ready(Ok(Response::new(())))
+    }
+    tower::service_fn(answer as fn(_) -> _)
+}
+
 /// Calls a service whose future is ready at once (as with [`inner`]) and
 /// returns the response, without a runtime.
 pub fn call_now<S, B>(svc: &mut S, req: Request<()>) -> Response<B>

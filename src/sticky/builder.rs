@@ -1,3 +1,4 @@
+use super::StickyHandOffLayer;
 use super::StickySessions;
 use super::layer::StickyLayer;
 use super::observe::Observer;
@@ -243,6 +244,13 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
     /// Builds a [`StickyLayer`].
     pub fn layer(self) -> Result<StickyLayer<T, B>, BuildError> {
         self.build().map(StickyLayer::from_sessions)
+    }
+
+    /// Builds a [`StickyHandOffLayer`]: the inner service takes
+    /// `(Pinned<T>, Request<B>)` instead of finding the choice in the
+    /// request's extensions, and a resumed request allocates nothing.
+    pub fn hand_off_layer(self) -> Result<StickyHandOffLayer<T, B>, BuildError> {
+        self.build().map(StickyHandOffLayer::from_sessions)
     }
 }
 

@@ -1,4 +1,4 @@
-use super::{Sticky, StickySessions};
+use super::{Sticky, StickyHandOffLayer, StickySessions};
 use crate::balance::RoundRobin;
 use tower_layer::Layer;
 
@@ -25,6 +25,14 @@ impl<T, B> StickyLayer<T, B> {
     /// The shared engine (for its backends, say).
     pub fn sessions(&self) -> &StickySessions<T, B> {
         &self.sessions
+    }
+
+    /// The same sessions, handing the [`Pinned`](super::Pinned) choice to
+    /// the inner service as an argument, `(Pinned<T>, Request<B>)`, rather
+    /// than in the request's extensions: no allocation on a resumed
+    /// request. See [`StickyHandOffLayer`].
+    pub fn hand_off(self) -> StickyHandOffLayer<T, B> {
+        StickyHandOffLayer::from_sessions(self.sessions)
     }
 }
 

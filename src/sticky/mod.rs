@@ -28,6 +28,16 @@
 //! `metrics` feature counted as `tower_sticky_requests_total{scope,outcome}`
 //! with `tower_sticky_session_age_seconds{scope}` on resumed sessions.
 //!
+//! # Handing the choice over as an argument
+//!
+//! Recording [`Pinned`] in the request's `http::Extensions` allocates when
+//! the request has no extension yet (three allocations, see BENCHMARKS.md).
+//! A proxy service written for this crate can take the choice beside the
+//! request instead, `(Pinned<T>, Request<B>)`, through
+//! [`StickyHandOffLayer`] ([`StickyBuilder::hand_off_layer`] or
+//! [`StickyLayer::hand_off`]): the same sessions, no allocation on a
+//! resumed request.
+//!
 //! # Without tower
 //!
 //! The layer is a thin shell around [`StickySessions`], which any proxy can
@@ -86,6 +96,7 @@ mod body;
 mod builder;
 mod decision;
 mod future;
+mod hand_off;
 mod layer;
 mod observe;
 mod outcome;
@@ -98,6 +109,7 @@ pub use body::InFlightBody;
 pub use builder::{BuildError, BuildErrorKind, StickyBuilder};
 pub use decision::{Decision, DecisionParts, Issue, RequestRewrite};
 pub use future::ResponseFuture;
+pub use hand_off::{StickyHandOff, StickyHandOffLayer};
 pub use layer::StickyLayer;
 pub use outcome::Outcome;
 pub use pinned::Pinned;

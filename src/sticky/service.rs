@@ -1,5 +1,5 @@
 use super::future::ResponseFuture;
-use super::{InFlightBody, Pinned, RequestHead, StickyLayer, StickySessions};
+use super::{InFlightBody, Issue, Pinned, RequestHead, StickyLayer, StickySessions};
 use crate::balance::{Balance, InFlight, RoundRobin};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -65,22 +65,45 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let decision = self.sessions.decide(RequestHead::of(&req));
-        let super::DecisionParts {
-            outcome,
-            endpoint,
-            rewrite,
-            issue,
-            ..
-        } = decision.into_parts();
-        let Some(endpoint) = endpoint else {
+        let Some(pin) = pin_request(&self.sessions, &mut req) else {
             return ResponseFuture::no_backend();
         };
-        if let Some(rewrite) = rewrite {
-            rewrite.apply(req.headers_mut());
-        }
-        let in_flight = InFlight::start(std::sync::Arc::clone(&endpoint));
-        req.extensions_mut().insert(Pinned::new(endpoint, outcome));
-        ResponseFuture::called(self.inner.call(req), issue, in_flight)
+        req.extensions_mut().insert(pin.pinned);
+        ResponseFuture::called(self.inner.call(req), pin.issue, pin.in_flight)
     }
+}
+
+/// What both services make of a request before the inner call.
+pub(super) struct PinnedCall<T> {
+    pub(super) pinned: Pinned<T>,
+    pub(super) issue: Option<Issue>,
+    pub(super) in_flight: InFlight,
+}
+
+/// Decides for `req`, takes its session value out (unless told to forward
+/// it) and starts counting it in flight; `None`: no backend can take it.
+pub(super) fn pin_request<T, B, ReqBody>(
+    sessions: &StickySessions<T, B>,
+    req: &mut Request<ReqBody>,
+) -> Option<PinnedCall<T>>
+where
+    T: Send + Sync + 'static,
+    B: Balance<T>,
+{
+    let super::DecisionParts {
+        outcome,
+        endpoint,
+        rewrite,
+        issue,
+        ..
+    } = sessions.decide(RequestHead::of(req)).into_parts();
+    let endpoint = endpoint?;
+    if let Some(rewrite) = rewrite {
+        rewrite.apply(req.headers_mut());
+    }
+    Some(PinnedCall {
+        in_flight: InFlight::start(std::sync::Arc::clone(&endpoint)),
+        pinned: Pinned::new(endpoint, outcome),
+        issue,
+    })
 }

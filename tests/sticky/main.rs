@@ -1,5 +1,6 @@
 //! The layer end to end: what a client and the proxied backend see.
 
+mod hand_off;
 mod strict;
 mod support;
 
