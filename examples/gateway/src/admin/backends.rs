@@ -6,10 +6,26 @@ use crate::proxy::ClientBody;
 use crate::reload::Control;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// Requests in flight per member, from the library's count on every rule's
+/// endpoint of it in the current configuration (`Endpoint::in_flight`:
+/// from the pick until the response body ends). A request that started on
+/// a configuration since replaced by a reload is not among them.
+fn in_flight(control: &Control) -> HashMap<*const Member, usize> {
+    let mut counts = HashMap::new();
+    for rule in &control.current().load().rules {
+        for e in rule.target.backends().snapshot().endpoints() {
+            *counts.entry(Arc::as_ptr(&e.target().member)).or_default() += e.in_flight();
+        }
+    }
+    counts
+}
+
 /// One endpoint as JSON.
-fn describe(m: &Member) -> Value {
+fn describe(m: &Arc<Member>, in_flight: &HashMap<*const Member, usize>) -> Value {
     let drain = m.drain();
     json!({
         "service": m.service.qualified(),
@@ -30,6 +46,7 @@ fn describe(m: &Member) -> Value {
         "requests": m.requests.load(Ordering::Relaxed),
         "sessions": m.sessions.load(Ordering::Relaxed),
         "waiting": m.waiting.load(Ordering::Relaxed),
+        "in_flight": in_flight.get(&Arc::as_ptr(m)).copied().unwrap_or(0),
     })
 }
 
@@ -37,11 +54,12 @@ fn describe(m: &Member) -> Value {
 pub fn list(control: &Control) -> Response<ClientBody> {
     // A drain deadline that just passed shows as it is served.
     control.sync();
+    let in_flight = in_flight(control);
     let all: Vec<Value> = control
         .membership()
         .all()
         .iter()
-        .map(|m| describe(m))
+        .map(|m| describe(m, &in_flight))
         .collect();
     json(StatusCode::OK, &Value::Array(all))
 }
@@ -58,10 +76,13 @@ pub fn drain(control: &Control, q: &str, drain: bool) -> Response<ClientBody> {
         control.undrain(&target.service, &target.endpoint)
     };
     match result {
-        Ok(members) => json(
-            StatusCode::OK,
-            &Value::Array(members.iter().map(|m| describe(m)).collect()),
-        ),
+        Ok(members) => {
+            let in_flight = in_flight(control);
+            json(
+                StatusCode::OK,
+                &Value::Array(members.iter().map(|m| describe(m, &in_flight)).collect()),
+            )
+        }
         Err(Unknown::Service) => text(
             StatusCode::NOT_FOUND,
             &format!("no Service {}\n", target.service),

@@ -43,14 +43,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tower_sticky::balance::{BackendState, Balance, Endpoint, PickContext};
-use tower_sticky::sticky::{Decision, Outcome, RequestHead};
+use tower_sticky::balance::{BackendState, Balance, Endpoint, InFlight, PickContext};
+use tower_sticky::sticky::{Decision, InFlightBody, Outcome, RequestHead};
 
 /// Body sent upstream: the client's, read whole (up to `--retry-buffer`,
 /// so that it can be sent again), or streamed after the part read so far.
 pub type UpstreamBody = Either<Full<Bytes>, Streamed>;
-/// Body sent to the client: the backend's, streamed, or the gateway's own.
-pub type ClientBody = Either<Incoming, Full<Bytes>>;
+/// Body sent to the client: the backend's, streamed (its request counted
+/// in flight on the backend until it ends), or the gateway's own.
+pub type ClientBody = Either<InFlightBody<Incoming>, Full<Bytes>>;
 
 /// How long connecting to a backend may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -367,9 +368,30 @@ struct Choice {
     endpoint: Arc<Endpoint<Upstream>>,
     decision: Option<Decision<Upstream>>,
     outcome: Option<Outcome>,
+    /// The request counted in flight on `endpoint` (the library's
+    /// `Endpoint::in_flight`, what `PowerOfTwoChoices` compares), from the
+    /// pick until the response body or the upgraded tunnel ends.
+    in_flight: Option<InFlight>,
 }
 
 impl Choice {
+    fn new(
+        endpoint: Arc<Endpoint<Upstream>>,
+        decision: Option<Decision<Upstream>>,
+        outcome: Option<Outcome>,
+    ) -> Choice {
+        let in_flight = match &decision {
+            Some(decision) => decision.in_flight(),
+            None => Some(InFlight::start(Arc::clone(&endpoint))),
+        };
+        Choice {
+            endpoint,
+            decision,
+            outcome,
+            in_flight,
+        }
+    }
+
     /// The request carried a valid session and went to its backend.
     fn resumed(&self) -> bool {
         self.outcome.is_some_and(Outcome::is_resumed)
@@ -711,7 +733,11 @@ impl Proxy {
                     resp.headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("upgrade"));
                 }
-                tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+                tokio::spawn(tunnel(
+                    client_upgrade,
+                    upstream_upgrade,
+                    choice.in_flight.take(),
+                ));
             }
             _ => crate::headers::strip_hop_by_hop(resp.headers_mut()),
         }
@@ -742,7 +768,8 @@ impl Proxy {
             resp.status(),
             None,
         );
-        resp.map(Either::Left)
+        let in_flight = choice.in_flight.take();
+        resp.map(|body| Either::Left(InFlightBody::new(body, in_flight)))
     }
 
     /// One attempt: over a pooled connection of this worker, or a fresh
@@ -850,11 +877,7 @@ fn first_choice(rule: &Rule, req: &mut Request<Incoming>) -> Result<Choice, Opti
             let decision = sessions.route(req);
             let outcome = decision.outcome();
             match decision.endpoint().cloned() {
-                Some(endpoint) => Ok(Choice {
-                    endpoint,
-                    decision: Some(decision),
-                    outcome: Some(outcome),
-                }),
+                Some(endpoint) => Ok(Choice::new(endpoint, Some(decision), Some(outcome))),
                 None => Err(Some(outcome)),
             }
         }
@@ -868,11 +891,7 @@ fn first_choice(rule: &Rule, req: &mut Request<Incoming>) -> Result<Choice, Opti
             balancer
                 .pick(&ctx, &snapshot)
                 .and_then(|i| snapshot.endpoints().get(i).cloned())
-                .map(|endpoint| Choice {
-                    endpoint,
-                    decision: None,
-                    outcome: None,
-                })
+                .map(|endpoint| Choice::new(endpoint, None, None))
                 .ok_or(None)
         }
     }
@@ -892,11 +911,7 @@ fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
                 let outcome = decision.outcome();
                 let endpoint = decision.endpoint().cloned()?;
                 if other(&endpoint) {
-                    return Some(Choice {
-                        endpoint,
-                        decision: Some(decision),
-                        outcome: Some(outcome),
-                    });
+                    return Some(Choice::new(endpoint, Some(decision), Some(outcome)));
                 }
             }
             None
@@ -912,11 +927,7 @@ fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
                 .filter_map(|_| balancer.pick(&ctx, &snapshot))
                 .filter_map(|i| snapshot.endpoints().get(i).cloned())
                 .find(other)
-                .map(|endpoint| Choice {
-                    endpoint,
-                    decision: None,
-                    outcome: None,
-                })
+                .map(|endpoint| Choice::new(endpoint, None, None))
         }
     }
 }
@@ -947,7 +958,12 @@ fn upstream_request(
 }
 
 /// Joins the client's and the backend's upgraded connections.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    // Counted in flight until the tunnel closes.
+    _in_flight: Option<InFlight>,
+) {
     let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
         return;
     };

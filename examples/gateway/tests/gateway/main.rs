@@ -7,6 +7,7 @@ mod dns;
 mod failures;
 mod gep1619;
 mod hardening;
+mod in_flight;
 mod operations;
 mod proxying;
 mod raw;
