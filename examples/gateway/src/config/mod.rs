@@ -67,6 +67,18 @@ pub fn load_str(name: &str, text: &str) -> Result<Vec<LoadedRoute>, ConfigError>
             Err(e) if is_syntax_error(&e) => return Err(at(format!("not valid YAML: {e}"))),
             Err(e) => return Err(at(format!("not a valid HTTPRoute: {e}"))),
             Ok(Resource::HttpRoute(route)) => route,
+            Ok(Resource::GrpcRoute(route)) => {
+                // The library types GRPCRoutes too, but gRPC needs HTTP/2 to
+                // the backends, which `forward/` does not speak yet: say so
+                // rather than send gRPC calls over HTTP/1.1.
+                tracing::warn!(
+                    "{name}: document {n}: skipping GRPCRoute {}/{}: gRPC needs HTTP/2 to the backends, which this gateway does not speak yet",
+                    route.namespace(),
+                    route.name()
+                );
+                skipped += 1;
+                continue;
+            }
             Ok(other) => {
                 let Some(kind) = other.kind() else {
                     return Err(at(
@@ -105,5 +117,26 @@ fn is_syntax_error(e: &serde_saphyr::Error) -> bool {
         }
         Error::Eof { .. } | Error::InvalidUtf8Input => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_str;
+
+    const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: chat}\nspec:\n  rules: [{matches: [{method: {service: chat.Chat}}], backendRefs: [{name: chat, port: 50051}]}]\n";
+    const HTTP: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web}\nspec:\n  rules: [{backendRefs: [{name: web, port: 80}]}]\n";
+
+    #[test]
+    fn grpcroutes_are_skipped_not_served_over_http1() {
+        let routes = load_str("mixed.yaml", &format!("{GRPC}---\n{HTTP}")).unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].route.name(), "web");
+        assert_eq!(routes[0].source, "mixed.yaml: document 2");
+        let only_grpc = load_str("grpc.yaml", GRPC).unwrap_err();
+        assert_eq!(
+            only_grpc.to_string(),
+            "grpc.yaml: kind: not an HTTPRoute: no document is of kind HTTPRoute"
+        );
     }
 }
