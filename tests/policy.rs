@@ -262,3 +262,48 @@ fn v1_cookie_path_derivation() {
         assert_eq!(p.cookie_path(), path, "{kind:?} {value}");
     }
 }
+
+#[test]
+fn each_refusal_says_which_sort_of_rule_it_broke() {
+    use tower_sticky::policy::PolicyErrorKind::{self, *};
+    let kind = |yaml: &str| -> (String, PolicyErrorKind) {
+        let err = block(yaml)
+            .unwrap()
+            .validate(&RuleContext::new("httproute-default-r-rule-0"))
+            .unwrap_err();
+        (err.field().to_owned(), err.kind())
+    };
+    for (yaml, field, expected) in [
+        ("type: Sticky\n", "type", Invalid),
+        ("absoluteTimeout: 10x\n", "absoluteTimeout", Invalid),
+        ("absoluteTimeout: 0s\n", "absoluteTimeout", OutOfRange),
+        ("idleTimeout: 0ms\n", "idleTimeout", OutOfRange),
+        (
+            "cookieConfig: {lifetimeType: Permanent}\n",
+            "absoluteTimeout",
+            Missing,
+        ),
+        (
+            "sessionName: a\ncookie: {name: b}\n",
+            "sessionName",
+            Conflict,
+        ),
+        ("type: Header\ncookie: {name: b}\n", "cookie", Conflict),
+        ("type: Header\nheader: {}\n", "header.name", Missing),
+        ("sessionName: \"a b\"\n", "sessionName", Invalid),
+        (
+            "cookie: {name: a, path: \"/a;b\"}\n",
+            "cookie.path",
+            Invalid,
+        ),
+    ] {
+        assert_eq!(kind(yaml), (field.to_owned(), expected), "{yaml}");
+    }
+    let long = format!("sessionName: {}\n", "a".repeat(129));
+    assert_eq!(kind(&long), ("sessionName".to_owned(), OutOfRange));
+
+    let err = tower_sticky::SessionPolicy::cookie("").unwrap_err();
+    assert!(err.is_missing() && !err.is_invalid(), "{err:?}");
+    let err = tower_sticky::SessionPolicy::header("a\u{7f}").unwrap_err();
+    assert!(err.is_invalid(), "{err:?}");
+}

@@ -184,3 +184,49 @@ fn one_pass_per_document_skips_other_kinds() {
     let bad = serde_saphyr::from_str::<Resource>("kind: HTTPRoute\nspec:\n  rules: not-a-list\n");
     assert!(bad.is_err());
 }
+
+#[test]
+fn route_refusals_carry_their_kind() {
+    use tower_sticky::policy::PolicyErrorKind::{self, *};
+    let backend = |b: &str| format!("  rules:\n    - backendRefs: [{b}]\n");
+    let kind = |spec: &str| -> (String, PolicyErrorKind) {
+        let err = route(spec).validate().unwrap_err();
+        (err.field().to_owned(), err.kind())
+    };
+    for (spec, field, expected) in [
+        (
+            backend("{name: b, kind: Bucket, port: 1}"),
+            "spec.rules[0].backendRefs[0].kind",
+            Unsupported,
+        ),
+        (
+            backend("{name: b}"),
+            "spec.rules[0].backendRefs[0].port",
+            Missing,
+        ),
+        (
+            backend("{name: b, port: 1, weight: 1000001}"),
+            "spec.rules[0].backendRefs[0].weight",
+            OutOfRange,
+        ),
+        ("  rules: []\n".to_owned(), "spec.rules", Missing),
+        (
+            "  hostnames: [\"Shop.Example\"]\n  rules: [{}]\n".to_owned(),
+            "spec.hostnames[0]",
+            Invalid,
+        ),
+        (
+            "  rules:\n    - name: a\n    - name: a\n".to_owned(),
+            "spec.rules[1].name",
+            Conflict,
+        ),
+        (
+            "  rules:\n    - matches: [{path: {type: RegularExpression, value: \"(\"}}]\n"
+                .to_owned(),
+            "spec.rules[0].matches[0].path.value",
+            Invalid,
+        ),
+    ] {
+        assert_eq!(kind(&spec), (field.to_owned(), expected), "{spec}");
+    }
+}

@@ -54,7 +54,7 @@ mod spec;
 mod validate;
 
 pub use cookie_path::{PathMatchKind, derive_cookie_path};
-pub use error::PolicyError;
+pub use error::{PolicyError, PolicyErrorKind};
 pub use session_policy::{LifetimeType, PersistenceType, SchemaGeneration, SessionPolicy};
 pub use spec::{CookieConfig, CookieSpec, HeaderSpec, SessionPersistence};
 pub use validate::RuleContext;
@@ -63,6 +63,6 @@ pub use validate::RuleContext;
 /// `[A-Za-z0-9!#$%&'*+\-.^_`|~]`. The error says what is wrong (it becomes a
 /// [`PolicyError`]'s reason). Used by `route`, which needs `serde`.
 #[cfg(feature = "serde")]
-pub(crate) fn check_token(name: &str, max: usize) -> Result<(), String> {
+pub(crate) fn check_token(name: &str, max: usize) -> Result<(), error::Problem> {
     name::check(name, max)
 }

@@ -1,4 +1,5 @@
 use super::PolicyError;
+use super::error::{PolicyErrorKind, Problem};
 use super::name;
 use crate::duration::Duration;
 
@@ -75,7 +76,7 @@ impl SessionPolicy {
     }
 
     fn with_kind(name: String, kind: PersistenceType) -> Result<Self, PolicyError> {
-        name::check(&name, 256).map_err(|r| PolicyError::new("name", r))?;
+        name::check(&name, 256).map_err(|p| PolicyError::at("name", p))?;
         Ok(SessionPolicy {
             name,
             kind,
@@ -123,7 +124,7 @@ impl SessionPolicy {
     /// Sets the cookie `Path` attribute.
     pub fn with_path(mut self, path: impl Into<String>) -> Result<Self, PolicyError> {
         let path = path.into();
-        check_path(&path).map_err(|r| PolicyError::new("cookie.path", r))?;
+        check_path(&path).map_err(|p| PolicyError::at("cookie.path", p))?;
         self.cookie_path = path;
         Ok(self)
     }
@@ -173,28 +174,37 @@ impl SessionPolicy {
 
 pub(crate) fn positive(field: &str, d: Duration) -> Result<(), PolicyError> {
     if d.is_zero() {
-        return Err(PolicyError::new(field, "must be greater than zero"));
+        return Err(PolicyError::out_of_range(
+            field,
+            "must be greater than zero",
+        ));
     }
     Ok(())
 }
 
 /// A cookie path: starts with `/`, at most 1024 characters, and nothing that
 /// would end or corrupt the `Set-Cookie` attribute.
-pub(crate) fn check_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_path(path: &str) -> Result<(), Problem> {
     if !path.starts_with('/') {
-        return Err(format!("must start with '/', got {path:?}"));
+        return Err((
+            PolicyErrorKind::Invalid,
+            format!("must start with '/', got {path:?}"),
+        ));
     }
     if path.len() > 1024 {
-        return Err(format!(
-            "must be at most 1024 characters, got {}",
-            path.len()
+        return Err((
+            PolicyErrorKind::OutOfRange,
+            format!("must be at most 1024 characters, got {}", path.len()),
         ));
     }
     if path
         .bytes()
         .any(|b| b == b';' || b.is_ascii_control() || b >= 0x7f)
     {
-        return Err("must not contain ';', control or non-ASCII characters".into());
+        return Err((
+            PolicyErrorKind::Invalid,
+            "must not contain ';', control or non-ASCII characters".into(),
+        ));
     }
     Ok(())
 }

@@ -41,7 +41,7 @@ impl SessionPersistence {
             None | Some("Cookie") => PersistenceType::Cookie,
             Some("Header") => PersistenceType::Header,
             Some(other) => {
-                return Err(PolicyError::new(
+                return Err(PolicyError::invalid(
                     "type",
                     format!("must be Cookie or Header, got {other:?}"),
                 ));
@@ -54,37 +54,37 @@ impl SessionPersistence {
             } else {
                 "header"
             };
-            return Err(PolicyError::new(
+            return Err(PolicyError::conflict(
                 "sessionName",
                 format!("cannot be combined with {other} (use {other}.name)"),
             ));
         }
         if self.cookie_config.is_some() && self.cookie.is_some() {
-            return Err(PolicyError::new(
+            return Err(PolicyError::conflict(
                 "cookieConfig",
                 "cannot be combined with cookie (use cookie.lifetimeType)",
             ));
         }
         if self.cookie_config.is_some() && kind != PersistenceType::Cookie {
-            return Err(PolicyError::new(
+            return Err(PolicyError::conflict(
                 "cookieConfig",
                 "cookieConfig can only be set with type Cookie",
             ));
         }
         if self.cookie.is_some() && kind != PersistenceType::Cookie {
-            return Err(PolicyError::new(
+            return Err(PolicyError::conflict(
                 "cookie",
                 "cookie can only be set with type Cookie",
             ));
         }
         if self.header.is_some() && kind != PersistenceType::Header {
-            return Err(PolicyError::new(
+            return Err(PolicyError::conflict(
                 "header",
                 "header can only be set with type Header",
             ));
         }
         if main && kind == PersistenceType::Header && self.header.is_none() {
-            return Err(PolicyError::new(
+            return Err(PolicyError::missing(
                 "header",
                 "header is required when type is Header",
             ));
@@ -102,14 +102,14 @@ impl SessionPersistence {
             None | Some("Session") => LifetimeType::Session,
             Some("Permanent") => LifetimeType::Permanent,
             Some(other) => {
-                return Err(PolicyError::new(
+                return Err(PolicyError::invalid(
                     lifetime_field,
                     format!("must be Permanent or Session, got {other:?}"),
                 ));
             }
         };
         if lifetime == LifetimeType::Permanent && absolute_timeout.is_none() {
-            return Err(PolicyError::new(
+            return Err(PolicyError::missing(
                 "absoluteTimeout",
                 "AbsoluteTimeout must be specified when cookie lifetimeType is Permanent",
             ));
@@ -123,16 +123,17 @@ impl SessionPersistence {
             ("sessionName", self.session_name.as_deref(), 128)
         };
         if name_field == "header.name" && given_name.is_none() {
-            return Err(PolicyError::new(name_field, "is required"));
+            return Err(PolicyError::missing(name_field, "is required"));
         }
         let name = match given_name {
             Some(n) => {
-                name::check(n, max).map_err(|r| PolicyError::new(name_field, r))?;
+                name::check(n, max).map_err(|p| PolicyError::at(name_field, p))?;
                 n.to_owned()
             }
             None => {
-                name::check(&rule.default_name, 256)
-                    .map_err(|r| PolicyError::new(name_field, format!("generated name {r}")))?;
+                name::check(&rule.default_name, 256).map_err(|(kind, r)| {
+                    PolicyError::new(name_field, kind, format!("generated name {r}"))
+                })?;
                 rule.default_name.clone()
             }
         };
@@ -143,7 +144,7 @@ impl SessionPersistence {
                 .as_ref()
                 .and_then(|c| c.path.clone())
                 .unwrap_or_else(|| "/".into());
-            check_path(&path).map_err(|r| PolicyError::new("cookie.path", r))?;
+            check_path(&path).map_err(|p| PolicyError::at("cookie.path", p))?;
             (SchemaGeneration::Main, path)
         } else {
             let m = rule.path_match.as_ref().map(|(k, v)| (*k, v.as_str()));
@@ -166,7 +167,9 @@ fn duration(field: &str, value: Option<&str>) -> Result<Option<Duration>, Policy
     let Some(value) = value else { return Ok(None) };
     let d: Duration = value
         .parse()
-        .map_err(|e: crate::duration::ParseDurationError| PolicyError::new(field, e.to_string()))?;
+        .map_err(|e: crate::duration::ParseDurationError| {
+            PolicyError::invalid(field, e.to_string())
+        })?;
     positive(field, d)?;
     Ok(Some(d))
 }

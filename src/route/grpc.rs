@@ -148,12 +148,22 @@ impl GrpcRoute {
     }
 
     /// Checks the route against the Gateway API's rules and returns it
-    /// typed, method matches as path matches (see the [module
-    /// docs](self)). A rule's default cookie or header name is
+    /// typed, each method match as the path match Envoy Gateway programs
+    /// for it (a gRPC call is a `POST` to `/{service}/{method}`):
+    ///
+    /// | `method` | path match |
+    /// |---|---|
+    /// | none | `PathPrefix /` |
+    /// | `Exact`, service and method | `Exact /{service}/{method}` |
+    /// | `Exact`, service only | `PathPrefix /{service}` |
+    /// | `Exact`, method only | `RegularExpression /[^/]+/{method}` |
+    /// | `RegularExpression` | `RegularExpression /{service}/{method}`, `[^/]+` for the one left out |
+    ///
+    /// A rule's default cookie or header name is
     /// `grpcroute-{namespace}-{name}-rule-{rule name or index}`.
     pub fn validate(&self) -> Result<Route, RouteError> {
         if !GRPC_API_VERSIONS.contains(&self.api_version.as_str()) {
-            return Err(PolicyError::new(
+            return Err(PolicyError::invalid(
                 "apiVersion",
                 format!(
                     "must be one of {}, got {:?}",
@@ -163,7 +173,7 @@ impl GrpcRoute {
             ));
         }
         if self.kind != "GRPCRoute" {
-            return Err(PolicyError::new(
+            return Err(PolicyError::invalid(
                 "kind",
                 format!("must be GRPCRoute, got {:?}", self.kind),
             ));
@@ -219,7 +229,7 @@ fn path_match(method: &GrpcMethodMatch, at: &str) -> Result<PathMatch, RouteErro
         if let Some(v) = value
             && v.len() > 1024
         {
-            return Err(PolicyError::new(
+            return Err(PolicyError::out_of_range(
                 format!("{at}.{field}"),
                 "must be at most 1024 characters",
             ));
@@ -230,7 +240,7 @@ fn path_match(method: &GrpcMethodMatch, at: &str) -> Result<PathMatch, RouteErro
             if let Some(s) = service
                 && !is_service_name(s)
             {
-                return Err(PolicyError::new(
+                return Err(PolicyError::invalid(
                     format!("{at}.service"),
                     format!("must be a fully qualified protobuf service name, got {s:?}"),
                 ));
@@ -238,7 +248,7 @@ fn path_match(method: &GrpcMethodMatch, at: &str) -> Result<PathMatch, RouteErro
             if let Some(m) = name
                 && !is_method_name(m)
             {
-                return Err(PolicyError::new(
+                return Err(PolicyError::invalid(
                     format!("{at}.method"),
                     format!("must be a protobuf method name, got {m:?}"),
                 ));
@@ -268,7 +278,7 @@ fn path_match(method: &GrpcMethodMatch, at: &str) -> Result<PathMatch, RouteErro
             )
         }
         Some(other) => {
-            return Err(PolicyError::new(
+            return Err(PolicyError::invalid(
                 format!("{at}.type"),
                 format!("must be Exact or RegularExpression, got {other:?}"),
             ));
@@ -281,7 +291,7 @@ fn path_match(method: &GrpcMethodMatch, at: &str) -> Result<PathMatch, RouteErro
 }
 
 fn neither(at: &str) -> RouteError {
-    PolicyError::new(at, "must give service, method or both")
+    PolicyError::missing(at, "must give service, method or both")
 }
 
 /// The Gateway API's rule for an `Exact` service (the leading dot already

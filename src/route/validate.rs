@@ -20,7 +20,7 @@ impl HttpRoute {
     /// [`SessionPolicy`](crate::policy::SessionPolicy).
     pub fn validate(&self) -> Result<Route, RouteError> {
         if !API_VERSIONS.contains(&self.api_version.as_str()) {
-            return Err(PolicyError::new(
+            return Err(PolicyError::invalid(
                 "apiVersion",
                 format!(
                     "must be one of {}, got {:?}",
@@ -30,7 +30,7 @@ impl HttpRoute {
             ));
         }
         if self.kind != "HTTPRoute" {
-            return Err(PolicyError::new(
+            return Err(PolicyError::invalid(
                 "kind",
                 format!("must be HTTPRoute, got {:?}", self.kind),
             ));
@@ -43,7 +43,7 @@ impl HttpRoute {
     /// `grpcroute` for a GRPCRoute translated into this form).
     pub(super) fn typed(&self, resource: &str) -> Result<Route, RouteError> {
         if self.name().is_empty() {
-            return Err(PolicyError::new("metadata.name", "is required"));
+            return Err(PolicyError::missing("metadata.name", "is required"));
         }
         let hostnames = self
             .spec
@@ -51,11 +51,11 @@ impl HttpRoute {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                hostname(h).map_err(|r| PolicyError::new(format!("spec.hostnames[{i}]"), r))
+                hostname(h).map_err(|r| PolicyError::invalid(format!("spec.hostnames[{i}]"), r))
             })
             .collect::<Result<_, _>>()?;
         if self.spec.rules.is_empty() {
-            return Err(PolicyError::new(
+            return Err(PolicyError::missing(
                 "spec.rules",
                 "must have at least one rule",
             ));
@@ -73,7 +73,7 @@ impl HttpRoute {
                     .iter()
                     .any(|r| r.name.as_ref() == Some(name))
             {
-                return Err(PolicyError::new(
+                return Err(PolicyError::conflict(
                     format!("spec.rules[{i}].name"),
                     format!("must be unique within the route, {name:?} is repeated"),
                 ));
@@ -95,7 +95,7 @@ impl HttpRoute {
     ) -> Result<Rule, RouteError> {
         let at = format!("spec.rules[{index}]");
         if let Some(name) = &rule.name {
-            section_name(name).map_err(|r| PolicyError::new(format!("{at}.name"), r))?;
+            section_name(name).map_err(|r| PolicyError::invalid(format!("{at}.name"), r))?;
         }
         let default_match = [HttpRouteMatch::default()];
         let written = if rule.matches.is_empty() {
@@ -113,24 +113,24 @@ impl HttpRoute {
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             let field = format!("{at}.backendRefs[{b}]");
             if backend.name.is_empty() {
-                return Err(PolicyError::new(format!("{field}.name"), "is required"));
+                return Err(PolicyError::missing(format!("{field}.name"), "is required"));
             }
             if let Some(kind) = &backend.kind
                 && kind != "Service"
             {
-                return Err(PolicyError::new(
+                return Err(PolicyError::unsupported(
                     format!("{field}.kind"),
                     format!("only Service is supported, got {kind:?}"),
                 ));
             }
             if backend.port.is_none() {
-                return Err(PolicyError::new(
+                return Err(PolicyError::missing(
                     format!("{field}.port"),
                     "is required when referring to a Service",
                 ));
             }
             if backend.weight() > 1_000_000 {
-                return Err(PolicyError::new(
+                return Err(PolicyError::out_of_range(
                     format!("{field}.weight"),
                     "must be between 0 and 1000000",
                 ));
@@ -187,13 +187,16 @@ fn route_match<'a>(
         .unwrap_or("/");
     let field = format!("{at}.path.value");
     if value.len() > 1024 {
-        return Err(PolicyError::new(field, "must be at most 1024 characters"));
+        return Err(PolicyError::out_of_range(
+            field,
+            "must be at most 1024 characters",
+        ));
     }
     let must_be_absolute = || {
         if value.starts_with('/') {
             Ok(())
         } else {
-            Err(PolicyError::new(
+            Err(PolicyError::invalid(
                 &*field,
                 format!("must start with '/', got {value:?}"),
             ))
@@ -218,7 +221,7 @@ fn route_match<'a>(
             PathMatchKind::RegularExpression,
         ),
         Some(other) => {
-            return Err(PolicyError::new(
+            return Err(PolicyError::invalid(
                 format!("{at}.path.type"),
                 format!("must be Exact, PathPrefix or RegularExpression, got {other:?}"),
             ));
@@ -231,7 +234,7 @@ fn route_match<'a>(
             .ok()
             .and_then(|()| HeaderName::from_bytes(header.name.as_bytes()).ok())
             .ok_or_else(|| {
-                PolicyError::new(
+                PolicyError::invalid(
                     format!("{field}.name"),
                     format!("is not a valid header name: {:?}", header.name),
                 )
@@ -245,7 +248,7 @@ fn route_match<'a>(
     for (q, param) in matched.query_params.iter().enumerate() {
         let field = format!("{at}.queryParams[{q}]");
         if param.name.is_empty() {
-            return Err(PolicyError::new(
+            return Err(PolicyError::missing(
                 format!("{field}.name"),
                 "must not be empty",
             ));
@@ -259,10 +262,10 @@ fn route_match<'a>(
         None => None,
         Some(method) if METHODS.contains(&method.as_str()) => Some(
             Method::from_bytes(method.as_bytes())
-                .map_err(|e| PolicyError::new(format!("{at}.method"), e.to_string()))?,
+                .map_err(|e| PolicyError::invalid(format!("{at}.method"), e.to_string()))?,
         ),
         Some(method) => {
-            return Err(PolicyError::new(
+            return Err(PolicyError::invalid(
                 format!("{at}.method"),
                 format!("must be one of {}, got {method:?}", METHODS.join(", ")),
             ));
@@ -286,7 +289,7 @@ fn value_matcher(kind: Option<&str>, value: &str, field: &str) -> Result<ValueMa
         Some("RegularExpression") => {
             pattern(value, &format!("{field}.value")).map(ValueMatcher::RegularExpression)
         }
-        Some(other) => Err(PolicyError::new(
+        Some(other) => Err(PolicyError::invalid(
             format!("{field}.type"),
             format!("must be Exact or RegularExpression, got {other:?}"),
         )),
@@ -295,7 +298,7 @@ fn value_matcher(kind: Option<&str>, value: &str, field: &str) -> Result<ValueMa
 
 /// A regular expression at `field`, compiled (anchored) once.
 pub(super) fn pattern(value: &str, field: &str) -> Result<Pattern, RouteError> {
-    Pattern::new(value).map_err(|r| PolicyError::new(field, r))
+    Pattern::new(value).map_err(|r| PolicyError::invalid(field, r))
 }
 
 fn hostname(h: &str) -> Result<Hostname, String> {
