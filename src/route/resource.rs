@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 /// An HTTPRoute (`gateway.networking.k8s.io/v1` or `v1beta1`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct HttpRoute {
     /// `gateway.networking.k8s.io/v1` or `/v1beta1`.
     #[serde(default)]
@@ -22,6 +23,7 @@ pub struct HttpRoute {
 /// The part of Kubernetes object metadata a route needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ObjectMeta {
     /// The route's name.
     #[serde(default)]
@@ -34,6 +36,7 @@ pub struct ObjectMeta {
 /// `spec` of an HTTPRoute.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct HttpRouteSpec {
     /// Host names the route serves; empty means any.
     #[serde(default)]
@@ -46,6 +49,7 @@ pub struct HttpRouteSpec {
 /// One rule: which requests, which backends, which persistence.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct HttpRouteRule {
     /// Optional rule name.
     #[serde(default)]
@@ -64,6 +68,7 @@ pub struct HttpRouteRule {
 /// One match: all of its conditions must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct HttpRouteMatch {
     /// The path condition (`PathPrefix /` when absent).
     #[serde(default)]
@@ -82,6 +87,7 @@ pub struct HttpRouteMatch {
 /// `path`: `Exact`, `PathPrefix` (default) or `RegularExpression`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PathMatch {
     /// The match type.
     #[serde(rename = "type", default)]
@@ -94,6 +100,7 @@ pub struct PathMatch {
 /// A header condition: `Exact` (default) or `RegularExpression`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct HeaderMatch {
     /// The match type.
     #[serde(rename = "type", default)]
@@ -107,6 +114,7 @@ pub struct HeaderMatch {
 /// A query parameter condition: `Exact` (default) or `RegularExpression`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct QueryParamMatch {
     /// The match type.
     #[serde(rename = "type", default)]
@@ -118,8 +126,33 @@ pub struct QueryParamMatch {
 }
 
 /// A backend Service reference.
+///
+/// Like every type here that mirrors the Gateway API, it is
+/// `#[non_exhaustive]`, so a field the API adds is not a breaking change:
+/// build it from `Default` (or deserialize it) and set fields.
+///
+/// ```
+/// let mut backend = tower_sticky::route::BackendRef::default();
+/// backend.name = "shop".into();
+/// backend.port = Some(8080);
+/// assert_eq!(backend.weight(), 1);
+/// ```
+///
+/// A struct literal does not compile outside this crate:
+///
+/// ```compile_fail
+/// let backend = tower_sticky::route::BackendRef {
+///     name: "shop".into(),
+///     namespace: None,
+///     port: Some(8080),
+///     weight: None,
+///     kind: None,
+///     group: None,
+/// };
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct BackendRef {
     /// The Service name.
     pub name: String,
