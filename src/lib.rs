@@ -30,6 +30,8 @@
 //!   outcome, backend, why a session value was refused, session age.
 //! * `metrics`: `tower_sticky_requests_total{scope,outcome}` and
 //!   `tower_sticky_session_age_seconds{scope}` through the `metrics` facade.
+//! * `tower-load`: `balance::P2cByLoad`, power of two choices by the
+//!   targets' own `tower::load::Load` metric.
 //! * `test-util`: `ManualClock`, a clock for tests.
 //! * `token-internals`: the token codec and time rules, for benchmarks and
 //!   fuzzing; outside semver.

@@ -9,7 +9,9 @@
 //!   [`Discovered`] backends into [`Backends`], state changes included.
 //! * [`Balance`]: picks a backend for a new session and resolves a session's
 //!   backend id. Built-ins: [`RoundRobin`], [`Random`],
-//!   [`PowerOfTwoChoices`] (fewest in-flight of two), [`Weighted`].
+//!   [`PowerOfTwoChoices`] (fewest in-flight of two), [`Weighted`], and
+//!   with the `tower-load` feature `P2cByLoad` (the lower
+//!   `tower::load::Load` of two).
 //!
 //! ```
 //! use tower_sticky::balance::{Balance, BackendId, BackendState, Backends, PickContext, Resolution, RoundRobin};
@@ -39,6 +41,8 @@ mod balancer;
 mod discover;
 mod endpoint;
 mod p2c;
+#[cfg(feature = "tower-load")]
+mod p2c_load;
 mod random;
 mod rng;
 mod round_robin;
@@ -50,6 +54,8 @@ pub use balancer::{Balance, PickContext, Resolution};
 pub use discover::{Applied, DiscoverBackends, Discovered};
 pub use endpoint::{BackendState, Endpoint, InFlight};
 pub use p2c::PowerOfTwoChoices;
+#[cfg(feature = "tower-load")]
+pub use p2c_load::P2cByLoad;
 pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
