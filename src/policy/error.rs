@@ -18,7 +18,6 @@ use std::fmt;
 ///
 /// let err = SessionPolicy::cookie("Session-A").unwrap().permanent(Duration::ZERO).unwrap_err();
 /// assert_eq!(err.kind(), PolicyErrorKind::OutOfRange);
-/// assert!(err.is_out_of_range());
 /// assert_eq!(err.to_string(), "absoluteTimeout: must be greater than zero");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,37 +102,6 @@ impl PolicyError {
     #[must_use]
     pub fn kind(&self) -> PolicyErrorKind {
         self.kind
-    }
-
-    /// Whether a required field is absent or empty.
-    #[must_use]
-    pub fn is_missing(&self) -> bool {
-        self.kind == PolicyErrorKind::Missing
-    }
-
-    /// Whether the field has a value it does not accept.
-    #[must_use]
-    pub fn is_invalid(&self) -> bool {
-        self.kind == PolicyErrorKind::Invalid
-    }
-
-    /// Whether a number or length is outside its range.
-    #[must_use]
-    pub fn is_out_of_range(&self) -> bool {
-        self.kind == PolicyErrorKind::OutOfRange
-    }
-
-    /// Whether fields conflict with each other.
-    #[must_use]
-    pub fn is_conflict(&self) -> bool {
-        self.kind == PolicyErrorKind::Conflict
-    }
-
-    /// Whether the value is valid Gateway API that this crate does not
-    /// implement.
-    #[must_use]
-    pub fn is_unsupported(&self) -> bool {
-        self.kind == PolicyErrorKind::Unsupported
     }
 
     /// What rule the field breaks, in words.

@@ -82,57 +82,41 @@ impl TryFrom<&HttpRoute> for Route {
     }
 }
 
-impl From<&HttpRouteRulesSessionPersistence> for SessionPersistence {
-    fn from(sp: &HttpRouteRulesSessionPersistence) -> Self {
-        let mut ours = SessionPersistence::default();
-        ours.session_name.clone_from(&sp.session_name);
-        ours.absolute_timeout.clone_from(&sp.absolute_timeout);
-        ours.idle_timeout.clone_from(&sp.idle_timeout);
-        ours.kind = sp.r#type.as_ref().map(|t| {
-            match t {
-                HttpType::Cookie => "Cookie",
-                HttpType::Header => "Header",
+/// `From` a route kind's `sessionPersistence` block. The `gateway-api`
+/// crate generates one set of types per route kind, with the same fields
+/// and variants; one body serves them all.
+macro_rules! session_persistence_from {
+    ($block:ty, $kind:ident, $lifetime:ident) => {
+        impl From<&$block> for SessionPersistence {
+            fn from(sp: &$block) -> Self {
+                let mut ours = SessionPersistence::default();
+                ours.session_name.clone_from(&sp.session_name);
+                ours.absolute_timeout.clone_from(&sp.absolute_timeout);
+                ours.idle_timeout.clone_from(&sp.idle_timeout);
+                ours.kind = sp.r#type.as_ref().map(|t| {
+                    match t {
+                        $kind::Cookie => "Cookie",
+                        $kind::Header => "Header",
+                    }
+                    .to_owned()
+                });
+                ours.cookie_config = sp.cookie_config.as_ref().map(|c| CookieConfig {
+                    lifetime_type: c.lifetime_type.as_ref().map(|l| {
+                        match l {
+                            $lifetime::Permanent => "Permanent",
+                            $lifetime::Session => "Session",
+                        }
+                        .to_owned()
+                    }),
+                });
+                ours
             }
-            .to_owned()
-        });
-        ours.cookie_config = sp.cookie_config.as_ref().map(|c| CookieConfig {
-            lifetime_type: c.lifetime_type.as_ref().map(|l| {
-                match l {
-                    HttpLifetime::Permanent => "Permanent",
-                    HttpLifetime::Session => "Session",
-                }
-                .to_owned()
-            }),
-        });
-        ours
-    }
+        }
+    };
 }
 
-impl From<&GrpcRouteRulesSessionPersistence> for SessionPersistence {
-    fn from(sp: &GrpcRouteRulesSessionPersistence) -> Self {
-        let mut ours = SessionPersistence::default();
-        ours.session_name.clone_from(&sp.session_name);
-        ours.absolute_timeout.clone_from(&sp.absolute_timeout);
-        ours.idle_timeout.clone_from(&sp.idle_timeout);
-        ours.kind = sp.r#type.as_ref().map(|t| {
-            match t {
-                GrpcType::Cookie => "Cookie",
-                GrpcType::Header => "Header",
-            }
-            .to_owned()
-        });
-        ours.cookie_config = sp.cookie_config.as_ref().map(|c| CookieConfig {
-            lifetime_type: c.lifetime_type.as_ref().map(|l| {
-                match l {
-                    GrpcLifetime::Permanent => "Permanent",
-                    GrpcLifetime::Session => "Session",
-                }
-                .to_owned()
-            }),
-        });
-        ours
-    }
-}
+session_persistence_from!(HttpRouteRulesSessionPersistence, HttpType, HttpLifetime);
+session_persistence_from!(GrpcRouteRulesSessionPersistence, GrpcType, GrpcLifetime);
 
 /// The validated `sessionPersistence` of each rule of a GRPCRoute, in rule
 /// order (`None`: the rule has none). A rule without a session name gets

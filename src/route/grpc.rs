@@ -162,22 +162,12 @@ impl GrpcRoute {
     /// A rule's default cookie or header name is
     /// `grpcroute-{namespace}-{name}-rule-{rule name or index}`.
     pub fn validate(&self) -> Result<Route, RouteError> {
-        if !GRPC_API_VERSIONS.contains(&self.api_version.as_str()) {
-            return Err(PolicyError::invalid(
-                "apiVersion",
-                format!(
-                    "must be one of {}, got {:?}",
-                    GRPC_API_VERSIONS.join(", "),
-                    self.api_version
-                ),
-            ));
-        }
-        if self.kind != "GRPCRoute" {
-            return Err(PolicyError::invalid(
-                "kind",
-                format!("must be GRPCRoute, got {:?}", self.kind),
-            ));
-        }
+        super::validate::type_meta(
+            &self.api_version,
+            &GRPC_API_VERSIONS,
+            &self.kind,
+            "GRPCRoute",
+        )?;
         let mut rules = Vec::with_capacity(self.spec.rules.len());
         for (i, rule) in self.spec.rules.iter().enumerate() {
             let mut matches = Vec::with_capacity(rule.matches.len());

@@ -19,22 +19,7 @@ impl HttpRoute {
     /// parsed, regular expressions compiled, and per rule its validated
     /// [`SessionPolicy`](crate::policy::SessionPolicy).
     pub fn validate(&self) -> Result<Route, RouteError> {
-        if !API_VERSIONS.contains(&self.api_version.as_str()) {
-            return Err(PolicyError::invalid(
-                "apiVersion",
-                format!(
-                    "must be one of {}, got {:?}",
-                    API_VERSIONS.join(", "),
-                    self.api_version
-                ),
-            ));
-        }
-        if self.kind != "HTTPRoute" {
-            return Err(PolicyError::invalid(
-                "kind",
-                format!("must be HTTPRoute, got {:?}", self.kind),
-            ));
-        }
+        type_meta(&self.api_version, &API_VERSIONS, &self.kind, "HTTPRoute")?;
         self.typed("httproute")
     }
 
@@ -280,6 +265,31 @@ fn route_match<'a>(
         },
         (kind, value),
     ))
+}
+
+/// Checks a resource's `apiVersion` against `versions` and its `kind`.
+pub(super) fn type_meta(
+    api_version: &str,
+    versions: &[&str],
+    kind: &str,
+    expected: &str,
+) -> Result<(), RouteError> {
+    if !versions.contains(&api_version) {
+        return Err(PolicyError::invalid(
+            "apiVersion",
+            format!(
+                "must be one of {}, got {api_version:?}",
+                versions.join(", ")
+            ),
+        ));
+    }
+    if kind != expected {
+        return Err(PolicyError::invalid(
+            "kind",
+            format!("must be {expected}, got {kind:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A header or query parameter condition at `field`.

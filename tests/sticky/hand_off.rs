@@ -7,7 +7,6 @@ use http_body_util::BodyExt;
 use std::convert::Infallible;
 use std::future::Future;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_sticky::balance::{BackendId, BackendState};
 use tower_sticky::sticky::{Outcome, Pinned, StickyHandOffLayer, StickyLayer};
 use tower_sticky::token::ManualClock;
 
@@ -85,10 +84,7 @@ async fn hand_off_pins_like_the_extension_layer_and_strips_the_session_cookie() 
 
 #[tokio::test]
 async fn hand_off_answers_503_itself_when_no_backend_can_take_the_request() {
-    let clock = ManualClock::new(T0);
-    let backends = pods(&PODS[..1]);
-    let s = sessions(seed_policy(), backends.clone(), &clock);
-    backends.set_state(BackendId::from_name(PODS[0]), BackendState::Down);
+    let s = super::only_pod_down();
     let called = std::sync::atomic::AtomicBool::new(false);
     let inner = service_fn(|(_, _): (Pinned<&'static str>, Request<String>)| {
         called.store(true, std::sync::atomic::Ordering::Relaxed);

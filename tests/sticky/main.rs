@@ -10,7 +10,7 @@ use tower_sticky::balance::{BackendId, BackendState, Backends, Weighted};
 use tower_sticky::carrier::{ClientTls, CookieAttributes, SameSite, Secure};
 use tower_sticky::duration::Duration;
 use tower_sticky::policy::{PathMatchKind, RuleContext, SessionPersistence, SessionPolicy};
-use tower_sticky::sticky::{BuildErrorKind, Outcome, StickyBuilder};
+use tower_sticky::sticky::{BuildErrorKind, Outcome, StickyBuilder, StickySessions};
 use tower_sticky::token::{KeySet, ManualClock};
 
 const PODS: [&str; 4] = [
@@ -19,6 +19,14 @@ const PODS: [&str; 4] = [
     "backend-765694d47f-2ff9s",
     "backend-765694d47f-gn7q2",
 ];
+
+/// Sessions under the seed's policy over one pod, which is down.
+fn only_pod_down() -> StickySessions<&'static str> {
+    let backends = pods(&PODS[..1]);
+    let s = sessions(seed_policy(), backends.clone(), &ManualClock::new(T0));
+    backends.set_state(BackendId::from_name(PODS[0]), BackendState::Down);
+    s
+}
 
 /// The seed's cookie route: Session-A, Permanent, absoluteTimeout 10s.
 fn seed_policy() -> SessionPolicy {
@@ -429,9 +437,7 @@ async fn draining_backend_keeps_its_sessions_and_gets_no_new_ones() {
 #[tokio::test]
 async fn no_backend_is_a_503_not_an_error() {
     let clock = ManualClock::new(T0);
-    let backends = pods(&PODS[..1]);
-    let s = sessions(seed_policy(), backends.clone(), &clock);
-    backends.set_state(BackendId::from_name(PODS[0]), BackendState::Down);
+    let s = only_pod_down();
     let a = send(&s, &[]).await;
     assert_eq!(a.status, 503);
     assert_eq!(a.set_cookie, None);
