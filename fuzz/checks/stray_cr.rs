@@ -17,11 +17,7 @@
 //! Shared by the `stray_cr` fuzz target and the gateway's corpus replay test.
 //! Input layout: one byte choosing the read sizes, then the request stream.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncRead, ReadBuf};
-use tower_sticky_gateway::stray_cr::{MAX_TRAILING_CRS, StrayCr, rewrite_all};
+use tower_sticky_gateway::stray_cr::{MAX_TRAILING_CRS, read_through, rewrite_all};
 
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
@@ -41,7 +37,7 @@ pub fn run(data: &[u8]) {
     let step = usize::from(knob & 0x0f) + 1;
     let out = [1, 2, 3, 5, 9, 10, 64, 4096][usize::from(knob >> 4) & 7];
     for (step, out) in [(step, out), (1, 1), (input.len().max(1), 4096)] {
-        let streamed = read_through(input, step, out);
+        let (streamed, _) = read_through(input, step, out);
         assert_eq!(
             streamed, whole,
             "reads of {step} into a buffer of {out} differ from one pass"
@@ -285,47 +281,4 @@ fn check_framing(out: &[u8], input: &[u8], head: &Head) {
         *len += head.rewritten.len();
     }
     assert_eq!(got, meant, "the rewritten head reads differently");
-}
-
-/// Hands out `data` in reads of `step` bytes.
-struct Chunks<'a> {
-    data: &'a [u8],
-    pos: usize,
-    step: usize,
-}
-
-impl AsyncRead for Chunks<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = self
-            .step
-            .min(self.data.len() - self.pos)
-            .min(buf.remaining());
-        let pos = self.pos;
-        buf.put_slice(&self.data[pos..pos + n]);
-        self.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Everything `StrayCr` passes on for `data` read `step` bytes at a time
-/// into a buffer of `out` bytes.
-fn read_through(data: &[u8], step: usize, out: usize) -> Vec<u8> {
-    let mut s = StrayCr::new(Chunks { data, pos: 0, step });
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut got = Vec::with_capacity(data.len());
-    let mut buf = vec![0u8; out];
-    // Bounded: every read returns at least one byte until the end.
-    for _ in 0..data.len() * 2 + 16 {
-        let mut rb = ReadBuf::new(&mut buf);
-        match Pin::new(&mut s).poll_read(&mut cx, &mut rb) {
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => return got,
-            Poll::Ready(Ok(())) => got.extend_from_slice(rb.filled()),
-            other => panic!("a source that is always ready gave {other:?}"),
-        }
-    }
-    panic!("no end after {} reads", data.len() * 2 + 16);
 }

@@ -16,66 +16,19 @@
 # load comes from examples/loadgen. Everything listens on 127.0.0.1, every
 # process started is stopped by PID, every loop is bounded.
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
 
 SESSIONS=${SESSIONS:-1000000}
 BASE_PORT=${BASE_PORT:-21000}
 OUT=${OUT:-target/scale}
 
-for tool in nginx python3 cargo; do
-  command -v "$tool" >/dev/null 2>&1 || {
-    echo "scale.sh: $tool is missing (apt-get install nginx python3)" >&2
-    exit 2
-  }
-done
+SCRIPT=scale.sh
+TOOLS="nginx python3 cargo"
 if [ "$SESSIONS" -lt 1000 ] || [ "$SESSIONS" -gt 5000000 ]; then
   echo "scale.sh: SESSIONS must be 1000..5000000" >&2
   exit 2
 fi
-cargo build --release -p tower-sticky-gateway --bins >&2
-GATEWAY=target/release/tower-sticky-gateway
-LOADGEN=target/release/tower-sticky-loadgen
-mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/common.sh"
 
-wait_port() {
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "scale.sh: nothing listens on 127.0.0.1:$1 after 10 s" >&2
-  return 1
-}
-
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-# NGINX serving $1 backend ports from BASE_PORT on.
-start_backends() {
-  local n=$1 d="$WORK/backends-$1" i
-  mkdir -p "$d"
-  {
-    echo "worker_processes 1; pid $d/nginx.pid; daemon off;"
-    echo "worker_rlimit_nofile 8192;"
-    echo "events { worker_connections 8192; }"
-    echo "http { access_log off; keepalive_requests 1000000;"
-    echo "  client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;"
-    for i in $(seq 0 $((n - 1))); do
-      echo "  server { listen 127.0.0.1:$((BASE_PORT + i)); location / { add_header x-pod pod-$i; return 200 '{\"pod\": \"pod-$i\"}\n'; } }"
-    done
-    echo "}"
-  } >"$d/nginx.conf"
-  nginx -e "$d/error.log" -c "$d/nginx.conf" -p "$d" &
-  PIDS+=($!)
-  wait_port "$BASE_PORT"
-  wait_port $((BASE_PORT + n - 1))
-}
 
 cat >"$WORK/route.yaml" <<'EOF'
 apiVersion: gateway.networking.k8s.io/v1
@@ -134,7 +87,7 @@ load() { # url, then loadgen flags; prints the JSON report
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 report="$OUT/summary.md"
-start_backends 1000
+nginx_backends "$WORK/backends" "$BASE_PORT" 1000
 {
   echo "## Memory against session count (gateway --threads 1, 4 backends)"
   echo

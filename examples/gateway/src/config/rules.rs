@@ -10,23 +10,20 @@ use crate::discover::sources::service_key;
 use crate::echo::{self, EchoInfo};
 use crate::keys::Keys;
 use crate::router::{Entry, Router};
-use http::uri::Authority;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use tower::discover::Change;
 use tower_sticky::balance::Weighted;
 use tower_sticky::balance::{BackendState, Backends, Discovered, Endpoint};
 use tower_sticky::route::Hostname;
-use tower_sticky::sticky::{Outcome, StickyBuilder, StickySessions};
+use tower_sticky::sticky::{StickyBuilder, StickySessions};
 
 /// What the proxy needs to reach one backend endpoint.
 #[derive(Debug)]
 pub struct Upstream {
     /// `host:port`.
     pub addr: String,
-    /// The same, parsed once for request URIs.
-    pub authority: Authority,
     /// The pod name (in-process replicas) or the address, for logs.
     pub label: String,
     /// The Service it belongs to.
@@ -68,9 +65,6 @@ impl Target {
     }
 }
 
-/// Session outcome counters of one rule, indexed by [`Outcome::index`].
-pub type OutcomeCounters = [AtomicU64; Outcome::ALL.len()];
-
 /// One HTTPRoute rule, ready to serve.
 #[derive(Debug)]
 pub struct Rule {
@@ -85,8 +79,6 @@ pub struct Rule {
     pub strict: bool,
     /// Where its requests go.
     pub target: Target,
-    /// Session outcomes, counted by the core's `on_outcome` callback.
-    pub outcomes: Arc<OutcomeCounters>,
     /// The rule names no backend: the Gateway API says answer 500.
     pub no_backend_refs: bool,
     /// Its backendRefs: the Service and `weight` of each.
@@ -129,7 +121,6 @@ fn upstream(
     Upstream {
         health: Arc::clone(health.entry(member.addr.clone()).or_default()),
         addr: member.addr.clone(),
-        authority: member.authority.clone(),
         label: member.label.clone(),
         service: member.service.name.clone(),
         requests: AtomicU64::new(0),
@@ -235,18 +226,12 @@ pub fn compile(
                 endpoint.set_state(member.state_with(state));
                 backends.insert_endpoint(Arc::new(endpoint));
             }
-            let outcomes: Arc<OutcomeCounters> =
-                Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
             let target = match rule.session_policy() {
                 Some(policy) => {
-                    let counters = Arc::clone(&outcomes);
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
                         .balancer(Weighted::new())
                         .scope(session_scope(ns, route.name(), i, rule.name()))
                         .strict(strict)
-                        .on_outcome(move |o, _| {
-                            counters[o.index()].fetch_add(1, Ordering::Relaxed);
-                        })
                         .build()
                         .map_err(|e| {
                             format!("{}: spec.rules[{i}].sessionPersistence: {e}", loaded.source)
@@ -269,7 +254,6 @@ pub fn compile(
                 name: rule.name().map(str::to_owned),
                 strict,
                 target,
-                outcomes,
                 no_backend_refs: rule.backend_refs().is_empty(),
             });
         }

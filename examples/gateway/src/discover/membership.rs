@@ -28,8 +28,6 @@ pub struct Member {
     pub service: ServiceKey,
     /// `host:port`.
     pub addr: String,
-    /// The same, parsed once for request URIs.
-    pub authority: Authority,
     /// The pod name (echo replicas) or the address, for logs.
     pub label: String,
     /// Its id in session tokens.
@@ -98,13 +96,13 @@ impl Member {
         id: BackendId,
         discovered: BackendState,
     ) -> Result<Self, String> {
-        let authority: Authority = addr
-            .parse()
+        // An address that is no URI authority (`host:port`) is refused here,
+        // when the configuration loads.
+        addr.parse::<Authority>()
             .map_err(|e| format!("backend address {addr:?}: {e}"))?;
         Ok(Member {
             service,
             addr,
-            authority,
             label,
             id,
             discovered: AtomicU8::new(state_u8(discovered)),

@@ -446,57 +446,61 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for StrayCr<S> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{MAX_TRAILING_CRS, StrayCr};
-    use std::io;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+/// A source that hands out `data` `step` bytes per read, always ready.
+struct Chunks<'a> {
+    data: &'a [u8],
+    pos: usize,
+    step: usize,
+}
 
-    /// Hands out `data` in reads of `step` bytes.
-    struct Chunks {
-        data: Vec<u8>,
-        pos: usize,
-        step: usize,
+impl AsyncRead for Chunks<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self
+            .step
+            .min(self.data.len() - self.pos)
+            .min(buf.remaining());
+        let pos = self.pos;
+        buf.put_slice(&self.data[pos..pos + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
     }
+}
 
-    impl AsyncRead for Chunks {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let n = self
-                .step
-                .min(self.data.len() - self.pos)
-                .min(buf.remaining());
-            let pos = self.pos;
-            buf.put_slice(&self.data[pos..pos + n]);
-            self.pos += n;
-            Poll::Ready(Ok(()))
+/// For the tests and the fuzz check (`fuzz/checks/stray_cr.rs`): everything
+/// a [`StrayCr`] passes on for `data` handed out `step` bytes per read into
+/// a buffer of `out` bytes, and whether it ended in pass-through.
+#[doc(hidden)]
+pub fn read_through(data: &[u8], step: usize, out: usize) -> (Vec<u8>, bool) {
+    let mut s = StrayCr::new(Chunks { data, pos: 0, step });
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut got = Vec::with_capacity(data.len());
+    let mut buf = vec![0u8; out];
+    // Bounded: every read returns at least one byte until the end.
+    for _ in 0..data.len() * 2 + 16 {
+        let mut rb = ReadBuf::new(&mut buf);
+        match Pin::new(&mut s).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => return (got, s.is_passthrough()),
+            Poll::Ready(Ok(())) => got.extend_from_slice(rb.filled()),
+            other => panic!("a source that is always ready gave {other:?}"),
         }
     }
+    panic!("no end after {} reads", data.len() * 2 + 16);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_TRAILING_CRS, read_through};
 
     /// Runs `input` through the adapter for every read size of the source
     /// and of the reader, checking each result is `expected`.
-    async fn check(input: &[u8], expected: &[u8]) {
+    fn check(input: &[u8], expected: &[u8]) {
         for step in 1..=input.len().max(1) {
             for out in [1usize, 2, 3, 7, 4096] {
-                let mut s = StrayCr::new(Chunks {
-                    data: input.to_vec(),
-                    pos: 0,
-                    step,
-                });
-                let mut got = Vec::new();
-                let mut buf = vec![0u8; out];
-                for _ in 0..input.len() * 4 + 8 {
-                    let n = s.read(&mut buf).await.expect("read");
-                    if n == 0 {
-                        break;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                }
+                let (got, _) = read_through(input, step, out);
                 assert_eq!(
                     String::from_utf8_lossy(&got),
                     String::from_utf8_lossy(expected),
@@ -506,22 +510,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn stray_cr_in_a_field_value_becomes_a_space() {
+    #[test]
+    fn stray_cr_in_a_field_value_becomes_a_space() {
         check(
             b"GET /get HTTP/1.1\r\nSession-A: tok\r\r\nHost: x\r\n\r\n",
             b"GET /get HTTP/1.1\r\nSession-A: tok \r\nHost: x\r\n\r\n",
-        )
-        .await;
+        );
     }
 
-    #[tokio::test]
-    async fn several_stray_crs_and_pipelined_heads() {
+    #[test]
+    fn several_stray_crs_and_pipelined_heads() {
         check(
             b"GET / HTTP/1.1\r\nA: 1\r\r\r\n\r\nGET / HTTP/1.1\r\nB: 2\r\r\nC:\r\r\n\r\n",
             b"GET / HTTP/1.1\r\nA: 1  \r\n\r\nGET / HTTP/1.1\r\nB: 2 \r\nC: \r\n\r\n",
-        )
-        .await;
+        );
         let most = format!(
             "GET / HTTP/1.1\r\nA: 1{}\r\n\r\n",
             "\r".repeat(MAX_TRAILING_CRS)
@@ -530,13 +532,13 @@ mod tests {
             "GET / HTTP/1.1\r\nA: 1{}\r\n\r\n",
             " ".repeat(MAX_TRAILING_CRS)
         );
-        check(most.as_bytes(), spaced.as_bytes()).await;
+        check(most.as_bytes(), spaced.as_bytes());
     }
 
     /// A CR anywhere but at the end of a field value reaches hyper as it
     /// came (hyper answers 400), and nothing after it is rewritten.
-    #[tokio::test]
-    async fn crs_elsewhere_are_left_for_hyper_to_refuse() {
+    #[test]
+    fn crs_elsewhere_are_left_for_hyper_to_refuse() {
         let too_many = format!(
             "GET / HTTP/1.1\r\nA: 1{}\r\nB: 2\r\r\n\r\n",
             "\r".repeat(MAX_TRAILING_CRS + 1)
@@ -554,43 +556,35 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\r\n",
             too_many.as_bytes(),
         ] {
-            check(input, input).await;
-            let mut s = StrayCr::new(Chunks {
-                data: input.to_vec(),
-                pos: 0,
-                step: 3,
-            });
-            let mut v = Vec::new();
-            s.read_to_end(&mut v).await.expect("read");
-            assert!(s.is_passthrough(), "{:?}", String::from_utf8_lossy(input));
+            check(input, input);
+            let (_, passthrough) = read_through(input, 3, 4096);
+            assert!(passthrough, "{:?}", String::from_utf8_lossy(input));
         }
         // Only the head with the bad CR is left alone.
         check(
             b"GET / HTTP/1.1\r\nA: 1\r\r\n\r\nGET / HTTP/1.1\r\nX: 1\rY: 2\r\r\n\r\n",
             b"GET / HTTP/1.1\r\nA: 1 \r\n\r\nGET / HTTP/1.1\r\nX: 1\rY: 2\r\r\n\r\n",
-        )
-        .await;
+        );
     }
 
-    #[tokio::test]
-    async fn a_long_field_name_still_has_a_value() {
+    #[test]
+    fn a_long_field_name_still_has_a_value() {
         let name = "X-".repeat(50);
         let input = format!("GET / HTTP/1.1\r\n{name}: v\r\r\n\r\n");
         let expected = format!("GET / HTTP/1.1\r\n{name}: v \r\n\r\n");
-        check(input.as_bytes(), expected.as_bytes()).await;
+        check(input.as_bytes(), expected.as_bytes());
     }
 
-    #[tokio::test]
-    async fn content_length_bodies_pass_untouched() {
+    #[test]
+    fn content_length_bodies_pass_untouched() {
         check(
             b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\na\rb\rcGET / HTTP/1.1\r\nX: y\r\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\na\rb\rcGET / HTTP/1.1\r\nX: y \r\n\r\n",
-        )
-        .await;
+        );
     }
 
-    #[tokio::test]
-    async fn chunked_upgrade_connect_and_h2_stop_rewriting() {
+    #[test]
+    fn chunked_upgrade_connect_and_h2_stop_rewriting() {
         for input in [
             &b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na\rb\r\n0\r\n\r\nGET / HTTP/1.1\r\nX: \r\r\n\r\n"[..],
             b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\r\x00\r\r",
@@ -600,16 +594,16 @@ mod tests {
             b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n\r\r\r\r\r",
             b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n\r\r",
         ] {
-            check(input, input).await;
+            check(input, input);
         }
     }
 
-    #[tokio::test]
-    async fn a_cr_at_the_end_of_the_stream_is_kept() {
-        check(b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r").await;
-        check(b"GET / HTTP/1.1\r\nA: 1\r\r", b"GET / HTTP/1.1\r\nA: 1\r\r").await;
-        check(b"\r", b"\r").await;
-        check(b"", b"").await;
+    #[test]
+    fn a_cr_at_the_end_of_the_stream_is_kept() {
+        check(b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r");
+        check(b"GET / HTTP/1.1\r\nA: 1\r\r", b"GET / HTTP/1.1\r\nA: 1\r\r");
+        check(b"\r", b"\r");
+        check(b"", b"");
     }
 
     #[test]
@@ -630,8 +624,8 @@ mod tests {
         assert_eq!(super::plain_run(&b"z".repeat(50)), 50);
     }
 
-    #[tokio::test]
-    async fn long_lines_and_a_late_content_length() {
+    #[test]
+    fn long_lines_and_a_late_content_length() {
         let long = "v".repeat(200);
         let input = format!(
             "POST / HTTP/1.1\r\nX-Long: {long}\r\r\nContent-Length: 3\r\n\r\n\r\r\rGET / HTTP/1.1\r\nA: b\r\r\n\r\n"
@@ -639,18 +633,12 @@ mod tests {
         let expected = format!(
             "POST / HTTP/1.1\r\nX-Long: {long} \r\nContent-Length: 3\r\n\r\n\r\r\rGET / HTTP/1.1\r\nA: b \r\n\r\n"
         );
-        check(input.as_bytes(), expected.as_bytes()).await;
+        check(input.as_bytes(), expected.as_bytes());
     }
 
-    #[tokio::test]
-    async fn passthrough_is_reported() {
-        let mut s = StrayCr::new(Chunks {
-            data: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
-            pos: 0,
-            step: 100,
-        });
-        let mut v = Vec::new();
-        s.read_to_end(&mut v).await.expect("read");
-        assert!(s.is_passthrough());
+    #[test]
+    fn passthrough_is_reported() {
+        let (_, passthrough) = read_through(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 100, 4096);
+        assert!(passthrough);
     }
 }

@@ -1,0 +1,103 @@
+# Shared preamble of the gateway's benchmark scripts (race.sh, race-ab.sh,
+# scale.sh): sourced, not run. The caller sets SCRIPT (its name, for
+# messages) and TOOLS (the commands it needs) first. This file then moves to
+# the repository root, checks the tools, builds the release binaries
+# (GATEWAY, LOADGEN), creates OUT and a scratch WORK directory, and stops
+# every PID in PIDS on exit. Every wait below is bounded.
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
+
+missing=()
+for tool in $TOOLS; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "$SCRIPT: missing tools: ${missing[*]}" >&2
+  echo "  (Debian: apt-get install haproxy nginx python3; rustup for cargo)" >&2
+  exit 2
+fi
+
+cargo build --release -p tower-sticky-gateway --bins >&2
+GATEWAY=target/release/tower-sticky-gateway
+LOADGEN=target/release/tower-sticky-loadgen
+
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Waits (at most 10 s) until 127.0.0.1:$1 accepts connections.
+wait_port() {
+  local port=$1
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$SCRIPT: nothing listens on 127.0.0.1:$port after 10 s" >&2
+  return 1
+}
+
+# Waits (at most 10 s) until nothing listens on 127.0.0.1:$1 any more.
+wait_port_free() {
+  local port=$1
+  for _ in $(seq 100); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$SCRIPT: 127.0.0.1:$port is still busy after 10 s" >&2
+  return 1
+}
+
+# Stops one PID we started, and forgets it.
+stop() {
+  local pid=$1 keep=()
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+# Resident memory of a process, KiB.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# CPU ticks (utime+stime) of a process and its direct children (NGINX
+# workers; HAProxy and the gateway have none).
+cpu_ticks() {
+  local pid=$1 total=0 p
+  for p in $pid $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
+    if [ -r "/proc/$p/stat" ]; then
+      # Fields after the command name, which is in parentheses.
+      total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    fi
+  done
+  echo "$total"
+}
+
+# NGINX (one process, 1 worker, in its own directory $1) serving $3 backend
+# ports from $2 on, each answering any request with a small JSON body
+# naming its pod (`pod-I`) and an `x-pod` header; waits for the first and
+# last port.
+nginx_backends() {
+  local d=$1 first=$2 n=$3 i
+  mkdir -p "$d"
+  {
+    echo "worker_processes 1; pid $d/nginx.pid; daemon off; error_log $d/error.log warn;"
+    echo "worker_rlimit_nofile 8192;"
+    echo "events { worker_connections 8192; }"
+    echo "http { access_log off; keepalive_requests 1000000; default_type application/json;"
+    echo "  client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;"
+    for i in $(seq 0 $((n - 1))); do
+      echo "  server { listen 127.0.0.1:$((first + i)); location / { add_header x-pod pod-$i; return 200 '{\n \"path\": \"\$uri\",\n \"pod\": \"pod-$i\"\n}\n'; } }"
+    done
+    echo "}"
+  } >"$d/nginx.conf"
+  nginx -e "$d/error.log" -c "$d/nginx.conf" -p "$d" &
+  PIDS+=($!)
+  wait_port "$first"
+  wait_port $((first + n - 1))
+}
