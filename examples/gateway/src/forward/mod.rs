@@ -62,6 +62,13 @@ const TUNNEL_MAX: Duration = Duration::from_secs(3600);
 /// Attempts beyond the first for a request that nothing of was sent
 /// (refused connections). A request that went out is retried at most once.
 pub const MAX_RETRIES: usize = 3;
+/// How many picks a retry may take to find a backend other than the one that
+/// failed. The weighted balancer walks a golden-ratio sequence, so it can
+/// land on the same backend several times in a row (twice in a row with two
+/// equal weights; about `w / (total - w)` times for a backend of weight `w`):
+/// one pick per endpoint (as before) was not enough with two, and a
+/// session on a refused pod got 502 although the other pod was up.
+const REPICK_TRIES: usize = 64;
 /// How long a client may take to send a body that is being buffered.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle upstream connections kept per backend address and worker thread.
@@ -899,13 +906,20 @@ fn first_choice(rule: &Rule, req: &mut Request<Incoming>) -> Result<Choice, Opti
 
 /// After `previous` failed: a new session on another backend. The balancer
 /// does not know which one failed (it may not be down yet), so it is asked
-/// a few times for a different one.
+/// up to [`REPICK_TRIES`] times for a different one.
 fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
-    let tries = rule.target.backends().snapshot().len().clamp(1, 8);
     let other = |e: &Arc<Endpoint<Upstream>>| e.id() != previous.endpoint.id();
+    let snapshot = rule.target.backends().snapshot();
+    if !snapshot
+        .endpoints()
+        .iter()
+        .any(|e| other(e) && e.takes_new_sessions())
+    {
+        return None;
+    }
     match &rule.target {
         Target::Sticky(sessions) => {
-            for _ in 0..tries {
+            for _ in 0..REPICK_TRIES {
                 let request = RequestHead::new(&head.method, &head.uri, &head.headers);
                 let decision = sessions.repin(request, Outcome::RepinnedDown);
                 let outcome = decision.outcome();
@@ -916,14 +930,13 @@ fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
             }
             None
         }
-        Target::Plain { backends, balancer } => {
-            let snapshot = backends.snapshot();
+        Target::Plain { balancer, .. } => {
             let ctx = PickContext {
                 method: &head.method,
                 uri: &head.uri,
                 headers: &head.headers,
             };
-            (0..tries)
+            (0..REPICK_TRIES)
                 .filter_map(|_| balancer.pick(&ctx, &snapshot))
                 .filter_map(|i| snapshot.endpoints().get(i).cloned())
                 .find(other)

@@ -3,10 +3,10 @@
 //! an `--addn-hosts` file that it re-reads on SIGHUP. A machine without
 //! dnsmasq fails this test loudly; it never skips.
 
-use crate::operations::{
-    backends, loopback_echoes, open, pod_addr, state_of, until_backends, visit,
+use crate::operations::{loopback_echoes, pod_addr};
+use crate::support::{
+    Http, backends, cookie_route, gateway, open, state_of, temp_file, until_backends, visit,
 };
-use crate::support::{Http, cookie_route, gateway, temp_file};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

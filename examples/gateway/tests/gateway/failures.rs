@@ -2,8 +2,7 @@
 //! safe retries, strict sessions. Misbehaving backends are raw TCP servers
 //! in the test process.
 
-use crate::support::{Http, Proc, gateway, temp_file};
-use crate::survive::echoes;
+use crate::support::{Http, echoes, open, seed_gateway, sessions_on_every_pod, visit};
 use hyper::body::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -140,40 +139,6 @@ fn dead_addr() -> String {
     l.local_addr().expect("addr").to_string()
 }
 
-/// The seed's cookie route (an hour instead of 10 s) as a file.
-pub fn seed_route() -> String {
-    let yaml = String::from_utf8_lossy(include_bytes!("../../src/config/default-route.yaml"))
-        .replace("absoluteTimeout: 10s", "absoluteTimeout: 1h");
-    temp_file("cookie.yaml", yaml.as_bytes())
-        .to_str()
-        .expect("utf-8")
-        .to_owned()
-}
-
-/// A gateway on the seed's route over `backend`, plus `extra` flags.
-pub fn seed_gateway(backend: &str, extra: &[&str]) -> Proc {
-    let route = seed_route();
-    let mut args = vec!["--route", route.as_str(), "--backend", backend];
-    args.extend_from_slice(extra);
-    gateway(&args)
-}
-
-/// Sessions pinned to each of `pods` echo processes: `(cookie, pod)`.
-async fn sessions_on_every_backend(http: &Http, gw: &Proc, pods: usize) -> Vec<(String, String)> {
-    let mut sessions = Vec::new();
-    for _ in 0..40 {
-        let r = http.get(&format!("{}/get", gw.url), &[]).await;
-        sessions.push((r.cookie_pair().expect("cookie"), r.pod()));
-        let mut seen: Vec<&String> = sessions.iter().map(|(_, p)| p).collect();
-        seen.sort();
-        seen.dedup();
-        if seen.len() == pods {
-            break;
-        }
-    }
-    sessions
-}
-
 #[tokio::test]
 async fn error_answers_carry_no_address_port_or_os_error() {
     let dead = dead_addr();
@@ -247,11 +212,12 @@ async fn a_2_kib_post_pinned_to_a_killed_backend_is_answered_by_another_pod_with
     let (mut echoes, backend) = echoes(2);
     let gw = seed_gateway(&backend, &[]);
     let http = Http::new();
-    let sessions = sessions_on_every_backend(&http, &gw, 2).await;
-    let (cookie, _) = sessions
+    let sessions = sessions_on_every_pod(&http, &gw, 2).await;
+    let cookie = &sessions
         .iter()
-        .find(|(_, p)| p == "echo-0")
-        .expect("a session on echo-0");
+        .find(|s| s.pod == "echo-0")
+        .expect("a session on echo-0")
+        .cookie;
     echoes[0].kill();
     let body = Bytes::from(vec![b'x'; 2048]);
     let r = http
@@ -353,14 +319,12 @@ async fn strict_sessions_answer_503_on_a_dead_pin_and_serve_everyone_else() {
     let (mut echoes, backend) = echoes(2);
     let gw = seed_gateway(&backend, &["--strict-sessions"]);
     let http = Http::new();
-    let sessions = sessions_on_every_backend(&http, &gw, 2).await;
+    let sessions = sessions_on_every_pod(&http, &gw, 2).await;
     echoes[0].kill();
     for round in 0..5 {
-        for (cookie, pod) in &sessions {
-            let r = http
-                .get(&format!("{}/get", gw.url), &[("cookie", cookie)])
-                .await;
-            if pod == "echo-0" {
+        for s in &sessions {
+            let r = visit(&http, &gw, s).await;
+            if s.pod == "echo-0" {
                 assert_eq!(r.status, 503, "round {round}: {}", r.body);
                 assert_eq!(
                     r.body,
@@ -369,7 +333,7 @@ async fn strict_sessions_answer_503_on_a_dead_pin_and_serve_everyone_else() {
                 assert_eq!(r.set_cookie(), None, "the session is not replaced");
             } else {
                 assert_eq!(r.status, 200);
-                assert_eq!(&r.pod(), pod);
+                assert_eq!(r.pod(), s.pod);
                 assert_eq!(r.set_cookie(), None);
             }
         }
@@ -380,4 +344,23 @@ async fn strict_sessions_answer_503_on_a_dead_pin_and_serve_everyone_else() {
     }
     let logs = gw.logs();
     assert!(logs.contains("outcome=\"pinned_unavailable\""), "{logs}");
+}
+
+#[tokio::test]
+async fn a_refused_pin_is_repinned_even_when_the_balancer_picks_the_dead_pod_twice_more() {
+    // The weighted balancer walks a golden-ratio sequence: over two equal
+    // endpoints, new sessions go echo-0, echo-1, echo-0, echo-1, and the
+    // next two picks are both echo-0. A retry that asked it only once per
+    // endpoint found no other pod and answered 502.
+    let (mut echoes, backend) = echoes(2);
+    let gw = seed_gateway(&backend, &[]);
+    let http = Http::new();
+    let sessions = open(&http, &gw, 4).await;
+    let pods: Vec<&str> = sessions.iter().map(|s| s.pod.as_str()).collect();
+    assert_eq!(pods, ["echo-0", "echo-1", "echo-0", "echo-1"]);
+    echoes[0].kill();
+    let r = visit(&http, &gw, &sessions[0]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.pod(), "echo-1");
+    assert!(r.set_cookie().is_some(), "re-pinned with a new cookie");
 }

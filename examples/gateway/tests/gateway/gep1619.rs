@@ -1,6 +1,6 @@
 //! Issue item 2: the GEP-1619 test plan and Envoy Gateway's e2e case.
 
-use crate::support::{Http, Proc, gateway, temp_file};
+use crate::support::{Http, Proc, gateway_with_routes};
 
 const ROUTES: &str = r#"
 # GEP-1619 1 and 5: a Permanent cookie with absoluteTimeout 5m.
@@ -92,8 +92,7 @@ spec:
 "#;
 
 fn start() -> Proc {
-    let file = temp_file("gep1619.yaml", ROUTES.as_bytes());
-    gateway(&["--route", file.to_str().expect("utf-8"), "--replicas", "4"])
+    gateway_with_routes(ROUTES, &["--replicas", "4"])
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Issue 12, findings 4–6: errors blamed on the right side and retried only
 //! when safe; the backend's own session cookie; Host.
 
-use crate::failures::{Behaviour, RawBackend, seed_gateway};
-use crate::support::{Http, echo};
+use crate::failures::{Behaviour, RawBackend};
+use crate::support::{Http, echo, seed_gateway};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -4,7 +4,9 @@
 //! response body ends, and `/backends` shows it.
 
 use crate::raw::RawBackend;
-use crate::support::{Http, Proc, cookie_route, gateway, temp_file};
+use crate::support::{
+    Http, Proc, backends, cookie_route, gateway, gateway_with_routes, until_backends,
+};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -12,33 +14,27 @@ use hyper_util::rt::TokioExecutor;
 use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::sync::mpsc::{Sender, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `/backends`' `in_flight`, summed over every endpoint.
 async fn in_flight(http: &Http, gw: &Proc) -> u64 {
-    let admin = gw.admin.as_deref().expect("--admin");
-    let r = http.get(&format!("{admin}/backends"), &[]).await;
-    let list: Vec<serde_json::Value> = serde_json::from_str(&r.body).expect("JSON");
-    assert!(!list.is_empty(), "{list:#?}");
+    let list = backends(http, gw).await;
+    assert!(!list.is_empty());
     list.iter()
         .map(|b| {
             b["in_flight"]
                 .as_u64()
-                .unwrap_or_else(|| panic!("no in_flight in {}", r.body))
+                .unwrap_or_else(|| panic!("no in_flight in {b}"))
         })
         .sum()
 }
 
 /// Polls until `/backends` shows no request in flight.
 async fn until_none_in_flight(http: &Http, gw: &Proc, after: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while in_flight(http, gw).await != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "still counted in flight after {after}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_backends(http, gw, &format!("in flight after {after}"), |l| {
+        l.iter().all(|b| b["in_flight"] == 0)
+    })
+    .await;
 }
 
 /// A backend that sends its response head and a first chunk at once, and
@@ -70,15 +66,8 @@ async fn counted_until_the_body_ends(persistence: &str) {
     } else {
         cookie_route("stream", persistence)
     };
-    let route = temp_file("route.yaml", route.as_bytes());
-    let gw = gateway(&[
-        "--route",
-        route.to_str().expect("utf-8"),
-        "--backend",
-        &format!("backend={}", backend.addr),
-        "--admin",
-        "127.0.0.1:0",
-    ]);
+    let backend = format!("backend={}", backend.addr);
+    let gw = gateway_with_routes(&route, &["--backend", &backend, "--admin", "127.0.0.1:0"]);
     let http = Http::new();
     assert_eq!(in_flight(&http, &gw).await, 0);
 

@@ -1,7 +1,10 @@
 //! Operating the gateway live: EndpointSlice membership, drain, readiness
 //! and hot reload, with real echo processes on distinct loopback addresses.
 
-use crate::support::{Http, Proc, Resp, cookie_route, gateway, temp_file};
+use crate::support::{
+    Http, Proc, Session, assert_moved_only_from, backends, cookie_route, gateway, open, poll_admin,
+    state_of, temp_file, until_backends, visit,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -66,66 +69,6 @@ fn replace(path: &Path, contents: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).expect("write");
     std::fs::rename(&tmp, path).expect("rename");
-}
-
-/// `GET /backends`, parsed.
-pub async fn backends(http: &Http, gw: &Proc) -> Vec<serde_json::Value> {
-    let admin = gw.admin.as_ref().expect("--admin");
-    let r = http.get(&format!("{admin}/backends"), &[]).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    serde_json::from_str::<Vec<serde_json::Value>>(&r.body).expect("JSON array")
-}
-
-/// The state of `endpoint` in `/backends`, if listed.
-pub fn state_of(list: &[serde_json::Value], endpoint: &str) -> Option<String> {
-    list.iter()
-        .find(|b| b["endpoint"] == endpoint)
-        .map(|b| b["state"].as_str().unwrap_or_default().to_owned())
-}
-
-/// Polls `/backends` (at most 20 s) until `done` holds.
-pub async fn until_backends(
-    http: &Http,
-    gw: &Proc,
-    what: &str,
-    done: impl Fn(&[serde_json::Value]) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = backends(http, gw).await;
-        if done(&list) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: /backends is {list:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A session: its cookie and the pod it is on.
-#[derive(Clone, Debug)]
-pub struct Session {
-    pub cookie: String,
-    pub pod: String,
-}
-
-/// Opens `n` sessions.
-pub async fn open(http: &Http, gw: &Proc, n: usize) -> Vec<Session> {
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let r = http.get(&format!("{}/get", gw.url), &[]).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        out.push(Session {
-            cookie: r.cookie_pair().expect("a new session has a cookie"),
-            pod: r.pod(),
-        });
-    }
-    out
-}
-
-/// One request of a session.
-pub async fn visit(http: &Http, gw: &Proc, s: &Session) -> Resp {
-    http.get(&format!("{}/get", gw.url), &[("cookie", &s.cookie)])
-        .await
 }
 
 fn route_file() -> std::path::PathBuf {
@@ -233,18 +176,7 @@ async fn removing_an_endpoint_moves_only_its_sessions_with_new_cookies_and_no_re
     assert!(sent.load(Ordering::Relaxed) >= 90);
 
     for s in &sessions {
-        let r = visit(&http, &gw, s).await;
-        assert_eq!(r.status, 200);
-        if s.pod == "pod-2" {
-            assert_ne!(r.pod(), "pod-2");
-            assert!(
-                r.set_cookie().is_some(),
-                "a moved session gets a new cookie"
-            );
-        } else {
-            assert_eq!(r.pod(), s.pod, "only pod-2's sessions move");
-            assert_eq!(r.set_cookie(), None);
-        }
+        assert_moved_only_from(&visit(&http, &gw, s).await, s, "pod-2");
     }
 }
 
@@ -525,19 +457,14 @@ async fn a_broken_file_keeps_the_old_configuration_names_the_field_and_is_counte
         assert!(r.body.contains(needle), "{needle:?} missing: {}", r.body);
     }
     // The watcher saw it too; each failure is counted.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let m = http.get(&format!("{admin}/metrics"), &[]).await.body;
-        if m.lines().any(|l| {
+    poll_admin(&http, &gw, "/metrics", "a failed reload counted", |r| {
+        r.body.lines().any(|l| {
             l.starts_with("gateway_reloads_total{")
                 && l.contains("result=\"failed\"")
                 && !l.ends_with(" 0")
-        }) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        })
+    })
+    .await;
     assert!(
         gw.logs().contains("endpoints[1].addresses[0]"),
         "{}",
@@ -590,27 +517,15 @@ async fn readyz_turns_503_as_graceful_shutdown_starts_and_backends_lists_every_e
         })
     };
     // The slow request is at its backend: /backends counts it waiting.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while backends(&http, &gw)
-        .await
-        .iter()
-        .all(|b| b["waiting"].as_u64() == Some(0))
-    {
-        assert!(Instant::now() < deadline, "the slow request never left");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &gw.pid().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = http.get(&format!("{admin}/readyz"), &[]).await;
-        if r.status == 503 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "readyz still {}", r.status);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_backends(&http, &gw, "the slow request never left", |l| {
+        l.iter().any(|b| b["waiting"].as_u64() != Some(0))
+    })
+    .await;
+    gw.signal("TERM");
+    poll_admin(&http, &gw, "/readyz", "readyz after SIGTERM", |r| {
+        r.status == 503
+    })
+    .await;
     assert_eq!(slow.await.expect("slow").status, 200, "in-flight finishes");
-    assert!(gw.terminate(Duration::from_secs(15)).is_some());
+    assert!(gw.wait_exit(Duration::from_secs(15)).is_some());
 }

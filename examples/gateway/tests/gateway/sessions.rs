@@ -1,6 +1,9 @@
 //! Issue items 3–5: idle timeout, several gateways, backend failure.
 
-use crate::support::{Http, Proc, cookie_route, echo, gateway, temp_file};
+use crate::support::{
+    Http, cookie_route, echoes, gateway, seed_gateway, seed_route, sessions_on_every_pod,
+    temp_file, visit,
+};
 use std::time::Duration;
 
 #[tokio::test]
@@ -46,34 +49,6 @@ async fn idle_timeout_activity_keeps_the_pod_silence_ends_the_session() {
     );
 }
 
-/// Two echo processes and the `--backend` flag naming them.
-fn echoes(n: usize) -> (Vec<Proc>, String) {
-    let procs: Vec<Proc> = (0..n).map(|i| echo(&format!("echo-{i}"))).collect();
-    let flag = format!(
-        "backend={}",
-        procs
-            .iter()
-            .map(|p| p.addr.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    (procs, flag)
-}
-
-/// A gateway serving the seed's cookie route over the `--backend` echoes.
-fn seed_gateway(backend: &str) -> Proc {
-    let route = temp_file(
-        "cookie.yaml",
-        include_bytes!("../../src/config/default-route.yaml"),
-    );
-    gateway(&[
-        "--route",
-        route.to_str().expect("utf-8"),
-        "--backend",
-        backend,
-    ])
-}
-
 #[tokio::test]
 async fn two_gateways_sharing_a_key_file_honour_each_others_sessions() {
     let (_echoes, backend) = echoes(3);
@@ -81,11 +56,8 @@ async fn two_gateways_sharing_a_key_file_honour_each_others_sessions() {
     let key = key.to_str().expect("utf-8");
     let ids = temp_file("ids", &[0x5b; 32]);
     let ids = ids.to_str().expect("utf-8");
-    let route = temp_file(
-        "cookie.yaml",
-        include_bytes!("../../src/config/default-route.yaml"),
-    );
-    let route = route.to_str().expect("utf-8");
+    let route = seed_route("10s");
+    let route = route.as_str();
     let args = [
         "--route",
         route,
@@ -142,41 +114,23 @@ async fn two_gateways_sharing_a_key_file_honour_each_others_sessions() {
     );
 }
 
-/// Sessions pinned to each of three echo processes: `(cookie, pod)`.
-async fn sessions_on_every_backend(http: &Http, gw: &Proc, pods: usize) -> Vec<(String, String)> {
-    let mut sessions = Vec::new();
-    for _ in 0..30 {
-        let r = http.get(&format!("{}/get", gw.url), &[]).await;
-        sessions.push((r.cookie_pair().expect("cookie"), r.pod()));
-        let mut seen: Vec<&String> = sessions.iter().map(|(_, p)| p).collect();
-        seen.sort();
-        seen.dedup();
-        if seen.len() == pods && sessions.len() >= 2 * pods {
-            break;
-        }
-    }
-    sessions
-}
-
 #[tokio::test]
 async fn a_killed_backend_moves_only_its_sessions_and_no_request_fails() {
     let (mut echoes, backend) = echoes(3);
-    let gw = seed_gateway(&backend);
+    let gw = seed_gateway(&backend, &[]);
     let http = Http::new();
-    let sessions = sessions_on_every_backend(&http, &gw, 3).await;
+    let sessions = sessions_on_every_pod(&http, &gw, 3).await;
     echoes[1].kill();
     for round in 0..3 {
-        for (cookie, pod) in &sessions {
-            let r = http
-                .get(&format!("{}/get", gw.url), &[("cookie", cookie)])
-                .await;
+        for s in &sessions {
+            let r = visit(&http, &gw, s).await;
             assert_eq!(r.status, 200, "round {round}: {}", r.body);
-            if pod == "echo-1" {
+            if s.pod == "echo-1" {
                 assert_ne!(r.pod(), "echo-1");
                 let moved = r.cookie_pair().expect("a moved session gets a new cookie");
-                assert_ne!(&moved, cookie);
+                assert_ne!(moved, s.cookie);
             } else {
-                assert_eq!(&r.pod(), pod, "sessions on live backends stay");
+                assert_eq!(r.pod(), s.pod, "sessions on live backends stay");
                 assert_eq!(r.set_cookie(), None);
             }
         }
@@ -198,7 +152,7 @@ async fn a_killed_backend_moves_only_its_sessions_and_no_request_fails() {
 async fn a_backend_that_comes_back_takes_new_sessions_again() {
     let (mut echoes, backend) = echoes(2);
     let addr = echoes[1].addr.clone();
-    let gw = seed_gateway(&backend);
+    let gw = seed_gateway(&backend, &[]);
     let http = Http::new();
     echoes[1].kill();
     for _ in 0..4 {

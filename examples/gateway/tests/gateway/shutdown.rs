@@ -6,7 +6,7 @@
 //! that the client sees *before* writing (peeked just before each write) is
 //! clean: nothing was sent, and any client opens a new connection.
 
-use crate::support::{Http, Proc, gateway};
+use crate::support::{Http, Proc, gateway, poll_admin};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -119,15 +119,7 @@ impl KeepAlive {
 
 /// Polls `/readyz` until it says 503: the drain has begun.
 async fn until_not_ready(http: &Http, gw: &Proc) {
-    let admin = gw.admin.clone().expect("--admin");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if http.get(&format!("{admin}/readyz"), &[]).await.status == 503 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "/readyz never turned 503");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll_admin(http, gw, "/readyz", "after SIGTERM", |r| r.status == 503).await;
 }
 
 /// Asserts that the gateway exits on its own, having closed every

@@ -360,3 +360,168 @@ spec:
 "
     )
 }
+
+// ---- Routes ----
+
+/// The embedded default route (the seed's cookie route) as a file, with
+/// `absoluteTimeout: 10s` replaced by `absolute_timeout` (tests on a slow
+/// machine may outlive 10 s); returns its path.
+pub fn seed_route(absolute_timeout: &str) -> String {
+    let yaml = include_str!("../../src/config/default-route.yaml").replace(
+        "absoluteTimeout: 10s",
+        &format!("absoluteTimeout: {absolute_timeout}"),
+    );
+    temp_file("seed-route.yaml", yaml.as_bytes())
+        .to_str()
+        .expect("utf-8")
+        .to_owned()
+}
+
+/// A gateway on the seed's route (`absoluteTimeout: 1h`) over `backend`
+/// (a `--backend` value), plus `extra` flags.
+pub fn seed_gateway(backend: &str, extra: &[&str]) -> Proc {
+    let route = seed_route("1h");
+    let mut args = vec!["--route", route.as_str(), "--backend", backend];
+    args.extend_from_slice(extra);
+    gateway(&args)
+}
+
+/// Starts the gateway serving the routes `yaml` (written to a scratch
+/// file), with `args` after `--route`.
+pub fn gateway_with_routes(yaml: &str, args: &[&str]) -> Proc {
+    let file = temp_file("routes.yaml", yaml.as_bytes());
+    let mut all = vec!["--route", file.to_str().expect("utf-8")];
+    all.extend_from_slice(args);
+    gateway(&all)
+}
+
+// ---- Echo backends and their sessions ----
+
+/// `n` echo processes `echo-0`… and the `--backend` flag naming them.
+pub fn echoes(n: usize) -> (Vec<Proc>, String) {
+    let procs: Vec<Proc> = (0..n).map(|i| echo(&format!("echo-{i}"))).collect();
+    let flag = format!(
+        "backend={}",
+        procs
+            .iter()
+            .map(|p| p.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    (procs, flag)
+}
+
+/// A session: its cookie and the pod it is on.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub cookie: String,
+    pub pod: String,
+}
+
+/// Opens `n` sessions with `GET /get`.
+pub async fn open(http: &Http, gw: &Proc, n: usize) -> Vec<Session> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let r = http.get(&format!("{}/get", gw.url), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        out.push(Session {
+            cookie: r.cookie_pair().expect("a new session has a cookie"),
+            pod: r.pod(),
+        });
+    }
+    out
+}
+
+/// New sessions until each of `pods` pods has one and there are at least
+/// two per pod (at most 40).
+pub async fn sessions_on_every_pod(http: &Http, gw: &Proc, pods: usize) -> Vec<Session> {
+    let mut sessions: Vec<Session> = Vec::new();
+    for _ in 0..40 {
+        sessions.extend(open(http, gw, 1).await);
+        let mut seen: Vec<&str> = sessions.iter().map(|s| s.pod.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() == pods && sessions.len() >= 2 * pods {
+            break;
+        }
+    }
+    sessions
+}
+
+/// One request of a session.
+pub async fn visit(http: &Http, gw: &Proc, s: &Session) -> Resp {
+    http.get(&format!("{}/get", gw.url), &[("cookie", &s.cookie)])
+        .await
+}
+
+/// `r`, the answer to session `s` after pod `gone` left: a session of
+/// `gone` moved with a new cookie, any other stayed without one.
+pub fn assert_moved_only_from(r: &Resp, s: &Session, gone: &str) {
+    assert_eq!(r.status, 200, "{}", r.body);
+    if s.pod == gone {
+        assert_ne!(r.pod(), gone);
+        assert!(
+            r.set_cookie().is_some(),
+            "a moved session gets a new cookie"
+        );
+    } else {
+        assert_eq!(r.pod(), s.pod, "only {gone}'s sessions move");
+        assert_eq!(r.set_cookie(), None);
+    }
+}
+
+// ---- The admin API ----
+
+/// Polls `GET {admin}{path}` (at most 20 s) until `done` holds of the
+/// answer, and returns it.
+pub async fn poll_admin(
+    http: &Http,
+    gw: &Proc,
+    path: &str,
+    what: &str,
+    done: impl Fn(&Resp) -> bool,
+) -> Resp {
+    let admin = gw.admin.as_deref().expect("--admin");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = http.get(&format!("{admin}{path}"), &[]).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {path} is {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `GET /backends`, parsed.
+pub async fn backends(http: &Http, gw: &Proc) -> Vec<serde_json::Value> {
+    let admin = gw.admin.as_ref().expect("--admin");
+    let r = http.get(&format!("{admin}/backends"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str::<Vec<serde_json::Value>>(&r.body).expect("JSON array")
+}
+
+/// The state of `endpoint` in `/backends`, if listed.
+pub fn state_of(list: &[serde_json::Value], endpoint: &str) -> Option<String> {
+    list.iter()
+        .find(|b| b["endpoint"] == endpoint)
+        .map(|b| b["state"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Polls `/backends` (at most 20 s) until `done` holds.
+pub async fn until_backends(
+    http: &Http,
+    gw: &Proc,
+    what: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) {
+    poll_admin(http, gw, "/backends", what, |r| {
+        serde_json::from_str::<Vec<serde_json::Value>>(&r.body).is_ok_and(|l| done(&l))
+    })
+    .await;
+}

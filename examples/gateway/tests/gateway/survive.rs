@@ -1,21 +1,10 @@
 //! Issue 8, items 1–3: sessions that survive key rotation, route edits and
 //! restarts; demo backends only in demo mode.
 
-use crate::support::{Http, Proc, echo, gateway, gateway_fails, temp_file};
-
-/// `n` echo processes `echo-0`… and the `--backend` flag naming them.
-pub fn echoes(n: usize) -> (Vec<Proc>, String) {
-    let procs: Vec<Proc> = (0..n).map(|i| echo(&format!("echo-{i}"))).collect();
-    let flag = format!(
-        "backend={}",
-        procs
-            .iter()
-            .map(|p| p.addr.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    (procs, flag)
-}
+use crate::support::{
+    Http, Proc, Session, assert_moved_only_from, echoes, gateway, gateway_fails, seed_route,
+    sessions_on_every_pod, temp_file, visit,
+};
 
 /// A 32-byte secret file.
 pub fn secret(name: &str, byte: u8) -> String {
@@ -23,32 +12,6 @@ pub fn secret(name: &str, byte: u8) -> String {
         .to_str()
         .expect("utf-8")
         .to_owned()
-}
-
-/// A session: its latest cookie and the pod it belongs to.
-struct Session {
-    cookie: String,
-    pod: String,
-}
-
-/// Opens sessions on `gw` until every one of `pods` has at least one.
-async fn open_sessions(http: &Http, gw: &Proc, pods: usize) -> Vec<Session> {
-    let mut sessions: Vec<Session> = Vec::new();
-    for _ in 0..40 {
-        let r = http.get(&format!("{}/get", gw.url), &[]).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        sessions.push(Session {
-            cookie: r.cookie_pair().expect("a new session"),
-            pod: r.pod(),
-        });
-        let mut seen: Vec<&str> = sessions.iter().map(|s| s.pod.as_str()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        if seen.len() == pods && sessions.len() > pods {
-            break;
-        }
-    }
-    sessions
 }
 
 /// Every session, on every gateway, is answered by its own pod; a re-issued
@@ -74,18 +37,10 @@ async fn key_rotation_across_two_replicas_keeps_every_session_on_its_pod() {
     let old = secret("old-key", 0x11);
     let new = secret("new-key", 0x22);
     let ids = secret("backend-ids", 0x33);
-    let route = temp_file(
-        "cookie.yaml",
-        include_bytes!("../../src/config/default-route.yaml"),
-    );
-    let route = route.to_str().expect("utf-8");
     // Sessions of 10 s (the seed's absoluteTimeout) would expire during the
     // test on a slow machine: the same route with an hour.
-    let yaml = std::fs::read_to_string(route)
-        .expect("route")
-        .replace("absoluteTimeout: 10s", "absoluteTimeout: 1h");
-    let route = temp_file("cookie-1h.yaml", yaml.as_bytes());
-    let route = route.to_str().expect("utf-8");
+    let route = seed_route("1h");
+    let route = route.as_str();
     let replica = |keys: &[&str]| {
         let mut args = vec![
             "--route",
@@ -105,7 +60,7 @@ async fn key_rotation_across_two_replicas_keeps_every_session_on_its_pod() {
     // Before: both replicas on the old key.
     let mut a = replica(&[&old]);
     let mut b = replica(&[&old]);
-    let mut sessions = open_sessions(&http, &a, 3).await;
+    let mut sessions = sessions_on_every_pod(&http, &a, 3).await;
     all_stay(&http, &[&a, &b], &mut sessions, "before").await;
 
     // Step 1: the new key verifies everywhere, one replica at a time.
@@ -123,7 +78,7 @@ async fn key_rotation_across_two_replicas_keeps_every_session_on_its_pod() {
     no_moves(&a);
     a.kill();
     a = replica(&[&new, &old]);
-    sessions.extend(open_sessions(&http, &a, 3).await);
+    sessions.extend(sessions_on_every_pod(&http, &a, 3).await);
     all_stay(&http, &[&a, &b], &mut sessions, "a signs new, b signs old").await;
     assert!(
         a.logs().contains("outcome=\"rekeyed\""),
@@ -169,11 +124,8 @@ fn no_moves(gw: &Proc) {
 async fn backend_ids_follow_the_id_key_not_the_signing_key() {
     let (_echoes, backend) = echoes(2);
     let key = secret("key", 0x44);
-    let route = temp_file(
-        "cookie.yaml",
-        include_bytes!("../../src/config/default-route.yaml"),
-    );
-    let route = route.to_str().expect("utf-8");
+    let route = seed_route("10s");
+    let route = route.as_str();
     // --backend and --key-file without an id key: refused, saying why.
     let err = gateway_fails(&["--route", route, "--backend", &backend, "--key-file", &key]);
     assert!(err.contains("--backend-id-key"), "{err}");
@@ -296,7 +248,7 @@ async fn a_named_rule_keeps_its_sessions_when_a_rule_is_inserted_above_it() {
     };
     for (named, survives) in [(Some("app"), true), (None, false)] {
         let mut gw = start(&app_route("", named));
-        let mut sessions = open_sessions(&http, &gw, 3).await;
+        let mut sessions = sessions_on_every_pod(&http, &gw, 3).await;
         // The same key, a rule inserted above: the gateway restarts.
         gw.kill();
         let gw = start(&app_route(ADMIN_RULE, named));
@@ -397,7 +349,7 @@ async fn adding_a_backend_keeps_every_session_and_removing_one_moves_only_its_ow
     let (echoes, _) = echoes(3);
     let key = secret("key", 0x81);
     let ids = secret("ids", 0x82);
-    let route = crate::failures::seed_route();
+    let route = seed_route("1h");
     let start = |pods: &[&Proc]| {
         let flag = format!(
             "backend={}",
@@ -419,7 +371,7 @@ async fn adding_a_backend_keeps_every_session_and_removing_one_moves_only_its_ow
     };
     let http = Http::new();
     let mut gw = start(&[&echoes[0], &echoes[1]]);
-    let mut sessions = open_sessions(&http, &gw, 2).await;
+    let mut sessions = sessions_on_every_pod(&http, &gw, 2).await;
     // echo-2 joins (a restart with one more endpoint): ids are per address,
     // so no session notices.
     gw.kill();
@@ -430,20 +382,7 @@ async fn adding_a_backend_keeps_every_session_and_removing_one_moves_only_its_ow
     gw.kill();
     let gw = start(&[&echoes[1], &echoes[2]]);
     for s in &sessions {
-        let r = http
-            .get(&format!("{}/get", gw.url), &[("cookie", &s.cookie)])
-            .await;
-        assert_eq!(r.status, 200);
-        if s.pod == "echo-0" {
-            assert_ne!(r.pod(), "echo-0");
-            assert!(
-                r.set_cookie().is_some(),
-                "a moved session gets a new cookie"
-            );
-        } else {
-            assert_eq!(r.pod(), s.pod);
-            assert_eq!(r.set_cookie(), None);
-        }
+        assert_moved_only_from(&visit(&http, &gw, s).await, s, "echo-0");
     }
     assert!(
         gw.logs().contains("outcome=\"repinned_gone\""),
