@@ -84,7 +84,11 @@ impl Lifetime {
     }
 
     /// Sets how old a session's last-seen time may grow before an active
-    /// session gets a refreshed token. Clamped to `1ms..=idle timeout`.
+    /// session gets a refreshed token. Clamped to `1ms..=idle timeout`:
+    /// this is an internal (feature `token-internals`); the public
+    /// [`StickyBuilder::refresh_after`](crate::sticky::StickyBuilder::refresh_after)
+    /// refuses such a step instead (`BuildErrorKind::RefreshOutOfRange`),
+    /// as every public setter refuses out-of-range values.
     #[must_use]
     pub fn refresh_after(mut self, step: Duration) -> Self {
         if let Some(idle) = self.idle_ms {
