@@ -132,7 +132,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     }
     .limits(&args.limits);
     let limits = Arc::new(args.limits.clone());
-    let connections = conn::Connections::new(limits.max_connections);
+    let connections = conn::connection_limit(limits.max_connections);
     // The slice files' watcher reads them first: a change while start-up
     // reads them is then seen as a change.
     let watcher = discover::watch::Watcher::new(args.endpoints.clone());

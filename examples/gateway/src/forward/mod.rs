@@ -444,19 +444,51 @@ struct Head {
 /// The gateway's own answers: a short, fixed reason each, so that no
 /// address, port or error text reaches a client.
 mod reason {
-    pub const NO_ROUTE: &str = "404 not found: no route matches\n";
-    pub const NO_BACKEND_REFS: &str = "500 internal server error: the route rule has no backends\n";
-    pub const NO_HOST: &str = "400 bad request: HTTP/1.1 request without Host\n";
-    pub const BAD_BODY: &str = "400 bad request: malformed request body\n";
-    pub const SLOW_BODY: &str = "408 request timeout: the request body did not arrive in time\n";
-    pub const NO_BACKEND: &str = "503 service unavailable: no backend available\n";
-    pub const PIN_UNAVAILABLE: &str =
-        "503 service unavailable: the session's backend is unavailable\n";
-    pub const BAD_GATEWAY: &str = "502 bad gateway: the backend failed to answer\n";
-    pub const BODY_GONE: &str = "502 bad gateway: the backend failed after the request body was sent; the body was too large to keep for a retry\n";
-    pub const TIMEOUT: &str = "504 gateway timeout: the backend did not answer in time\n";
-    pub const SATURATED: &str = "503 service unavailable: the backend is busy\n";
+    use super::Answer;
+    use http::StatusCode as S;
+    pub const NO_ROUTE: Answer = (S::NOT_FOUND, "404 not found: no route matches\n");
+    pub const NO_BACKEND_REFS: Answer = (
+        S::INTERNAL_SERVER_ERROR,
+        "500 internal server error: the route rule has no backends\n",
+    );
+    pub const NO_HOST: Answer = (
+        S::BAD_REQUEST,
+        "400 bad request: HTTP/1.1 request without Host\n",
+    );
+    pub const BAD_BODY: Answer = (S::BAD_REQUEST, "400 bad request: malformed request body\n");
+    pub const SLOW_BODY: Answer = (
+        S::REQUEST_TIMEOUT,
+        "408 request timeout: the request body did not arrive in time\n",
+    );
+    pub const NO_BACKEND: Answer = (
+        S::SERVICE_UNAVAILABLE,
+        "503 service unavailable: no backend available\n",
+    );
+    pub const PIN_UNAVAILABLE: Answer = (
+        S::SERVICE_UNAVAILABLE,
+        "503 service unavailable: the session's backend is unavailable\n",
+    );
+    pub const BAD_GATEWAY: Answer = (
+        S::BAD_GATEWAY,
+        "502 bad gateway: the backend failed to answer\n",
+    );
+    pub const BODY_GONE: Answer = (
+        S::BAD_GATEWAY,
+        "502 bad gateway: the backend failed after the request body was sent; the body was too large to keep for a retry\n",
+    );
+    pub const TIMEOUT: Answer = (
+        S::GATEWAY_TIMEOUT,
+        "504 gateway timeout: the backend did not answer in time\n",
+    );
+    pub const SATURATED: Answer = (
+        S::SERVICE_UNAVAILABLE,
+        "503 service unavailable: the backend is busy\n",
+    );
 }
+
+/// An answer the gateway writes itself: its status and its fixed text
+/// (never an address or an error chain: those go to the log).
+type Answer = (StatusCode, &'static str);
 
 impl Proxy {
     /// A proxy over the snapshots that [`crate::reload`] swaps in.
@@ -510,22 +542,16 @@ impl Proxy {
         // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
         // without Host (the backend's address must not stand in for it).
         if req.version() == Version::HTTP_11 && !req.headers().contains_key(http::header::HOST) {
-            let resp = error(StatusCode::BAD_REQUEST, reason::NO_HOST);
-            log(access, None, None, None, resp.status(), Some("no Host"));
-            return resp;
+            return refuse(access, None, None, reason::NO_HOST, "no Host");
         }
         // In-flight requests finish on the snapshot they started with.
         let compiled = self.current.load_full();
         let Some(index) = compiled.router.find(&req) else {
-            let resp = error(StatusCode::NOT_FOUND, reason::NO_ROUTE);
-            log(access, None, None, None, resp.status(), None);
-            return resp;
+            return refuse(access, None, None, reason::NO_ROUTE, "-");
         };
         let rule = &compiled.rules[index];
         if rule.no_backend_refs {
-            let resp = error(StatusCode::INTERNAL_SERVER_ERROR, reason::NO_BACKEND_REFS);
-            log(access, Some(rule), None, None, resp.status(), None);
-            return resp;
+            return refuse(access, Some(rule), None, reason::NO_BACKEND_REFS, "-");
         }
         let upgrade = crate::headers::upgrade_protocol(&req);
         // `--http-reuse safe`: a client connection's first request gets an
@@ -558,29 +584,12 @@ impl Proxy {
             {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => {
-                    let resp = error(StatusCode::BAD_REQUEST, reason::BAD_BODY);
                     let why = format!("client body: {}", error_chain(&e));
-                    log(
-                        access,
-                        Some(rule),
-                        choice.outcome,
-                        None,
-                        resp.status(),
-                        Some(&why),
-                    );
-                    return resp;
+                    return refuse(access, Some(rule), choice.outcome, reason::BAD_BODY, &why);
                 }
                 Err(_) => {
-                    let resp = error(StatusCode::REQUEST_TIMEOUT, reason::SLOW_BODY);
-                    log(
-                        access,
-                        Some(rule),
-                        choice.outcome,
-                        None,
-                        resp.status(),
-                        Some("client body timed out"),
-                    );
-                    return resp;
+                    let why = "client body timed out";
+                    return refuse(access, Some(rule), choice.outcome, reason::SLOW_BODY, why);
                 }
             };
 
@@ -681,42 +690,38 @@ impl Proxy {
                 }
             }
         };
-        let (status, text, detail) = match failure {
-            Failure::Connect(_, detail) => (StatusCode::BAD_GATEWAY, reason::BAD_GATEWAY, detail),
-            Failure::NoResponse { detail, .. } => {
-                let text = if matches!(body, ReqBody::Streamed(_)) {
-                    reason::BODY_GONE
-                } else {
-                    reason::BAD_GATEWAY
-                };
-                (StatusCode::BAD_GATEWAY, text, detail)
+        let (answer, detail) = match failure {
+            Failure::Connect(_, detail) | Failure::BadResponse(detail) => {
+                (reason::BAD_GATEWAY, detail)
             }
-            Failure::BadResponse(detail) => (StatusCode::BAD_GATEWAY, reason::BAD_GATEWAY, detail),
+            Failure::NoResponse { detail, .. } if matches!(body, ReqBody::Streamed(_)) => {
+                (reason::BODY_GONE, detail)
+            }
+            Failure::NoResponse { detail, .. } => (reason::BAD_GATEWAY, detail),
             Failure::Timeout => (
-                StatusCode::GATEWAY_TIMEOUT,
                 reason::TIMEOUT,
                 format!("no response head within {RESPONSE_TIMEOUT:?}"),
             ),
-            Failure::ClientBody(detail) => (StatusCode::BAD_REQUEST, reason::BAD_BODY, detail),
+            Failure::ClientBody(detail) => (reason::BAD_BODY, detail),
             Failure::Saturated => (
-                StatusCode::SERVICE_UNAVAILABLE,
                 reason::SATURATED,
                 "every upstream connection to the backend stayed busy".into(),
             ),
         };
-        let resp = error(status, text);
+        let status = answer.0;
+        let endpoint = Some(&choice.endpoint);
         log(
             access,
             Some(rule),
             choice.outcome,
-            Some(&choice.endpoint),
-            resp.status(),
+            endpoint,
+            status,
             Some(&detail),
         );
         if access.is_none() {
             tracing::warn!(route = %rule.route, rule = rule.index, backend = %choice.endpoint.target().label, status = status.as_u16(), "request failed: {detail}");
         }
-        resp
+        error(answer)
     }
 
     /// The backend's response, with hop-by-hop headers out, the backend's
@@ -858,6 +863,20 @@ impl Proxy {
 
 /// 503: no backend can take the request, or (strict sessions) the
 /// session's backend cannot.
+/// An answer the gateway writes itself, before any backend was tried
+/// (`detail` goes to the access log; `-` for none).
+fn refuse(
+    access: Option<&Access>,
+    rule: Option<&Rule>,
+    outcome: Option<Outcome>,
+    answer: Answer,
+    detail: &str,
+) -> Response<ClientBody> {
+    let detail = (detail != "-").then_some(detail);
+    log(access, rule, outcome, None, answer.0, detail);
+    error(answer)
+}
+
 fn unavailable(
     access: Option<&Access>,
     rule: &Rule,
@@ -865,12 +884,11 @@ fn unavailable(
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     detail: Option<&str>,
 ) -> Response<ClientBody> {
-    let text = if outcome == Some(Outcome::PinnedUnavailable) {
+    let mut resp = error(if outcome == Some(Outcome::PinnedUnavailable) {
         reason::PIN_UNAVAILABLE
     } else {
         reason::NO_BACKEND
-    };
-    let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, text);
+    });
     resp.headers_mut()
         .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     log(access, Some(rule), outcome, endpoint, resp.status(), detail);
@@ -990,8 +1008,8 @@ async fn tunnel(
 }
 
 /// A response the gateway writes itself.
-pub fn error(status: StatusCode, body: &str) -> Response<ClientBody> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::copy_from_slice(
+pub fn error((status, body): Answer) -> Response<ClientBody> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
         body.as_bytes(),
     ))));
     *resp.status_mut() = status;

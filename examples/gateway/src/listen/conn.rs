@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::Semaphore;
 
 use slab::Slab;
 
@@ -276,52 +276,11 @@ pub async fn drained() {
 }
 
 /// The client connections of the whole process (every worker), for
-/// `--max-connections`.
-#[derive(Debug)]
-pub struct Connections {
-    live: AtomicUsize,
-    max: usize,
-    freed: Notify,
-}
-
-impl Connections {
-    /// At most `max` client connections at once.
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(Connections {
-            live: AtomicUsize::new(0),
-            max: max.max(1),
-            freed: Notify::new(),
-        })
-    }
-
-    /// Waits until one more connection may be accepted; the listen backlog
-    /// holds the others meanwhile, as with HAProxy's `maxconn`.
-    pub async fn room(&self) {
-        loop {
-            let freed = self.freed.notified();
-            if self.live.load(Ordering::Acquire) < self.max {
-                return;
-            }
-            freed.await;
-        }
-    }
-
-    /// Counts a new connection until the guard drops.
-    pub fn enter(self: &Arc<Self>) -> Entered {
-        self.live.fetch_add(1, Ordering::AcqRel);
-        Entered(Arc::clone(self))
-    }
-}
-
-/// One live client connection, counted in [`Connections`].
-#[derive(Debug)]
-pub struct Entered(Arc<Connections>);
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::AcqRel);
-        self.0.freed.notify_waiters();
-    }
+/// `--max-connections`: a permit per connection, held until it ends. The
+/// accept loop waits for one before it accepts, and the listen backlog holds
+/// the other clients meanwhile, as with HAProxy's `maxconn`.
+pub fn connection_limit(max: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS)))
 }
 
 /// What the requests of one client connection share: whether it is idle,

@@ -82,7 +82,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     proxy: Arc<proxy::Proxy>,
     limits: &cli::Limits,
-    connections: Arc<conn::Connections>,
+    connections: Arc<tokio::sync::Semaphore>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // HTTP/1 or h2c, chosen once per connection (conn::is_h2).
@@ -115,8 +115,9 @@ pub(crate) async fn serve(
         .keep_alive_interval(limits.h2_keepalive_interval)
         .keep_alive_timeout(limits.h2_keepalive_interval);
     let h2_idle = limits.h2_idle_timeout;
-    let accepted = |stream: tokio::net::TcpStream, peer: std::net::SocketAddr| {
-        let entered = connections.enter();
+    let accepted = |stream: tokio::net::TcpStream,
+                    peer: std::net::SocketAddr,
+                    permit: tokio::sync::OwnedSemaphorePermit| {
         let _ = stream.set_nodelay(true);
         // One Arc clone per request for all three.
         let ctx = Arc::new((
@@ -168,15 +169,16 @@ pub(crate) async fn serve(
             if let Err(e) = served {
                 tracing::debug!(%peer, "connection: {e}");
             }
-            drop(entered);
+            drop(permit);
         });
     };
+    let room = || Arc::clone(&connections).acquire_owned();
     loop {
-        let (stream, peer) = tokio::select! {
+        let ((stream, peer), permit) = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             accepted = async {
-                connections.room().await;
-                listener.accept().await
+                let permit = room().await.expect("the semaphore is never closed");
+                listener.accept().await.map(|a| (a, permit))
             } => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -187,7 +189,7 @@ pub(crate) async fn serve(
                 }
             },
         };
-        accepted(stream, peer);
+        accepted(stream, peer, permit);
     }
     tracing::info!("shutting down: finishing in-flight requests");
     conn::start_drain();
@@ -196,9 +198,9 @@ pub(crate) async fn serve(
         // have likely written a request already: closing the listener
         // would reset them, so they are served (and told to close) too.
         loop {
-            connections.room().await;
+            let permit = room().await.expect("the semaphore is never closed");
             match std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await {
-                Poll::Ready(Ok((stream, peer))) => accepted(stream, peer),
+                Poll::Ready(Ok((stream, peer))) => accepted(stream, peer, permit),
                 _ => break,
             }
         }
