@@ -57,6 +57,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub down_after: u32,
 
+    /// The prober, which revives backends that failed requests marked down,
+    /// also sends `GET PATH` and revives one only on a 2xx or 3xx answer
+    /// (HAProxy's `option httpchk`). Without it, a backend that accepts a
+    /// TCP connection is revived.
+    #[arg(long = "health-check-path", value_name = "PATH", value_parser = parse_check_path)]
+    pub health_check_path: Option<String>,
+
     /// Request bodies up to this many bytes are buffered, so that a request
     /// whose backend failed before answering can be retried elsewhere.
     #[arg(long = "retry-buffer", default_value_t = 64 * 1024, value_name = "BYTES")]
@@ -199,6 +206,15 @@ impl fmt::Display for BackendSpec {
             Some(dns) => write!(f, "={dns}"),
             None => write!(f, "={}", self.endpoints.join(",")),
         }
+    }
+}
+
+/// An origin-form path for `--health-check-path`: `/` and then no space.
+pub fn parse_check_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.parse::<http::uri::PathAndQuery>().is_ok() {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?}: expected a path such as /healthz"))
     }
 }
 

@@ -125,6 +125,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     let embedded = args.routes.is_empty();
     let listen = args.listen.clone();
     let admin_addr = args.admin.clone();
+    let health_check_path = args.health_check_path.clone();
     let proxy_options = proxy::Options {
         down_after: args.down_after,
         retry_buffer: args.retry_buffer,
@@ -158,7 +159,11 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         println!("admin listening on http://{admin_addr}");
         tokio::spawn(admin::serve(admin, Arc::clone(&control)));
     }
-    tokio::spawn(probe::run(Arc::clone(&proxy), stop_rx.clone()));
+    tokio::spawn(probe::run(
+        Arc::clone(&proxy),
+        health_check_path,
+        stop_rx.clone(),
+    ));
     tokio::spawn(Arc::clone(&control).run_sighup());
     tokio::spawn(Arc::clone(&control).run_dns());
     tokio::spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));

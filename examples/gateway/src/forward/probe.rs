@@ -10,7 +10,12 @@
 //!
 //! The prober connects to every down backend each second and sets it
 //! serving again when it accepts connections (new sessions may land on it;
-//! old sessions have moved on with their new cookies).
+//! old sessions have moved on with their new cookies). With
+//! `--health-check-path PATH` it also sends `GET PATH` on that connection
+//! and revives the backend only on a 2xx or 3xx answer (HAProxy's
+//! `option httpchk`): a backend that accepts connections and then resets
+//! them (a wedged process behind a live socket) stays down instead of
+//! flapping between down and serving.
 
 use crate::proxy::Proxy;
 use std::collections::HashSet;
@@ -51,8 +56,8 @@ impl Health {
     }
 }
 
-/// Runs until `stop` turns true.
-pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
+/// Runs until `stop` turns true; `check_path` is `--health-check-path`.
+pub async fn run(proxy: Arc<Proxy>, check_path: Option<String>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -71,14 +76,40 @@ pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
             .map(|e| e.target().addr.clone())
             .collect();
         for addr in down {
-            let alive = matches!(
-                tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await,
-                Ok(Ok(_))
-            );
-            if alive {
+            let probe = healthy(&addr, check_path.as_deref());
+            if tokio::time::timeout(PROBE_TIMEOUT, probe).await == Ok(true) {
                 revive(&proxy, &addr);
             }
         }
+    }
+}
+
+/// Whether `addr` accepts a connection and, with `check_path`, answers
+/// `GET check_path` with a 2xx or 3xx.
+async fn healthy(addr: &str, check_path: Option<&str>) -> bool {
+    let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let Some(path) = check_path else {
+        return true;
+    };
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(io).await else {
+        return false;
+    };
+    tokio::spawn(conn);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, addr)
+        .header(http::header::CONNECTION, "close")
+        .header(
+            http::header::USER_AGENT,
+            "tower-sticky-gateway health check",
+        )
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new());
+    let Ok(request) = request else { return false };
+    match sender.send_request(request).await {
+        Ok(resp) => resp.status().is_success() || resp.status().is_redirection(),
+        Err(_) => false,
     }
 }
 

@@ -7,6 +7,7 @@ mod dns;
 mod failures;
 mod gep1619;
 mod hardening;
+mod health_check;
 mod in_flight;
 mod operations;
 mod proxying;

@@ -1,0 +1,113 @@
+//! `--health-check-path`: the prober that revives backends marked down asks
+//! them over HTTP, so a backend that accepts connections and then resets
+//! them stays down instead of flapping.
+
+use crate::failures::{Behaviour, RawBackend};
+use crate::support::{Http, Proc, backends, echo, seed_gateway, until_backends};
+use std::time::{Duration, Instant};
+
+/// Whether `/backends` says the endpoint at `addr` is unhealthy.
+async fn unhealthy(http: &Http, gw: &Proc, addr: &str) -> bool {
+    backends(http, gw)
+        .await
+        .iter()
+        .any(|b| b["endpoint"] == addr && b["unhealthy"] == true)
+}
+
+/// Sends requests until `addr` is marked down (bounded).
+async fn until_marked_down(http: &Http, gw: &Proc, addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !unhealthy(http, gw, addr).await {
+        assert!(
+            Instant::now() < deadline,
+            "never marked down: {}",
+            gw.logs()
+        );
+        let _ = http.get(&format!("{}/get", gw.url), &[]).await;
+    }
+}
+
+#[tokio::test]
+async fn with_a_health_check_path_a_backend_that_accepts_then_resets_stays_down() {
+    let resetter = RawBackend::start(Behaviour::Reset).await;
+    let gw = seed_gateway(
+        &format!("backend={}", resetter.addr),
+        &[
+            "--admin",
+            "127.0.0.1:0",
+            "--down-after",
+            "1",
+            "--health-check-path",
+            "/healthz",
+        ],
+    );
+    let http = Http::new();
+    until_marked_down(&http, &gw, &resetter.addr).await;
+    // The prober asks it twice (one probe a second) and it stays down: a
+    // TCP connect alone would have revived it at the first.
+    let probes = || {
+        resetter
+            .heads()
+            .iter()
+            .filter(|h| h.starts_with("GET /healthz HTTP/1.1"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probes() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no HTTP probe: {:?}",
+            resetter.heads()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(unhealthy(&http, &gw, &resetter.addr).await);
+    let logs = gw.logs();
+    assert!(!logs.contains("accepts connections again"), "{logs}");
+    let probe = resetter
+        .heads()
+        .into_iter()
+        .find(|h| h.starts_with("GET /healthz"))
+        .expect("a probe");
+    assert!(
+        probe
+            .to_ascii_lowercase()
+            .contains(&format!("host: {}", resetter.addr)),
+        "{probe}"
+    );
+}
+
+#[tokio::test]
+async fn with_a_health_check_path_a_backend_that_answers_again_is_revived() {
+    let mut pod = echo("echo-0");
+    let addr = pod.addr.clone();
+    let gw = seed_gateway(
+        &format!("backend={addr}"),
+        &[
+            "--admin",
+            "127.0.0.1:0",
+            "--down-after",
+            "1",
+            "--health-check-path",
+            "/healthz",
+        ],
+    );
+    let http = Http::new();
+    pod.kill();
+    until_marked_down(&http, &gw, &addr).await;
+    // Back on its address: the HTTP probe gets its 200.
+    let _back = Proc::start("echo", &["--listen", &addr, "--pod", "echo-0"]);
+    until_backends(&http, &gw, "revived by the HTTP probe", |l| {
+        l.iter()
+            .any(|b| b["endpoint"] == addr.as_str() && b["unhealthy"] == false)
+    })
+    .await;
+    let r = http.get(&format!("{}/get", gw.url), &[]).await;
+    assert_eq!((r.status.as_u16(), r.pod()), (200, "echo-0".to_owned()));
+}
+
+#[test]
+fn a_health_check_path_must_be_a_path() {
+    let err = crate::support::gateway_fails(&["--health-check-path", "healthz"]);
+    assert!(err.contains("expected a path such as /healthz"), "{err}");
+}
