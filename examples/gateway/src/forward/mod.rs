@@ -73,6 +73,11 @@ const REPICK_TRIES: usize = 64;
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle upstream connections kept per backend address and worker thread.
 const MAX_IDLE_PER_UPSTREAM: usize = 256;
+/// An upstream connection unused for this long is closed (HAProxy's
+/// `pool-purge-delay` is 5 s too). Under `--http-reuse safe` every new client
+/// connection opens a fresh upstream connection that then joins the idle
+/// pool: without this the pool only ever grew, towards the cap (RELIABILITY.md).
+pub const UPSTREAM_IDLE_MAX: Duration = Duration::from_secs(5);
 
 /// Failure handling, from the command line.
 #[derive(Clone, Copy, Debug)]
@@ -161,6 +166,8 @@ struct Upstreams {
 /// One HTTP/1.1 connection to a backend.
 struct Upconn {
     sender: SendRequest<UpstreamBody>,
+    /// When it was last checked in.
+    since: Instant,
     /// Bytes the backend has sent on it so far: whether an attempt that
     /// failed got any of its answer.
     read: Arc<AtomicU64>,
@@ -185,10 +192,11 @@ fn checkout(addr: &str) -> Option<Upconn> {
 }
 
 /// Puts a connection back, to be reused once its response is done.
-fn checkin(addr: &str, sender: Upconn) {
+fn checkin(addr: &str, mut sender: Upconn) {
     if sender.sender.is_closed() {
         return;
     }
+    sender.since = crate::coarse::now();
     POOL.with_borrow_mut(|pool| {
         let up = pool.entry_ref(addr);
         if up.idle.len() < MAX_IDLE_PER_UPSTREAM {
@@ -196,6 +204,26 @@ fn checkin(addr: &str, sender: Upconn) {
         }
         up.freed.notify_one();
     });
+}
+
+/// Closes this worker's upstream connections idle for more than
+/// [`UPSTREAM_IDLE_MAX`], every second, for ever (each worker runs it on
+/// its own runtime, which ends with the worker).
+pub async fn purge_idle_upstreams() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        // Dropping a sender ends its connection's task, which then releases
+        // its place (later, outside this borrow).
+        POOL.with_borrow_mut(|pool| {
+            for up in pool.values_mut() {
+                up.idle
+                    .retain(|c| now.saturating_duration_since(c.since) <= UPSTREAM_IDLE_MAX);
+            }
+        });
+    }
 }
 
 /// Room for one more connection to `addr`: `Ok` counts it as open (the
@@ -315,7 +343,11 @@ async fn connect(addr: &str) -> Result<Upconn, String> {
         }
         released(&key);
     });
-    Ok(Upconn { sender, read })
+    Ok(Upconn {
+        sender,
+        read,
+        since: crate::coarse::now(),
+    })
 }
 
 /// An upstream socket that counts the bytes read from it.

@@ -115,6 +115,8 @@ pub(crate) async fn serve(
         .keep_alive_interval(limits.h2_keepalive_interval)
         .keep_alive_timeout(limits.h2_keepalive_interval);
     let h2_idle = limits.h2_idle_timeout;
+    // This worker's idle upstream connections are closed after a while.
+    tokio::spawn(proxy::purge_idle_upstreams());
     let accepted = |stream: tokio::net::TcpStream,
                     peer: std::net::SocketAddr,
                     permit: tokio::sync::OwnedSemaphorePermit| {

@@ -319,3 +319,35 @@ fn heads_beyond_16_kib_or_100_fields_get_431() {
             .starts_with("HTTP/1.1 200")
     );
 }
+
+/// Open descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn idle_upstream_connections_are_closed_after_a_while() {
+    // Under --http-reuse safe each new client connection's first request
+    // opens a fresh upstream connection, which then joins the idle pool.
+    let (_pods, backend) = crate::support::echoes(1);
+    let gw = crate::support::seed_gateway(&backend, &["--threads", "1"]);
+    let get = b"GET /get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert!(exchange(&gw.addr, get).0.contains("200"));
+    let base = open_fds(gw.pid());
+    for _ in 0..12 {
+        assert!(exchange(&gw.addr, get).0.contains("200"));
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || open_fds(gw.pid()) >= base + 10),
+        "the pool did not grow: {} descriptors, {base} before",
+        open_fds(gw.pid())
+    );
+    // Unused for UPSTREAM_IDLE_MAX (5 s), they are closed.
+    assert!(
+        eventually(Duration::from_secs(30), || open_fds(gw.pid()) <= base),
+        "idle upstream connections stayed open: {} descriptors, {base} before",
+        open_fds(gw.pid())
+    );
+}
