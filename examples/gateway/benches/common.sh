@@ -101,3 +101,29 @@ nginx_backends() {
   wait_port "$first"
   wait_port $((first + n - 1))
 }
+
+# Writes to $1 an HAProxy configuration: nbthread $2, maxconn $3, listening
+# on 127.0.0.1:$4, cookie insertion (Session-A, maxidle $7, maxlife $8) over
+# $6 servers `pod-I` on the ports from $5 on.
+haproxy_config() {
+  local f=$1 threads=$2 maxconn=$3 port=$4 first=$5 n=$6 maxidle=$7 maxlife=$8 i
+  {
+    echo "global"
+    echo "  nbthread $threads"
+    echo "  maxconn $maxconn"
+    echo "defaults"
+    echo "  mode http"
+    echo "  timeout connect 5s"
+    echo "  timeout client 30s"
+    echo "  timeout server 30s"
+    echo "frontend fe"
+    echo "  bind 127.0.0.1:$port"
+    echo "  default_backend pods"
+    echo "backend pods"
+    echo "  balance roundrobin"
+    echo "  cookie Session-A insert indirect nocache maxidle $maxidle maxlife $maxlife"
+    for i in $(seq 0 $((n - 1))); do
+      echo "  server pod-$i 127.0.0.1:$((first + i)) cookie pod-$i"
+    done
+  } >"$f"
+}

@@ -25,27 +25,8 @@ nginx_backends "$WORK/backends" "$BASE_PORT" 4
 
 # --- contestant configurations -------------------------------------------
 write_haproxy() { # threads
-  local f="$WORK/haproxy-$1.cfg"
-  {
-    echo "global"
-    echo "  nbthread $1"
-    echo "  maxconn 4000"
-    echo "defaults"
-    echo "  mode http"
-    echo "  timeout connect 5s"
-    echo "  timeout client 30s"
-    echo "  timeout server 30s"
-    echo "frontend fe"
-    echo "  bind 127.0.0.1:$PROXY_PORT"
-    echo "  default_backend pods"
-    echo "backend pods"
-    echo "  balance roundrobin"
-    echo "  cookie Session-A insert indirect nocache maxidle 30s maxlife 60s"
-    for i in 0 1 2 3; do
-      echo "  server pod-$i 127.0.0.1:${BACKEND_PORTS[$i]} cookie pod-$i"
-    done
-  } >"$f"
-  echo "$f"
+  haproxy_config "$WORK/haproxy-$1.cfg" "$1" 4000 "$PROXY_PORT" "$BASE_PORT" 4 30s 60s
+  echo "$WORK/haproxy-$1.cfg"
 }
 
 write_nginx() { # workers

@@ -48,27 +48,8 @@ EOF
 
 # Starts the gateway over $1 backends on port $2; prints its PID.
 start_haproxy() {
-  local n=$1 port=$2 f="$WORK/haproxy-$1.cfg" i
-  {
-    echo "global"
-    echo "  nbthread 1"
-    echo "  maxconn 8000"
-    echo "defaults"
-    echo "  mode http"
-    echo "  timeout connect 5s"
-    echo "  timeout client 30s"
-    echo "  timeout server 30s"
-    echo "frontend fe"
-    echo "  bind 127.0.0.1:$port"
-    echo "  default_backend pods"
-    echo "backend pods"
-    echo "  balance roundrobin"
-    echo "  cookie Session-A insert indirect nocache maxidle 30m maxlife 1h"
-    for i in $(seq 0 $((n - 1))); do
-      echo "  server pod-$i 127.0.0.1:$((BASE_PORT + i)) cookie pod-$i"
-    done
-  } >"$f"
-  haproxy -f "$f" -db >"$WORK/haproxy-$n.log" 2>&1 &
+  haproxy_config "$WORK/haproxy-$1.cfg" 1 8000 "$2" "$BASE_PORT" "$1" 30m 1h
+  haproxy -f "$WORK/haproxy-$1.cfg" -db >"$WORK/haproxy-$1.log" 2>&1 &
   echo $!
 }
 
