@@ -291,3 +291,60 @@ async fn sigterm_serves_a_connection_still_waiting_in_the_listen_backlog() {
     );
     exits_after_closing_everything(&mut gw);
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_h2_stream_in_flight_finish_then_closes_with_goaway() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    let mut gw = gateway(&["--admin", "127.0.0.1:0", "--threads", "1"]);
+    let http = Http::new();
+    let stream = tokio::net::TcpStream::connect(&gw.addr)
+        .await
+        .expect("connect");
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    // Ends when the gateway closes the connection.
+    let conn = tokio::spawn(conn);
+    let get = |delay: &str| {
+        http::Request::get(format!("{}/get", gw.url))
+            .header("x-echo-delay-ms", delay)
+            .body(Empty::<Bytes>::new())
+            .expect("request")
+    };
+    let mut first = send.clone();
+    let r = first.send_request(get("0")).await.expect("h2 response");
+    assert_eq!(r.status(), 200);
+
+    // A slow stream is at its backend when SIGTERM comes.
+    let mut slow_send = send.clone();
+    let slow_req = get("1500");
+    let slow = tokio::spawn(async move {
+        let r = slow_send.send_request(slow_req).await?;
+        let status = r.status();
+        r.into_body().collect().await?;
+        Ok::<_, hyper::Error>(status)
+    });
+    crate::support::until_backends(&http, &gw, "the slow stream never left", |l| {
+        l.iter().any(|b| b["waiting"].as_u64() != Some(0))
+    })
+    .await;
+    gw.signal("TERM");
+    until_not_ready(&http, &gw).await;
+    assert_eq!(
+        slow.await
+            .expect("task")
+            .expect("the stream in flight finishes"),
+        200
+    );
+    // GOAWAY, then the gateway closes the connection: a clean end.
+    tokio::time::timeout(Duration::from_secs(20), conn)
+        .await
+        .expect("the connection ends")
+        .expect("task")
+        .expect("a clean close (GOAWAY), not an error");
+    exits_after_closing_everything(&mut gw);
+}
