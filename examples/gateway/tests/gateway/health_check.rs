@@ -14,6 +14,22 @@ async fn unhealthy(http: &Http, gw: &Proc, addr: &str) -> bool {
         .any(|b| b["endpoint"] == addr && b["unhealthy"] == true)
 }
 
+/// A gateway over `addr` alone that marks it down at its first failure and
+/// probes it with `GET /healthz`.
+fn checked_gateway(addr: &str) -> Proc {
+    seed_gateway(
+        &format!("backend={addr}"),
+        &[
+            "--admin",
+            "127.0.0.1:0",
+            "--down-after",
+            "1",
+            "--health-check-path",
+            "/healthz",
+        ],
+    )
+}
+
 /// Sends requests until `addr` is marked down (bounded).
 async fn until_marked_down(http: &Http, gw: &Proc, addr: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -30,17 +46,7 @@ async fn until_marked_down(http: &Http, gw: &Proc, addr: &str) {
 #[tokio::test]
 async fn with_a_health_check_path_a_backend_that_accepts_then_resets_stays_down() {
     let resetter = RawBackend::start(Behaviour::Reset).await;
-    let gw = seed_gateway(
-        &format!("backend={}", resetter.addr),
-        &[
-            "--admin",
-            "127.0.0.1:0",
-            "--down-after",
-            "1",
-            "--health-check-path",
-            "/healthz",
-        ],
-    );
+    let gw = checked_gateway(&resetter.addr);
     let http = Http::new();
     until_marked_down(&http, &gw, &resetter.addr).await;
     // The prober asks it twice (one probe a second) and it stays down: a
@@ -81,17 +87,7 @@ async fn with_a_health_check_path_a_backend_that_accepts_then_resets_stays_down(
 async fn with_a_health_check_path_a_backend_that_answers_again_is_revived() {
     let mut pod = echo("echo-0");
     let addr = pod.addr.clone();
-    let gw = seed_gateway(
-        &format!("backend={addr}"),
-        &[
-            "--admin",
-            "127.0.0.1:0",
-            "--down-after",
-            "1",
-            "--health-check-path",
-            "/healthz",
-        ],
-    );
+    let gw = checked_gateway(&addr);
     let http = Http::new();
     pod.kill();
     until_marked_down(&http, &gw, &addr).await;

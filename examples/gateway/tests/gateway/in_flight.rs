@@ -5,7 +5,7 @@
 
 use crate::raw::RawBackend;
 use crate::support::{
-    Http, Proc, backends, cookie_route, gateway, gateway_with_routes, until_backends,
+    Http, Proc, backends, cookie_route, gateway, gateway_with_routes, until_backends, upgrade_echo,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -116,18 +116,8 @@ async fn an_upgraded_connection_is_in_flight_until_its_tunnel_closes() {
     // Demo mode: in-process echo replicas, which accept `Upgrade: echo`.
     let gw = gateway(&["--admin", "127.0.0.1:0"]);
     let http = Http::new();
-    let mut s = std::net::TcpStream::connect(&gw.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-        .expect("write");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-        assert_eq!(s.read(&mut byte).expect("read head"), 1, "{head:?}");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    let (mut s, head) = upgrade_echo(&gw.addr, "");
+    assert!(head.starts_with("http/1.1 101"), "{head}");
     s.write_all(b"ping").expect("write");
     let mut echoed = [0u8; 4];
     s.read_exact(&mut echoed).expect("echo");

@@ -113,21 +113,7 @@ async fn upgrades_reach_the_pinned_backend_and_tunnel_bytes() {
     let http = Http::new();
     let first = http.get(&format!("{}/get", gw.url), &[]).await;
     let (cookie, pod) = (first.cookie_pair().expect("cookie"), first.pod());
-    let mut s = std::net::TcpStream::connect(&gw.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\nCookie: {cookie}\r\n\r\n"
-    )
-    .expect("write");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-        assert_eq!(s.read(&mut byte).expect("read head"), 1, "{head:?}");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let (mut s, head) = crate::support::upgrade_echo(&gw.addr, &format!("Cookie: {cookie}\r\n"));
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: echo"), "{head}");
     assert!(

@@ -525,3 +525,26 @@ pub async fn until_backends(
     })
     .await;
 }
+
+/// Opens a connection to `addr` and asks for `Upgrade: echo` (the echo
+/// backends' tunnel) with `extra` header lines; returns the connection and
+/// the response head, lowercased.
+pub fn upgrade_echo(addr: &str, extra: &str) -> (std::net::TcpStream, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n{extra}\r\n"
+    )
+    .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    // Bounded by the length and the read timeout.
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        assert_eq!(s.read(&mut byte).expect("read head"), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    (s, String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
