@@ -348,3 +348,65 @@ async fn sigterm_lets_an_h2_stream_in_flight_finish_then_closes_with_goaway() {
         .expect("a clean close (GOAWAY), not an error");
     exits_after_closing_everything(&mut gw);
 }
+
+#[test]
+fn a_replica_sigtermed_under_load_costs_the_load_generator_no_request() {
+    // Two replicas sharing their keys, as behind an L4 balancer; the load
+    // generator spreads its connections over both and, told to close,
+    // opens its next connection on the other.
+    let (_pods, backend) = crate::support::echoes(2);
+    let key = crate::support::temp_file("key", &[7; 32]);
+    let ids = crate::support::temp_file("ids", &[8; 32]);
+    let (key, ids) = (key.to_str().expect("utf-8"), ids.to_str().expect("utf-8"));
+    let args = ["--key-file", key, "--backend-id-key", ids, "--threads", "1"];
+    let a = crate::support::seed_gateway(&backend, &args);
+    let mut b = crate::support::seed_gateway(&backend, &args);
+    let load = std::process::Command::new(crate::support::example("loadgen"))
+        .args([
+            &format!("{}/get", a.url),
+            "--via",
+            &a.addr,
+            "--via",
+            &b.addr,
+        ])
+        .args(["--clients", "16", "--connections", "4", "--rate", "400"])
+        .args([
+            "--timeout",
+            "5",
+            "--duration",
+            "6",
+            "--max-duration",
+            "30",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the load generator");
+    // B is serving its share: then SIGTERM.
+    let served = |gw: &Proc| gw.logs().matches("status=200").count();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served(&b) < 50 {
+        assert!(Instant::now() < deadline, "no load on B: {}", b.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.signal("TERM");
+    assert!(
+        b.wait_exit(Duration::from_secs(20)).is_some(),
+        "B never exited"
+    );
+    let out = load.wait_with_output().expect("the load generator ends");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the load generator's JSON");
+    // A refused connect sends nothing; anything else lost a request.
+    let failures = report["failures"].as_object().cloned().unwrap_or_default();
+    let lost: Vec<_> = failures
+        .iter()
+        .filter(|(cause, _)| *cause != "connect")
+        .collect();
+    assert!(lost.is_empty(), "requests lost at B's SIGTERM: {report}");
+    assert_eq!(report["misroutes"], 0, "{report}");
+    assert_eq!(report["non_2xx"], 0, "{report}");
+    assert!(report["ok"].as_u64().unwrap_or(0) > 100, "{report}");
+    assert!(served(&a) > 0);
+}
