@@ -88,6 +88,8 @@ impl PolicyError {
         Self::new(field, PolicyErrorKind::Conflict, reason)
     }
 
+    // Only the route module (behind `serde`) refuses unsupported values.
+    #[cfg(feature = "serde")]
     pub(crate) fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::new(field, PolicyErrorKind::Unsupported, reason)
     }
