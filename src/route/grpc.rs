@@ -138,13 +138,13 @@ impl GrpcRoute {
     /// The route's namespace, `default` when absent.
     #[must_use]
     pub fn namespace(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or("default")
+        self.metadata.namespace_or_default()
     }
 
     /// The route's name, empty when absent.
     #[must_use]
     pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
+        self.metadata.name_or_empty()
     }
 
     /// Checks the route against the Gateway API's rules and returns it

@@ -181,16 +181,30 @@ impl BackendRef {
     }
 }
 
+impl ObjectMeta {
+    /// The namespace, `default` when absent (as Kubernetes defaults it).
+    #[must_use]
+    pub fn namespace_or_default(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// The name, empty when absent.
+    #[must_use]
+    pub fn name_or_empty(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+}
+
 impl HttpRoute {
     /// The route's namespace, `default` when absent.
     #[must_use]
     pub fn namespace(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or("default")
+        self.metadata.namespace_or_default()
     }
 
     /// The route's name, empty when absent.
     #[must_use]
     pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
+        self.metadata.name_or_empty()
     }
 }
