@@ -52,8 +52,6 @@ fn describe(m: &Arc<Member>, in_flight: &HashMap<*const Member, usize>) -> Value
 
 /// Every endpoint of every Service.
 pub fn list(control: &Control) -> Response<ClientBody> {
-    // A drain deadline that just passed shows as it is served.
-    control.sync();
     let in_flight = in_flight(control);
     let all: Vec<Value> = control
         .membership()
@@ -61,6 +59,12 @@ pub fn list(control: &Control) -> Response<ClientBody> {
         .iter()
         .map(|m| describe(m, &in_flight))
         .collect();
+    // A drain deadline that passed is applied before the answer leaves, and
+    // after the states above were read: the other order leaves a window
+    // where a deadline passing between the two shows "down" while requests
+    // still see the endpoint draining, until the next tick of
+    // `run_deadlines`.
+    control.sync();
     json(StatusCode::OK, &Value::Array(all))
 }
 
