@@ -22,11 +22,14 @@
 //! The port of a `backendRef` is the slice port whose `port` equals it, or
 //! whose `name` is that number, or else the slice's only port.
 //!
-//! Errors name the file, the document (and `items[i]` inside a `List`) and
-//! the field: `slices.yaml: document 2: items[0].endpoints[3].addresses:
-//! expected a list of strings`.
+//! Each document is deserialized once, into the typed [`Object`] below;
+//! `serde_path_to_error` names the field a value does not fit. Errors name
+//! the file, the document (and `items[i]` inside a `List`) and the field:
+//! `slices.yaml: document 2: items[0]: endpoints[3].addresses[0]: not an IP
+//! address or DNS name: "x"`.
 
-use serde_json::Value;
+use serde::de::{Deserialize, Deserializer, Error as _};
+use std::collections::HashMap;
 use std::fmt;
 use tower_sticky::balance::BackendState;
 
@@ -68,7 +71,7 @@ pub struct SliceEndpoint {
 }
 
 /// The conditions of one endpoint; `None` is absent (unknown).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Conditions {
     /// `ready`.
     pub ready: Option<bool>,
@@ -140,42 +143,29 @@ pub fn host_port(address: &str, port: u16) -> String {
     }
 }
 
-/// A slice file that cannot be used; its `Display` is the whole message.
+/// A slice file that cannot be used: `file: document n[: items[i]]:
+/// field: reason`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SliceError {
-    /// `file: document n`, plus `: items[i]` inside a list.
-    pub at: String,
-    /// The field, as a path from the slice (`endpoints[3].addresses`).
-    pub field: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
+pub struct SliceError(pub String);
 
 impl fmt::Display for SliceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "{}: {}", self.at, self.reason)
-        } else {
-            write!(f, "{}: {}: {}", self.at, self.field, self.reason)
-        }
+        f.write_str(&self.0)
     }
 }
 
 impl std::error::Error for SliceError {}
 
+fn err(at: &str, what: impl fmt::Display) -> SliceError {
+    SliceError(format!("{at}: {what}"))
+}
+
 /// Reads a slice file.
 pub fn load_file(path: &std::path::Path) -> Result<Vec<EndpointSlice>, SliceError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| SliceError {
-        at: name.clone(),
-        field: String::new(),
-        reason: format!("cannot read: {e}"),
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| SliceError {
-        at: name.clone(),
-        field: String::new(),
-        reason: "not valid YAML: not UTF-8 text".into(),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| err(&name, format_args!("cannot read: {e}")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| err(&name, "not valid YAML: not UTF-8 text"))?;
     parse_str(&name, &text)
 }
 
@@ -183,164 +173,163 @@ pub fn load_file(path: &std::path::Path) -> Result<Vec<EndpointSlice>, SliceErro
 /// kind is an error: a file given to `--endpoints` holds slices only. An
 /// empty file (or one holding an empty `List`) is no slices.
 pub fn parse_str(name: &str, text: &str) -> Result<Vec<EndpointSlice>, SliceError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| SliceError {
-        at: name.to_owned(),
-        field: String::new(),
-        reason: format!("not valid YAML: {e}"),
-    })?;
     let mut slices = Vec::new();
+    let mut input = text.as_bytes();
+    let options = serde_saphyr::options! { with_snippet: false };
     // Empty documents are skipped by the reader, so `n` counts the others.
-    for (n, value) in documents.iter().enumerate() {
+    let documents = serde_saphyr::read_with_options::<_, Tracked>(&mut input, options);
+    for (n, document) in documents.enumerate() {
         let at = format!("{name}: document {}", n + 1);
-        match value.get("kind").and_then(Value::as_str) {
-            Some("EndpointSlice") => slices.push(slice(value, &at)?),
+        let object = match document {
+            Ok(Tracked(object)) => object,
+            // A value that does not fit: `Tracked` put the field in front.
+            Err(serde_saphyr::Error::Message { msg, .. }) => return Err(err(&at, msg)),
+            Err(e) => return Err(err(&at, format_args!("not valid YAML: {e}"))),
+        };
+        match object.kind.as_deref() {
+            Some("EndpointSlice") => slices.push(object.into_slice(&at)?),
             Some("List" | "EndpointSliceList") => {
-                let items = match value.get("items") {
-                    None | Some(Value::Null) => continue,
-                    Some(Value::Array(items)) => items,
-                    Some(_) => return Err(err(&at, "items", "expected a list")),
-                };
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in object.items.into_iter().enumerate() {
                     let at = format!("{at}: items[{i}]");
-                    match item.get("kind").and_then(Value::as_str) {
+                    match item.kind.as_deref() {
                         // `kubectl get` lists carry each item's kind.
-                        Some("EndpointSlice") | None => slices.push(slice(item, &at)?),
+                        Some("EndpointSlice") | None => slices.push(item.into_slice(&at)?),
                         Some(other) => {
                             return Err(err(
                                 &at,
-                                "kind",
-                                &format!("expected EndpointSlice, got {other}"),
+                                format_args!("kind: expected EndpointSlice, got {other}"),
                             ));
                         }
                     }
                 }
             }
             Some(other) => {
-                return Err(err(
-                    &at,
-                    "kind",
-                    &format!("expected EndpointSlice (or a List of them), got {other}"),
-                ));
+                let why = format!("expected EndpointSlice (or a List of them), got {other}");
+                return Err(err(&at, format_args!("kind: {why}")));
             }
-            None => return Err(err(&at, "kind", "missing")),
+            None => return Err(err(&at, "kind: missing")),
         }
     }
     Ok(slices)
 }
 
-fn err(at: &str, field: &str, reason: &str) -> SliceError {
-    SliceError {
-        at: at.to_owned(),
-        field: field.to_owned(),
-        reason: reason.to_owned(),
-    }
+/// One document: an EndpointSlice, or a `List` of them in `items` (one
+/// shape serves both; a slice has no `items`, a list none of the rest).
+#[derive(serde::Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "a Kubernetes object (a mapping)"
+)]
+struct Object {
+    kind: Option<String>,
+    api_version: Option<String>,
+    #[serde(default, deserialize_with = "or_default")]
+    metadata: Metadata,
+    /// Checked, not used: the address says what it is.
+    #[serde(rename = "addressType")]
+    _address_type: Option<AddressType>,
+    #[serde(default, deserialize_with = "or_default")]
+    ports: Vec<Port>,
+    #[serde(default, deserialize_with = "or_default")]
+    endpoints: Vec<Endpoint>,
+    #[serde(default, deserialize_with = "or_default")]
+    items: Vec<Object>,
 }
 
-fn slice(v: &Value, at: &str) -> Result<EndpointSlice, SliceError> {
-    if let Some(api) = v.get("apiVersion").and_then(Value::as_str)
-        && api != "discovery.k8s.io/v1"
-    {
-        return Err(err(
-            at,
-            "apiVersion",
-            &format!("expected discovery.k8s.io/v1, got {api}"),
-        ));
-    }
-    let meta = v
-        .get("metadata")
-        .filter(|m| m.is_object())
-        .ok_or_else(|| err(at, "metadata", "missing"))?;
-    let name = opt_str(meta, "name", at, "metadata.name")?.unwrap_or_default();
-    let namespace = opt_str(meta, "namespace", at, "metadata.namespace")?
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
-    let field = format!("metadata.labels[\"{SERVICE_NAME_LABEL}\"]");
-    let service = match meta.get("labels").and_then(|l| l.get(SERVICE_NAME_LABEL)) {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) => return Err(err(at, &field, "empty")),
-        Some(_) => return Err(err(at, &field, "expected a string")),
-        None => {
-            return Err(err(
-                at,
-                &field,
-                "missing: a slice names its Service with this label",
-            ));
+#[derive(Default, serde::Deserialize)]
+struct Metadata {
+    #[serde(default, deserialize_with = "or_default")]
+    name: String,
+    #[serde(default, deserialize_with = "or_default")]
+    namespace: String,
+    #[serde(default, deserialize_with = "or_default")]
+    labels: HashMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+enum AddressType {
+    IPv4,
+    IPv6,
+    #[serde(rename = "FQDN")]
+    Fqdn,
+}
+
+#[derive(serde::Deserialize)]
+struct Port {
+    #[serde(default, deserialize_with = "or_default")]
+    name: String,
+    port: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+struct Endpoint {
+    #[serde(default, deserialize_with = "or_default")]
+    addresses: Vec<String>,
+    #[serde(default, deserialize_with = "or_default")]
+    conditions: Conditions,
+}
+
+impl Object {
+    /// The checks beyond types: apiVersion, the Service label, port
+    /// numbers and addresses.
+    fn into_slice(self, at: &str) -> Result<EndpointSlice, SliceError> {
+        if let Some(api) = self.api_version
+            && api != "discovery.k8s.io/v1"
+        {
+            let why = format!("expected discovery.k8s.io/v1, got {api}");
+            return Err(err(at, format_args!("apiVersion: {why}")));
         }
-    };
-    if let Some(t) = opt_str(v, "addressType", at, "addressType")?
-        && !matches!(t.as_str(), "IPv4" | "IPv6" | "FQDN")
-    {
-        return Err(err(
-            at,
-            "addressType",
-            &format!("expected IPv4, IPv6 or FQDN, got {t}"),
-        ));
-    }
-    let mut ports = Vec::new();
-    for (i, p) in list(v, "ports", at, "ports")?.iter().enumerate() {
-        let f = format!("ports[{i}]");
-        let port = match p.get("port") {
-            None | Some(Value::Null) => None,
-            Some(n) => Some(
-                n.as_u64()
-                    .and_then(|n| u16::try_from(n).ok())
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| err(at, &format!("{f}.port"), "expected a port, 1-65535"))?,
-            ),
-        };
-        let name = opt_str(p, "name", at, &format!("{f}.name"))?.unwrap_or_default();
-        ports.push(SlicePort { name, port });
-    }
-    let mut endpoints = Vec::new();
-    for (i, e) in list(v, "endpoints", at, "endpoints")?.iter().enumerate() {
-        let f = format!("endpoints[{i}]");
-        let addresses = list(e, "addresses", at, &format!("{f}.addresses"))?;
-        let address = match addresses.first() {
-            Some(Value::String(a)) if valid_address(a) => a.clone(),
-            Some(Value::String(a)) => {
-                return Err(err(
-                    at,
-                    &format!("{f}.addresses[0]"),
-                    &format!("not an IP address or DNS name: {a:?}"),
-                ));
-            }
-            Some(_) => {
-                return Err(err(at, &format!("{f}.addresses[0]"), "expected a string"));
-            }
+        let mut meta = self.metadata;
+        let label = format!("metadata.labels[\"{SERVICE_NAME_LABEL}\"]");
+        let service = match meta.labels.remove(SERVICE_NAME_LABEL) {
+            Some(s) if s.is_empty() => return Err(err(at, format_args!("{label}: empty"))),
+            Some(s) => s,
             None => {
-                return Err(err(
-                    at,
-                    &format!("{f}.addresses"),
-                    "expected at least one address",
-                ));
+                let why = "missing: a slice names its Service with this label";
+                return Err(err(at, format_args!("{label}: {why}")));
             }
         };
-        let conditions = match e.get("conditions") {
-            None | Some(Value::Null) => Conditions::default(),
-            Some(c) if c.is_object() => Conditions {
-                ready: opt_bool(c, "ready", at, &format!("{f}.conditions.ready"))?,
-                serving: opt_bool(c, "serving", at, &format!("{f}.conditions.serving"))?,
-                terminating: opt_bool(
-                    c,
-                    "terminating",
+        let mut ports = Vec::with_capacity(self.ports.len());
+        for (i, Port { name, port }) in self.ports.into_iter().enumerate() {
+            let port = match port.map(u16::try_from) {
+                None => None,
+                Some(Ok(n)) if n > 0 => Some(n),
+                Some(_) => {
+                    return Err(err(
+                        at,
+                        format_args!("ports[{i}].port: expected a port, 1-65535"),
+                    ));
+                }
+            };
+            ports.push(SlicePort { name, port });
+        }
+        let mut endpoints = Vec::with_capacity(self.endpoints.len());
+        for (i, e) in self.endpoints.into_iter().enumerate() {
+            let field = format!("endpoints[{i}].addresses");
+            let Some(address) = e.addresses.into_iter().next() else {
+                return Err(err(
                     at,
-                    &format!("{f}.conditions.terminating"),
-                )?,
-            },
-            Some(_) => return Err(err(at, &format!("{f}.conditions"), "expected a mapping")),
-        };
-        endpoints.push(SliceEndpoint {
-            address,
-            state: conditions.state(),
-        });
+                    format_args!("{field}: expected at least one address"),
+                ));
+            };
+            if !valid_address(&address) {
+                let why = format!("not an IP address or DNS name: {address:?}");
+                return Err(err(at, format_args!("{field}[0]: {why}")));
+            }
+            let state = e.conditions.state();
+            endpoints.push(SliceEndpoint { address, state });
+        }
+        if meta.namespace.is_empty() {
+            meta.namespace = "default".into();
+        }
+        Ok(EndpointSlice {
+            name: meta.name,
+            namespace: meta.namespace,
+            service,
+            ports,
+            endpoints,
+        })
     }
-    Ok(EndpointSlice {
-        name,
-        namespace,
-        service,
-        ports,
-        endpoints,
-    })
 }
 
 /// An IP address, or a DNS name (`addressType: FQDN`).
@@ -357,29 +346,35 @@ fn valid_address(a: &str) -> bool {
             }))
 }
 
-/// `v[key]` as a list; absent or null is empty.
-fn list<'a>(v: &'a Value, key: &str, at: &str, field: &str) -> Result<&'a [Value], SliceError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(a)) => Ok(a),
-        Some(_) => Err(err(at, field, "expected a list")),
+/// A document, with the path of the field a value did not fit put in front
+/// of the error (`items[0]: endpoints[1].addresses[0]: ...`).
+struct Tracked(Object);
+
+impl<'de> Deserialize<'de> for Tracked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde_path_to_error::deserialize(d)
+            .map(Tracked)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let path = match path.split_once("].") {
+                    Some((item, field)) if item.starts_with("items[") => {
+                        format!("{item}]: {field}")
+                    }
+                    _ => path,
+                };
+                match e.path().iter().next() {
+                    None => D::Error::custom(e.into_inner()),
+                    Some(_) => D::Error::custom(format_args!("{path}: {}", e.into_inner())),
+                }
+            })
     }
 }
 
-fn opt_str(v: &Value, key: &str, at: &str, field: &str) -> Result<Option<String>, SliceError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(err(at, field, "expected a string")),
-    }
-}
-
-fn opt_bool(v: &Value, key: &str, at: &str, field: &str) -> Result<Option<bool>, SliceError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(err(at, field, "expected true or false")),
-    }
+/// Absent and `null` are the default (Kubernetes writes `ports: null`).
+fn or_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 #[cfg(test)]
@@ -547,6 +542,18 @@ metadata:
                 .contains("kind: expected EndpointSlice")
         );
         assert_eq!(parse_str("f", "").unwrap(), vec![]);
+        // A value of the wrong type: the field from serde_path_to_error, the
+        // place from serde-saphyr.
+        let labelled = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  labels: {kubernetes.io/service-name: b}\n";
+        let maybe = format!("{labelled}endpoints:\n- conditions: {{ready: maybe}}\n");
+        let e = parse_str("f", &maybe).unwrap_err().to_string();
+        assert!(
+            e.starts_with("f: document 1: endpoints[0].conditions.ready: ") && e.contains("line 6"),
+            "{e}"
+        );
+        // kubectl writes `null` for a slice without ports or endpoints.
+        let nulls = parse_str("f", &format!("{labelled}ports: null\nendpoints: null\n")).unwrap();
+        assert_eq!((nulls[0].ports.len(), nulls[0].endpoints.len()), (0, 0));
     }
 
     fn conditions() -> impl Strategy<Value = Conditions> {
