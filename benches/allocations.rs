@@ -7,6 +7,8 @@
 //! that a regression is reported rather than hidden behind a failed run.
 //! Counts are exact (not timed), so one run is enough.
 
+// `layer.rs` uses the rest of it.
+#[allow(dead_code)]
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

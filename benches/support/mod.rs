@@ -6,9 +6,11 @@
 //! refresh for the whole run: every iteration takes the same path.
 
 use http::{Request, Response};
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use tower::Service;
 use tower_sticky::balance::{BackendId, Backends, RoundRobin};
@@ -180,7 +182,9 @@ impl Fixture {
 }
 
 /// The trivial inner service: what a proxy does first with the request
-/// (find the pinned backend), then an immediate empty response.
+/// (find the pinned backend), then an immediate empty response. It drops
+/// the request before answering; `layer.rs` times [`forwarding_inner`]
+/// instead (see [`Upstream`]).
 pub type Inner = tower::util::ServiceFn<fn(Request<()>) -> Ready<Result<Response<()>, Infallible>>>;
 
 pub fn inner() -> Inner {
@@ -207,6 +211,63 @@ pub fn hand_off_inner() -> HandOffInner {
         ready(Ok(Response::new(())))
     }
     tower::service_fn(answer as fn(_) -> _)
+}
+
+/// Where the forwarding inner services put each request, with its
+/// [`Pinned`] when handed one: a proxy's queue to its upstream.
+///
+/// Why: a proxy forwards the request; it does not free it while the layer
+/// is working. The services that drop it ([`inner`], [`hand_off_inner`])
+/// put that drop (the header map, the rewritten `Cookie` value) inside the
+/// timed region of `layer.rs`, while `route/*` hands its request and
+/// decision back to criterion, which drops them after the timed region.
+/// `layer.rs` empties the queue in the batch's setup, outside the timed
+/// region, so the `layer*` and `route/*` rows time the same kind of work.
+#[derive(Clone, Debug, Default)]
+pub struct Upstream {
+    sent: Rc<RefCell<Vec<(Option<Pinned<usize>>, Request<()>)>>>,
+}
+
+impl Upstream {
+    /// A queue with room for `n` requests, so that sending never allocates
+    /// once warm.
+    pub fn with_capacity(n: usize) -> Self {
+        Upstream {
+            sent: Rc::new(RefCell::new(Vec::with_capacity(n))),
+        }
+    }
+
+    fn send(&self, pinned: Option<Pinned<usize>>, req: Request<()>) {
+        self.sent.borrow_mut().push((pinned, req));
+    }
+
+    /// Drops what was sent (call it outside the timed region).
+    pub fn clear(&self) {
+        self.sent.borrow_mut().clear();
+    }
+}
+
+/// [`inner`], moving the request to `upstream` instead of dropping it.
+pub fn forwarding_inner(
+    upstream: Upstream,
+) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> {
+    tower::service_fn(move |req: Request<()>| {
+        std::hint::black_box(req.extensions().get::<Pinned<usize>>().map(|p| *p.target()));
+        upstream.send(None, req);
+        ready(Ok(Response::new(())))
+    })
+}
+
+/// [`hand_off_inner`], moving the request and its [`Pinned`] to `upstream`
+/// instead of dropping them.
+pub fn forwarding_hand_off_inner(
+    upstream: Upstream,
+) -> impl Service<(Pinned<usize>, Request<()>), Response = Response<()>, Error = Infallible> {
+    tower::service_fn(move |(pinned, req): (Pinned<usize>, Request<()>)| {
+        std::hint::black_box(*pinned.target());
+        upstream.send(Some(pinned), req);
+        ready(Ok(Response::new(())))
+    })
 }
 
 /// Calls a service whose future is ready at once (as with [`inner`]) and
