@@ -96,7 +96,13 @@ fn layer(c: &mut Criterion) {
     let resumed = fx.request(Path::Resumed);
     let upstream = Upstream::with_capacity(BATCH as usize);
     // The harness floor: the inner service alone on the same request.
-    one_row(c, "bare", &upstream, &resumed, forwarding_inner(upstream.clone()));
+    one_row(
+        c,
+        "bare",
+        &upstream,
+        &resumed,
+        forwarding_inner(upstream.clone()),
+    );
     let layer = StickyLayer::from_sessions(fx.sessions.clone());
     let svc = layer.layer(forwarding_inner(upstream.clone()));
     layer_group(c, "layer", &upstream, &fx, svc);
@@ -107,7 +113,13 @@ fn layer(c: &mut Criterion) {
     // The same with inner services that drop the request inside the timed
     // region: what `layer*` measured until 2026-11-29 (BENCHMARKS.md 6.1).
     one_row(c, "bare_inner_drops", &upstream, &resumed, inner());
-    one_row(c, "layer_inner_drops", &upstream, &resumed, layer.layer(inner()));
+    one_row(
+        c,
+        "layer_inner_drops",
+        &upstream,
+        &resumed,
+        layer.layer(inner()),
+    );
     let svc = hand_off.layer(hand_off_inner());
     one_row(c, "layer_hand_off_inner_drops", &upstream, &resumed, svc);
 }

@@ -71,8 +71,13 @@ impl<'a> Iterator for CookieValues<'a> {
 /// Calls `judge` on each value of the cookie `name` until it returns true,
 /// as `cookie_values(headers, name).any(judge)` does, except that values are
 /// passed before the UTF-8 check.
-pub(crate) fn find_cookie(headers: &HeaderMap, name: &str, judge: impl FnMut(&[u8]) -> bool) {
-    judge_each(cookie_values(headers, name), judge);
+pub(crate) fn find_cookie(headers: &HeaderMap, name: Name<'_>, judge: impl FnMut(&[u8]) -> bool) {
+    let values = CookieValues {
+        headers: headers.get_all(COOKIE).into_iter(),
+        rest: &[],
+        name,
+    };
+    judge_each(values, judge);
 }
 
 /// Calls `judge` on each of `values`, before the UTF-8 check, until it
@@ -100,9 +105,10 @@ fn unquoted(rest: &[u8]) -> &[u8] {
     }
 }
 
-/// A cookie name to look for, checked once per header rather than per pair.
+/// A cookie name to look for, checked once (per header, or when the
+/// engine is built) rather than per pair.
 #[derive(Clone, Copy, Debug)]
-struct Name<'a> {
+pub(crate) struct Name<'a> {
     bytes: &'a [u8],
     /// A name a pair can start with (not empty, no `=`, no surrounding
     /// whitespace), as every valid cookie name is.
@@ -110,9 +116,21 @@ struct Name<'a> {
 }
 
 impl<'a> Name<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         let plain = !bytes.is_empty() && !bytes.contains(&b'=') && trim(bytes) == bytes;
         Name { bytes, plain }
+    }
+
+    /// `bytes`, whose [`is_plain`](Self::is_plain) was found earlier (the
+    /// engine checks its cookie name once, not on every request).
+    pub(crate) fn checked(bytes: &'a [u8], plain: bool) -> Self {
+        debug_assert_eq!(Name::new(bytes).plain, plain);
+        Name { bytes, plain }
+    }
+
+    /// Whether the name is one a pair can start with.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain
     }
 }
 
@@ -211,7 +229,7 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 /// assert_eq!(left, ["a=1; b=2"]);
 /// ```
 pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
-    if let Some(kept) = find_and_rewrite(headers, name, |_| true) {
+    if let Some(kept) = find_and_rewrite(headers, Name::new(name.as_bytes()), |_| true) {
         kept.apply(headers);
     }
 }
@@ -240,6 +258,15 @@ impl KeptCookies {
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
         match self {
             KeptCookies::One(Some(v)) => {
+                // No name holds two values (O(1) to tell): overwrite the one
+                // `Cookie` value where it stands, a lookup cheaper than
+                // `insert`'s (which must also clear any extra values).
+                if headers.len() == headers.keys_len()
+                    && let Some(value) = headers.get_mut(COOKIE)
+                {
+                    *value = v;
+                    return;
+                }
                 headers.insert(COOKIE, v);
             }
             KeptCookies::One(None) => {
@@ -263,10 +290,9 @@ impl KeptCookies {
 /// for both. The request itself is not touched.
 pub(crate) fn find_and_rewrite(
     headers: &HeaderMap,
-    name: &str,
+    name: Name<'_>,
     mut judge: impl FnMut(&[u8]) -> bool,
 ) -> Option<KeptCookies> {
-    let name = Name::new(name.as_bytes());
     // No name holds two values (O(1) to tell), so at most one `Cookie`
     // header: the usual case (RFC 6265 §5.4), found with one lookup,
     // scanned once, rewritten into a buffer that costs no allocation per
@@ -406,6 +432,31 @@ mod tests {
             Some(eq) => trim(&pair[..eq]) == name,
             None => false,
         }
+    }
+
+    #[test]
+    fn one_kept_value_replaces_every_cookie_value() {
+        let kept = || KeptCookies::One(Some(HeaderValue::from_static("a=1")));
+        // One value under each name: overwritten where it stands.
+        let mut one = HeaderMap::new();
+        one.insert("x-before", HeaderValue::from_static("1"));
+        one.insert(COOKIE, HeaderValue::from_static("a=1; Session-A=x"));
+        one.insert("x-after", HeaderValue::from_static("2"));
+        kept().apply(&mut one);
+        let names: Vec<&str> = one.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-before", "cookie", "x-after"]);
+        assert_eq!(one.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1"]);
+        // Several `Cookie` values (a map other than the one decided on):
+        // all of them go, as `insert` does.
+        let mut several = HeaderMap::new();
+        several.append(COOKIE, HeaderValue::from_static("b=2"));
+        several.append(COOKIE, HeaderValue::from_static("Session-A=x"));
+        kept().apply(&mut several);
+        assert_eq!(several.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1"]);
+        // No `Cookie` at all: added.
+        let mut none = HeaderMap::new();
+        kept().apply(&mut none);
+        assert_eq!(none.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1"]);
     }
 
     proptest! {

@@ -27,7 +27,7 @@ pub use cookie_header::{CookieValues, cookie_values, strip_cookie};
 pub use header_value::header_values;
 pub use set_cookie::{CookieAttributes, SameSite, Secure};
 
-pub(crate) use cookie_header::{KeptCookies, find_and_rewrite, find_cookie};
+pub(crate) use cookie_header::{KeptCookies, Name as CookieName, find_and_rewrite, find_cookie};
 pub(crate) use set_cookie::render as render_set_cookie;
 
 /// A request extension a proxy inserts when the client connection is TLS, so

@@ -223,6 +223,8 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             ),
         };
         let codec = TokenCodec::new(self.keys, token_scope);
+        let cookie_name_plain =
+            crate::carrier::CookieName::new(self.policy.name().as_bytes()).is_plain();
         Ok(StickySessions::from_shared(Shared {
             observer: Observer::new(label),
             policy: self.policy,
@@ -234,6 +236,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
             attributes: self.attributes,
             forward: self.forward,
             header,
+            cookie_name_plain,
             cache_private: self.cache_private,
             remember_tokens: self.remember_tokens,
             strict: self.strict,

@@ -2,7 +2,9 @@ use super::decision::{Decision, Issue, RequestRewrite};
 use super::observe::Observer;
 use super::{Outcome, RequestHead};
 use crate::balance::{BackendId, Backends, Balance, Endpoint, Resolution, RoundRobin};
-use crate::carrier::{CookieAttributes, Secure, find_and_rewrite, find_cookie, header_values};
+use crate::carrier::{
+    CookieAttributes, CookieName, Secure, find_and_rewrite, find_cookie, header_values,
+};
 use crate::policy::{LifetimeType, PersistenceType, SessionPolicy};
 use crate::token::{Clock, DecodeError, Lifetime, SessionToken, Timestamp, TokenCodec, Verdict};
 use http::request::Parts;
@@ -57,6 +59,9 @@ pub(crate) struct Shared<T, B> {
     pub(super) attributes: CookieAttributes,
     pub(super) forward: bool,
     pub(super) header: HeaderName,
+    /// Whether the policy's name is one a cookie pair can start with,
+    /// checked once here rather than on every request.
+    pub(super) cookie_name_plain: bool,
     pub(super) cache_private: bool,
     pub(super) remember_tokens: bool,
     /// [`StickyBuilder::strict`](super::StickyBuilder::strict).
@@ -147,13 +152,13 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 Judged::NotText => false,
             };
             let headers = head.headers();
+            let cookie = CookieName::checked(s.policy.name().as_bytes(), s.cookie_name_plain);
             rewrite = match (s.policy.kind(), s.forward) {
                 (PersistenceType::Cookie, false) => {
-                    find_and_rewrite(headers, s.policy.name(), &mut judge)
-                        .map(RequestRewrite::cookies)
+                    find_and_rewrite(headers, cookie, &mut judge).map(RequestRewrite::cookies)
                 }
                 (PersistenceType::Cookie, true) => {
-                    find_cookie(headers, s.policy.name(), &mut judge);
+                    find_cookie(headers, cookie, &mut judge);
                     None
                 }
                 (PersistenceType::Header, forward) => {
