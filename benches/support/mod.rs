@@ -225,8 +225,11 @@ pub fn hand_off_inner() -> HandOffInner {
 /// region, so the `layer*` and `route/*` rows time the same kind of work.
 #[derive(Clone, Debug, Default)]
 pub struct Upstream {
-    sent: Rc<RefCell<Vec<(Option<Pinned<usize>>, Request<()>)>>>,
+    sent: Rc<RefCell<Vec<Sent>>>,
 }
+
+/// A request sent upstream, with the [`Pinned`] it was handed, if any.
+type Sent = (Option<Pinned<usize>>, Request<()>);
 
 impl Upstream {
     /// A queue with room for `n` requests, so that sending never allocates
