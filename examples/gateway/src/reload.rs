@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a reload re-reads.
 #[derive(Clone, Debug)]
@@ -95,21 +95,16 @@ impl Control {
             );
         }
         let routes = load_routes(&args)?;
-        let slices = load_slices(&args.endpoints)?;
         let mut sources = Sources {
             specs: args.backends.clone(),
-            slices,
-            dns: HashMap::new(),
-            echo: HashMap::new(),
+            slices: load_slices(&args.endpoints)?,
             id_secret: keys.id_secret,
             demo: !real_backends,
+            ..Sources::default()
         };
-        for (ns, name) in sources.missing_echo(&routes) {
-            let pods = rules::start_replicas(&ns, &name, args.replicas).await?;
-            sources.echo.insert((ns, name), pods);
-        }
-        if let Some(resolver) = dns_resolver(&args)? {
-            for name in dns_names(&args) {
+        sources.start_echo(&routes, args.replicas).await?;
+        if let Some((resolver, names)) = dns(&args)? {
+            for name in names {
                 match resolver.resolve(&name).await {
                     Ok(addrs) => {
                         sources.dns.insert(name, addrs);
@@ -196,20 +191,15 @@ impl Control {
             What::Endpoints => "endpoints",
             What::Dns(..) => "dns",
         };
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("gateway_reloads_total", "result" => outcome, "what" => label)
+            .increment(1);
         match &result {
-            Ok(()) => {
-                metrics::counter!("gateway_reloads_total", "result" => "ok", "what" => label)
-                    .increment(1);
-                tracing::info!(what = label, "reloaded: the new configuration serves");
-            }
-            Err(e) => {
-                metrics::counter!("gateway_reloads_total", "result" => "failed", "what" => label)
-                    .increment(1);
-                tracing::error!(
-                    what = label,
-                    "reload failed, the previous configuration keeps serving: {e}"
-                );
-            }
+            Ok(()) => tracing::info!(what = label, "reloaded: the new configuration serves"),
+            Err(e) => tracing::error!(
+                what = label,
+                "reload failed, the previous configuration keeps serving: {e}"
+            ),
         }
         result
     }
@@ -217,63 +207,44 @@ impl Control {
     async fn try_reload(&self, what: &What) -> Result<(), String> {
         // One reload at a time; requests never wait for this lock.
         let mut inputs = self.inputs.lock().await;
-        let real_backends = !inputs.sources.demo;
-        let (keys, routes) = match what {
-            What::Everything => {
-                let mut keys = if self.args.key_files.is_empty() {
-                    // The random key of this process: a reload must not end
-                    // every session.
-                    None
-                } else {
-                    Some(load_keys(&self.args, real_backends)?)
-                };
-                if let Some(k) = &mut keys
-                    && k.id_secret != inputs.keys.id_secret
-                {
-                    tracing::warn!(
-                        "--backend-id-key changed: keeping the id key read at start-up (a new one would move every session); restart to change it"
-                    );
-                    k.id_secret = inputs.keys.id_secret;
-                }
-                (keys, Some(load_routes(&self.args)?))
+        let mut sources = inputs.sources.clone();
+        match what {
+            What::Everything | What::Endpoints => {
+                sources.slices = load_slices(&self.args.endpoints)?;
             }
-            _ => (None, None),
-        };
-        let mut sources = Sources {
-            specs: inputs.sources.specs.clone(),
-            slices: match what {
-                What::Everything | What::Endpoints => load_slices(&self.args.endpoints)?,
-                What::Dns(..) => inputs.sources.slices.clone(),
-            },
-            dns: inputs.sources.dns.clone(),
-            echo: inputs.sources.echo.clone(),
-            id_secret: inputs.sources.id_secret,
-            demo: inputs.sources.demo,
-        };
-        if let What::Dns(name, addrs) = what {
-            sources.dns.insert(name.clone(), addrs.clone());
+            What::Dns(name, addrs) => {
+                sources.dns.insert(name.clone(), addrs.clone());
+            }
         }
-        let routes_ref = routes.as_ref().unwrap_or(&inputs.routes);
-        for (ns, name) in sources.missing_echo(routes_ref) {
-            let pods = rules::start_replicas(&ns, &name, self.args.replicas).await?;
-            sources.echo.insert((ns, name), pods);
-        }
-        let keys_ref = keys.as_ref().unwrap_or(&inputs.keys);
         let mut health = inputs.health.clone();
         if let What::Everything = what {
+            let routes = load_routes(&self.args)?;
+            // Without --key-file the key is this process's random one: a
+            // reload must not end every session.
+            let keys = if self.args.key_files.is_empty() {
+                None
+            } else {
+                Some(self.reload_keys(&inputs.keys, !sources.demo)?)
+            };
+            sources.start_echo(&routes, self.args.replicas).await?;
+            let keys_now = keys.as_ref().unwrap_or(&inputs.keys);
             let compiled = build(
                 &self.args,
                 &self.membership,
-                routes_ref,
-                keys_ref,
+                &routes,
+                keys_now,
                 &sources,
                 &mut health,
             )?;
             self.current.store(Arc::new(compiled));
+            inputs.routes = routes;
+            if let Some(keys) = keys {
+                inputs.keys = keys;
+            }
         } else {
             // Membership alone changed: the snapshot stays, its rules'
             // endpoints change in place (tower::discover changes).
-            let plan = self.membership.plan(&sources.desired(routes_ref)?)?;
+            let plan = self.membership.plan(&sources.desired(&inputs.routes)?)?;
             rules::apply_members(&self.current.load(), &plan, &mut health);
             self.membership.commit(&plan);
             health.retain(|addr, _| plan.has_addr(addr));
@@ -281,13 +252,19 @@ impl Control {
         self.sync();
         inputs.sources = sources;
         inputs.health = health;
-        if let Some(routes) = routes {
-            inputs.routes = routes;
-        }
-        if let Some(keys) = keys {
-            inputs.keys = keys;
-        }
         Ok(())
+    }
+
+    /// The `--key-file`s read again, with the id key read at start-up.
+    fn reload_keys(&self, current: &Keys, real_backends: bool) -> Result<Keys, String> {
+        let mut keys = load_keys(&self.args, real_backends)?;
+        if keys.id_secret != current.id_secret {
+            tracing::warn!(
+                "--backend-id-key changed: keeping the id key read at start-up (a new one would move every session); restart to change it"
+            );
+            keys.id_secret = current.id_secret;
+        }
+        Ok(keys)
     }
 
     /// Sets every endpoint of the current snapshot to its member's state.
@@ -303,33 +280,24 @@ impl Control {
         }
     }
 
-    /// Drains the endpoint of a Service; with a deadline its sessions move
-    /// on once it passes.
-    pub fn drain(
+    /// Drains (`Some`; with a deadline, its sessions move on once it
+    /// passes) or undrains (`None`) the endpoint of a Service.
+    pub fn set_drain(
         &self,
         service: &str,
         endpoint: &str,
-        deadline: Option<Duration>,
+        drain: Option<Drain>,
     ) -> Result<Vec<Arc<Member>>, Unknown> {
         let members = self.membership.find(service, endpoint)?;
-        let drain = Drain {
-            deadline: deadline.map(|d| Instant::now() + d),
+        for m in &members {
+            m.set_drain(drain);
+        }
+        let done = if drain.is_some() {
+            "drained"
+        } else {
+            "undrained"
         };
-        for m in &members {
-            m.set_drain(Some(drain));
-        }
-        tracing::info!(service, endpoint, ?deadline, "drained by the operator");
-        self.sync();
-        Ok(members)
-    }
-
-    /// Serving again.
-    pub fn undrain(&self, service: &str, endpoint: &str) -> Result<Vec<Arc<Member>>, Unknown> {
-        let members = self.membership.find(service, endpoint)?;
-        for m in &members {
-            m.set_drain(None);
-        }
-        tracing::info!(service, endpoint, "undrained by the operator");
+        tracing::info!(service, endpoint, ?drain, "{done} by the operator");
         self.sync();
         Ok(members)
     }
@@ -373,15 +341,14 @@ impl Control {
     /// Re-resolves every `dns:` backend every `--dns-refresh`; a changed
     /// answer reloads, a failed one keeps the last good set.
     pub async fn run_dns(self: Arc<Self>) {
-        let resolver = match dns_resolver(&self.args) {
-            Ok(Some(r)) => r,
+        let (resolver, names) = match dns(&self.args) {
+            Ok(Some(dns)) => dns,
             Ok(None) => return,
             Err(e) => {
                 tracing::error!("DNS discovery is off: {e}");
                 return;
             }
         };
-        let names = dns_names(&self.args);
         let mut tick = tokio::time::interval(self.args.dns_refresh);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -490,21 +457,17 @@ fn load_slices(paths: &[PathBuf]) -> Result<Vec<EndpointSlice>, String> {
     Ok(all)
 }
 
-fn dns_names(args: &Args) -> Vec<DnsName> {
+/// The `dns:` names of the `--backend` flags, and a resolver for them;
+/// `None` when there are none.
+fn dns(args: &Args) -> Result<Option<(Resolver, Vec<DnsName>)>, String> {
     let mut names: Vec<DnsName> = Vec::new();
-    for spec in &args.backends {
-        if let Some(n) = &spec.dns
-            && !names.contains(n)
-        {
-            names.push(n.clone());
+    for name in args.backends.iter().filter_map(|spec| spec.dns.as_ref()) {
+        if !names.contains(name) {
+            names.push(name.clone());
         }
     }
-    names
-}
-
-fn dns_resolver(args: &Args) -> Result<Option<Resolver>, String> {
-    if dns_names(args).is_empty() {
+    if names.is_empty() {
         return Ok(None);
     }
-    Resolver::new(args.resolver).map(Some)
+    Ok(Some((Resolver::new(args.resolver)?, names)))
 }

@@ -1,7 +1,7 @@
 //! `GET /backends`, `POST /backends/drain` and `POST /backends/undrain`.
 
 use super::{json, query, text};
-use crate::discover::membership::{Member, Unknown};
+use crate::discover::membership::{Drain, Member, Unknown, state_name};
 use crate::proxy::ClientBody;
 use crate::reload::Control;
 use http::{Response, StatusCode};
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// Requests in flight per member, from the library's count on every rule's
 /// endpoint of it in the current configuration (`Endpoint::in_flight`:
@@ -33,14 +34,10 @@ fn describe(m: &Arc<Member>, in_flight: &HashMap<*const Member, usize>) -> Value
         "endpoint": m.addr,
         "label": m.label,
         "state": m.state_name(),
-        "discovered": match m.discovered() {
-            tower_sticky::balance::BackendState::Serving => "serving",
-            tower_sticky::balance::BackendState::Draining => "draining",
-            _ => "down",
-        },
+        "discovered": state_name(m.discovered()),
         "drained": drain.is_some(),
         "drain_deadline_in_ms": drain.and_then(|d| d.deadline).map(|d| {
-            d.saturating_duration_since(std::time::Instant::now()).as_millis() as u64
+            d.saturating_duration_since(Instant::now()).as_millis() as u64
         }),
         "unhealthy": m.unhealthy(),
         "requests": m.requests.load(Ordering::Relaxed),
@@ -74,12 +71,9 @@ pub fn drain(control: &Control, q: &str, drain: bool) -> Response<ClientBody> {
         Ok(t) => t,
         Err(why) => return text(StatusCode::BAD_REQUEST, &format!("bad request: {why}\n")),
     };
-    let result = if drain {
-        control.drain(&target.service, &target.endpoint, target.deadline)
-    } else {
-        control.undrain(&target.service, &target.endpoint)
-    };
-    match result {
+    let deadline = target.deadline.map(|d| Instant::now() + d);
+    let set = drain.then_some(Drain { deadline });
+    match control.set_drain(&target.service, &target.endpoint, set) {
         Ok(members) => {
             let in_flight = in_flight(control);
             json(

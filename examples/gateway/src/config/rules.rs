@@ -7,7 +7,6 @@ use crate::config::LoadedRoute;
 use crate::discover::ServiceKey;
 use crate::discover::membership::{Member, Plan};
 use crate::discover::sources::service_key;
-use crate::echo::{self, EchoInfo};
 use crate::keys::Keys;
 use crate::router::{Entry, Router};
 use std::collections::HashMap;
@@ -15,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tower::discover::Change;
 use tower_sticky::balance::Weighted;
-use tower_sticky::balance::{BackendState, Backends, Discovered, Endpoint};
+use tower_sticky::balance::{BackendState, Backends, Discovered};
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{StickyBuilder, StickySessions};
 
@@ -136,10 +135,8 @@ fn upstream(
 }
 
 /// A membership change without a configuration change (a slice file or a
-/// DNS answer): every rule's [`Backends`] of the current snapshot is told
-/// through the library's `tower::discover` vocabulary
-/// ([`Backends::apply_discovered`]): `Insert` for a new endpoint, or, for a
-/// present one, its state; `Remove` for one that left.
+/// DNS answer): every rule's [`Backends`] of the current snapshot changes in
+/// place.
 pub fn apply_members(
     compiled: &Compiled,
     plan: &Plan,
@@ -147,19 +144,34 @@ pub fn apply_members(
 ) {
     for rule in &compiled.rules {
         let backends = rule.target.backends();
-        let wanted = rule_members(&rule.refs, plan);
-        for e in backends.snapshot().endpoints() {
-            if !wanted.iter().any(|(m, _, _)| m.id == e.id()) {
-                backends.apply_discovered(Change::Remove(e.id()));
-            }
+        apply_rule_members(backends, &rule.refs, plan, &rule.route, rule.index, health);
+    }
+}
+
+/// Tells a rule's `backends` its members in `plan` in the library's
+/// `tower::discover` vocabulary ([`Backends::apply_discovered`]): `Insert`
+/// for a new endpoint, or, for a present one, its state; `Remove` for one
+/// that left. A new rule's empty `backends` is filled the same way.
+fn apply_rule_members(
+    backends: &Backends<Upstream>,
+    refs: &[(ServiceKey, u32)],
+    plan: &Plan,
+    route: &str,
+    index: usize,
+    health: &mut HashMap<String, Arc<crate::probe::Health>>,
+) {
+    let wanted = rule_members(refs, plan);
+    for e in backends.snapshot().endpoints() {
+        if !wanted.iter().any(|(m, _, _)| m.id == e.id()) {
+            backends.apply_discovered(Change::Remove(e.id()));
         }
-        for (member, state, weight) in wanted {
-            let target = upstream(&member, &rule.route, rule.index, health);
-            let found = Discovered::new(target)
-                .weight(weight)
-                .state(member.state_with(state));
-            backends.apply_discovered(Change::Insert(member.id, found));
-        }
+    }
+    for (member, state, weight) in wanted {
+        let target = upstream(&member, route, index, health);
+        let found = Discovered::new(target)
+            .weight(weight)
+            .state(member.state_with(state));
+        backends.apply_discovered(Change::Insert(member.id, found));
     }
 }
 
@@ -220,12 +232,7 @@ pub fn compile(
                 .collect();
             let route_name = format!("{ns}/{}", route.name());
             let backends: Backends<Upstream> = Backends::new();
-            for (member, state, weight) in rule_members(&refs, plan) {
-                let endpoint =
-                    Endpoint::new(member.id, upstream(&member, &route_name, i, health), weight);
-                endpoint.set_state(member.state_with(state));
-                backends.insert_endpoint(Arc::new(endpoint));
-            }
+            apply_rule_members(&backends, &refs, plan, &route_name, i, health);
             let target = match rule.session_policy() {
                 Some(policy) => {
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
@@ -249,7 +256,7 @@ pub fn compile(
             }
             rules.push(Rule {
                 refs,
-                route: format!("{ns}/{}", route.name()),
+                route: route_name,
                 index: i,
                 name: rule.name().map(str::to_owned),
                 strict,
@@ -357,33 +364,4 @@ fn endpoint_weight(ref_weight: u32, count: usize) -> u32 {
     }
     let per = u64::from(ref_weight) * 1000 / count as u64;
     u32::try_from(per.max(1)).unwrap_or(u32::MAX)
-}
-
-/// Starts `count` echo replicas of a Service on ephemeral 127.0.0.1 ports;
-/// returns each one's pod name and address. They live as long as the
-/// gateway's main runtime.
-pub async fn start_replicas(
-    namespace: &str,
-    service: &str,
-    count: usize,
-) -> Result<Vec<(String, String)>, String> {
-    let mut pods = Vec::with_capacity(count);
-    for pod in echo::pod_names(service, count) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("cannot start an echo replica: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("cannot start an echo replica: {e}"))?
-            .to_string();
-        let info = Arc::new(EchoInfo {
-            pod: pod.clone(),
-            service: service.to_owned(),
-            namespace: namespace.to_owned(),
-            ingress: "tower-sticky-gateway".into(),
-        });
-        tokio::spawn(echo::serve(listener, info, std::future::pending()));
-        pods.push((pod, addr));
-    }
-    Ok(pods)
 }

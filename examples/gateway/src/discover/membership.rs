@@ -166,11 +166,16 @@ impl Member {
 
     /// `"serving"`, `"draining"` or `"down"`.
     pub fn state_name(&self) -> &'static str {
-        match self.state() {
-            BackendState::Serving => "serving",
-            BackendState::Draining => "draining",
-            _ => "down",
-        }
+        state_name(self.state())
+    }
+}
+
+/// `"serving"`, `"draining"` or `"down"`, as the admin API says it.
+pub fn state_name(state: BackendState) -> &'static str {
+    match state {
+        BackendState::Serving => "serving",
+        BackendState::Draining => "draining",
+        _ => "down",
     }
 }
 

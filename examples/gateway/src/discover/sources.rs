@@ -13,12 +13,15 @@ use super::endpoint_slice::EndpointSlice;
 use super::membership::Desired;
 use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
+use crate::echo::{self, EchoInfo};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
 use tower_sticky::balance::{BackendId, BackendState};
 use tower_sticky::route::BackendRef;
 
 /// Everything the endpoints come from.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Sources {
     /// `--backend` flags: fixed lists and DNS names.
     pub specs: Vec<BackendSpec>,
@@ -134,26 +137,57 @@ impl Sources {
         None
     }
 
-    /// Demo mode: the `(namespace, Service)`s of `routes` without echo
-    /// replicas yet.
-    pub fn missing_echo(&self, routes: &[LoadedRoute]) -> Vec<(String, String)> {
-        let mut missing = Vec::new();
+    /// Demo mode: starts `replicas` echo replicas for each Service of
+    /// `routes` that has none yet.
+    pub async fn start_echo(
+        &mut self,
+        routes: &[LoadedRoute],
+        replicas: usize,
+    ) -> Result<(), String> {
         if !self.demo {
-            return missing;
+            return Ok(());
         }
         for loaded in routes {
-            for rule in loaded.route.rules() {
-                for backend in rule.backend_refs() {
-                    let key = service_key(loaded.route.namespace(), backend);
-                    let pair = (key.namespace, key.name);
-                    if !self.echo.contains_key(&pair) && !missing.contains(&pair) {
-                        missing.push(pair);
-                    }
+            for backend in loaded.route.rules().iter().flat_map(|r| r.backend_refs()) {
+                let key = service_key(loaded.route.namespace(), backend);
+                if let Entry::Vacant(slot) = self.echo.entry((key.namespace, key.name)) {
+                    let (namespace, name) = slot.key();
+                    let pods = start_replicas(namespace, name, replicas).await?;
+                    slot.insert(pods);
                 }
             }
         }
-        missing
+        Ok(())
     }
+}
+
+/// Starts `count` echo replicas of a Service on ephemeral 127.0.0.1 ports;
+/// returns each one's pod name and address. They live as long as the
+/// gateway's main runtime.
+async fn start_replicas(
+    namespace: &str,
+    service: &str,
+    count: usize,
+) -> Result<Vec<(String, String)>, String> {
+    let mut pods = Vec::with_capacity(count);
+    for pod in echo::pod_names(service, count) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot start an echo replica: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot start an echo replica: {e}"))?
+            .to_string();
+        let info = Arc::new(EchoInfo {
+            pod: pod.clone(),
+            service: service.to_owned(),
+            namespace: namespace.to_owned(),
+            ingress: "tower-sticky-gateway".into(),
+        });
+        tokio::spawn(echo::serve(listener, info, std::future::pending()));
+        pods.push((pod, addr));
+    }
+    Ok(pods)
 }
 
 #[cfg(test)]
