@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicU64;
 use tower::discover::Change;
 use tower_sticky::balance::Weighted;
 use tower_sticky::balance::{BackendState, Backends, Discovered};
+use tower_sticky::policy::PersistenceType;
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{StickyBuilder, StickySessions};
 
@@ -300,57 +301,43 @@ pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), 
 /// invalid for the other, so a client alternating between them keeps
 /// getting new sessions.
 fn warn_shared_cookies(routes: &[LoadedRoute]) {
-    struct Seen<'a> {
-        at: String,
-        kind: tower_sticky::policy::PersistenceType,
-        name: &'a str,
-        path: &'a str,
-        hostnames: &'a [Hostname],
-    }
-    let mut seen: Vec<Seen<'_>> = Vec::new();
+    // What carries each sticky rule's sessions (cookie names are
+    // case-sensitive, header names are not), where the rule is, its hosts.
+    let mut seen: Vec<(String, String, &[Hostname])> = Vec::new();
     for loaded in routes {
         let route = &loaded.route;
         for (i, rule) in route.rules().iter().enumerate() {
             let Some(policy) = rule.session_policy() else {
                 continue;
             };
-            let cookie = policy.kind() == tower_sticky::policy::PersistenceType::Cookie;
-            let this = Seen {
-                at: format!(
-                    "{}: HTTPRoute {}/{} spec.rules[{i}]",
-                    loaded.source,
-                    route.namespace(),
-                    route.name()
-                ),
-                kind: policy.kind(),
-                name: policy.name(),
-                path: if cookie { policy.cookie_path() } else { "" },
-                hostnames: route.hostnames(),
+            let carrier = match policy.kind() {
+                PersistenceType::Cookie => {
+                    format!(
+                        "cookie {:?} with Path {}",
+                        policy.name(),
+                        policy.cookie_path()
+                    )
+                }
+                _ => format!("header {:?}", policy.name().to_ascii_lowercase()),
             };
-            for other in &seen {
-                let hosts_meet = this.hostnames.is_empty()
-                    || other.hostnames.is_empty()
-                    || this.hostnames.iter().any(|h| other.hostnames.contains(h));
-                // Cookie names are case-sensitive, header names are not.
-                let same_name = if cookie {
-                    other.name == this.name
-                } else {
-                    other.name.eq_ignore_ascii_case(this.name)
-                };
-                if other.kind == this.kind && same_name && other.path == this.path && hosts_meet {
-                    let what = if cookie {
-                        format!("cookie {:?} with Path {}", this.name, this.path)
-                    } else {
-                        format!("header {:?}", this.name)
-                    };
+            let at = format!(
+                "{}: HTTPRoute {}/{} spec.rules[{i}]",
+                loaded.source,
+                route.namespace(),
+                route.name()
+            );
+            let hosts = route.hostnames();
+            for (other, other_at, other_hosts) in &seen {
+                let hosts_meet = hosts.is_empty()
+                    || other_hosts.is_empty()
+                    || hosts.iter().any(|h| other_hosts.contains(h));
+                if *other == carrier && hosts_meet {
                     tracing::warn!(
-                        "{} and {} both keep sessions in the {what}: their sessions will keep replacing each other; give one a sessionName of its own",
-                        other.at,
-                        this.at
+                        "{other_at} and {at} both keep sessions in the {carrier}: their sessions will keep replacing each other; give one a sessionName of its own"
                     );
                 }
             }
-            seen.push(this);
+            seen.push((carrier, at, hosts));
         }
     }
 }

@@ -16,7 +16,7 @@
 use super::ServiceKey;
 use http::uri::Authority;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tower_sticky::balance::{BackendId, BackendState};
@@ -32,10 +32,8 @@ pub struct Member {
     pub label: String,
     /// Its id in session tokens.
     pub id: BackendId,
-    /// What discovery says.
-    discovered: AtomicU8,
-    /// The operator drained it; `Some(deadline)` re-pins its sessions then.
-    drain: Mutex<Option<Drain>>,
+    /// What discovery says, and the operator's drain.
+    voices: Mutex<Voices>,
     /// Marked down by failed requests; the prober clears it.
     unhealthy: AtomicBool,
     /// Requests it answered, since start.
@@ -64,27 +62,18 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// What discovery and the operator say about a member.
+#[derive(Clone, Copy, Debug)]
+struct Voices {
+    discovered: BackendState,
+    drain: Option<Drain>,
+}
+
 /// An operator's drain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Drain {
     /// When its sessions move on; `None`: never, until undrained.
     pub deadline: Option<Instant>,
-}
-
-fn state_u8(s: BackendState) -> u8 {
-    match s {
-        BackendState::Serving => 0,
-        BackendState::Draining => 1,
-        _ => 2,
-    }
-}
-
-fn u8_state(v: u8) -> BackendState {
-    match v {
-        0 => BackendState::Serving,
-        1 => BackendState::Draining,
-        _ => BackendState::Down,
-    }
 }
 
 impl Member {
@@ -105,8 +94,10 @@ impl Member {
             addr,
             label,
             id,
-            discovered: AtomicU8::new(state_u8(discovered)),
-            drain: Mutex::new(None),
+            voices: Mutex::new(Voices {
+                discovered,
+                drain: None,
+            }),
             unhealthy: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
@@ -133,24 +124,28 @@ impl Member {
         }
     }
 
+    fn voices(&self) -> std::sync::MutexGuard<'_, Voices> {
+        self.voices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// What discovery says.
     pub fn discovered(&self) -> BackendState {
-        u8_state(self.discovered.load(Ordering::Relaxed))
+        self.voices().discovered
     }
 
     /// Discovery's new word.
     pub fn set_discovered(&self, s: BackendState) {
-        self.discovered.store(state_u8(s), Ordering::Relaxed);
+        self.voices().discovered = s;
     }
 
     /// The operator's drain, if any.
     pub fn drain(&self) -> Option<Drain> {
-        *self.drain.lock().unwrap_or_else(PoisonError::into_inner)
+        self.voices().drain
     }
 
     /// Drains (`Some`) or undrains (`None`).
     pub fn set_drain(&self, drain: Option<Drain>) {
-        *self.drain.lock().unwrap_or_else(PoisonError::into_inner) = drain;
+        self.voices().drain = drain;
     }
 
     /// Whether failed requests marked it down.

@@ -47,35 +47,31 @@ impl Watcher {
 
     /// Polls until `stop` turns true; sends the changed file on `changed`
     /// each time one settles on new contents.
-    pub async fn run(self, changed: mpsc::UnboundedSender<PathBuf>, stop: watch::Receiver<bool>) {
-        run(self.files, changed, stop).await;
-    }
-}
-
-async fn run(
-    mut files: Vec<Watched>,
-    changed: mpsc::UnboundedSender<PathBuf>,
-    mut stop: watch::Receiver<bool>,
-) {
-    if files.is_empty() {
-        return;
-    }
-    let mut tick = tokio::time::interval(INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = tick.tick() => {}
+    pub async fn run(
+        mut self,
+        changed: mpsc::UnboundedSender<PathBuf>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        if self.files.is_empty() {
+            return;
         }
-        for f in &mut files {
-            let now = tokio::fs::read(&f.path).await.ok();
-            if now != f.applied && now == f.seen {
-                f.applied.clone_from(&now);
-                if changed.send(f.path.clone()).is_err() {
-                    return;
-                }
+        let mut tick = tokio::time::interval(INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tick.tick() => {}
             }
-            f.seen = now;
+            for f in &mut self.files {
+                let now = tokio::fs::read(&f.path).await.ok();
+                if now != f.applied && now == f.seen {
+                    f.applied.clone_from(&now);
+                    if changed.send(f.path.clone()).is_err() {
+                        return;
+                    }
+                }
+                f.seen = now;
+            }
         }
     }
 }
