@@ -36,10 +36,8 @@ use crate::discover::endpoint_slice::{self, EndpointSlice};
 use crate::discover::membership::{Drain, Member, Membership, Unknown};
 use crate::discover::sources::Sources;
 use crate::keys::{self, Keys};
-use crate::probe::Health;
 use crate::rules::{self, Compiled};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,8 +59,6 @@ struct Inputs {
     routes: Vec<LoadedRoute>,
     keys: Keys,
     sources: Sources,
-    /// Passive health per backend address, kept across snapshots.
-    health: HashMap<String, Arc<Health>>,
 }
 
 /// The control plane.
@@ -116,9 +112,8 @@ impl Control {
                 }
             }
         }
-        let mut health = HashMap::new();
         let membership = Membership::default();
-        let compiled = build(&args, &membership, &routes, &keys, &sources, &mut health)?;
+        let compiled = build(&args, &membership, &routes, &keys, &sources)?;
         let control = Control {
             current: Arc::new(ArcSwap::from_pointee(compiled)),
             membership,
@@ -126,7 +121,6 @@ impl Control {
                 routes,
                 keys,
                 sources,
-                health,
             }),
             ready: AtomicBool::new(true),
             metrics,
@@ -216,7 +210,6 @@ impl Control {
                 sources.dns.insert(name.clone(), addrs.clone());
             }
         }
-        let mut health = inputs.health.clone();
         if let What::Everything = what {
             let routes = load_routes(&self.args)?;
             // Without --key-file the key is this process's random one: a
@@ -228,14 +221,7 @@ impl Control {
             };
             sources.start_echo(&routes, self.args.replicas).await?;
             let keys_now = keys.as_ref().unwrap_or(&inputs.keys);
-            let compiled = build(
-                &self.args,
-                &self.membership,
-                &routes,
-                keys_now,
-                &sources,
-                &mut health,
-            )?;
+            let compiled = build(&self.args, &self.membership, &routes, keys_now, &sources)?;
             self.current.store(Arc::new(compiled));
             inputs.routes = routes;
             if let Some(keys) = keys {
@@ -245,13 +231,11 @@ impl Control {
             // Membership alone changed: the snapshot stays, its rules'
             // endpoints change in place (tower::discover changes).
             let plan = self.membership.plan(&sources.desired(&inputs.routes)?)?;
-            rules::apply_members(&self.current.load(), &plan, &mut health);
+            rules::apply_members(&self.current.load(), &plan);
             self.membership.commit(&plan);
-            health.retain(|addr, _| plan.has_addr(addr));
         }
         self.sync();
         inputs.sources = sources;
-        inputs.health = health;
         Ok(())
     }
 
@@ -413,7 +397,6 @@ fn build(
     routes: &[LoadedRoute],
     keys: &Keys,
     sources: &Sources,
-    health: &mut HashMap<String, Arc<Health>>,
 ) -> Result<Compiled, String> {
     rules::check_specs(routes, &args.backends)?;
     let desired = sources.desired(routes)?;
@@ -421,10 +404,8 @@ fn build(
     let options = rules::Options {
         strict: args.strict_sessions,
     };
-    let mut compiled = rules::compile(routes, &plan, options, keys, health)?;
+    let mut compiled = rules::compile(routes, &plan, options, keys)?;
     compiled.demo = sources.demo;
-    // Addresses no Service has any more (DNS churn) are forgotten.
-    health.retain(|addr, _| plan.has_addr(addr));
     membership.commit(&plan);
     Ok(compiled)
 }

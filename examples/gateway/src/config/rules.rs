@@ -9,7 +9,6 @@ use crate::discover::membership::{Member, Plan};
 use crate::discover::sources::service_key;
 use crate::keys::Keys;
 use crate::router::{Entry, Router};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tower::discover::Change;
@@ -112,14 +111,9 @@ fn rule_members(refs: &[(ServiceKey, u32)], plan: &Plan) -> Vec<(Arc<Member>, Ba
 }
 
 /// A rule's endpoint of `member`.
-fn upstream(
-    member: &Arc<Member>,
-    route: &str,
-    rule: usize,
-    health: &mut HashMap<String, Arc<crate::probe::Health>>,
-) -> Upstream {
+fn upstream(member: &Arc<Member>, route: &str, rule: usize) -> Upstream {
     Upstream {
-        health: Arc::clone(health.entry(member.addr.clone()).or_default()),
+        health: Arc::clone(&member.health),
         addr: member.addr.clone(),
         label: member.label.clone(),
         service: member.service.name.clone(),
@@ -138,14 +132,10 @@ fn upstream(
 /// A membership change without a configuration change (a slice file or a
 /// DNS answer): every rule's [`Backends`] of the current snapshot changes in
 /// place.
-pub fn apply_members(
-    compiled: &Compiled,
-    plan: &Plan,
-    health: &mut HashMap<String, Arc<crate::probe::Health>>,
-) {
+pub fn apply_members(compiled: &Compiled, plan: &Plan) {
     for rule in &compiled.rules {
         let backends = rule.target.backends();
-        apply_rule_members(backends, &rule.refs, plan, &rule.route, rule.index, health);
+        apply_rule_members(backends, &rule.refs, plan, &rule.route, rule.index);
     }
 }
 
@@ -159,7 +149,6 @@ fn apply_rule_members(
     plan: &Plan,
     route: &str,
     index: usize,
-    health: &mut HashMap<String, Arc<crate::probe::Health>>,
 ) {
     let wanted = rule_members(refs, plan);
     for e in backends.snapshot().endpoints() {
@@ -168,7 +157,7 @@ fn apply_rule_members(
         }
     }
     for (member, state, weight) in wanted {
-        let target = upstream(&member, route, index, health);
+        let target = upstream(&member, route, index);
         let found = Discovered::new(target)
             .weight(weight)
             .state(member.state_with(state));
@@ -208,14 +197,12 @@ pub fn session_scope(namespace: &str, route: &str, index: usize, name: Option<&s
 }
 
 /// Builds the rules over the Services' members in `plan` (whose endpoints
-/// outlive this snapshot); `health` keeps passive health per address across
-/// snapshots.
+/// outlive this snapshot).
 pub fn compile(
     routes: &[LoadedRoute],
     plan: &Plan,
     options: Options,
     keys: &Keys,
-    health: &mut HashMap<String, Arc<crate::probe::Health>>,
 ) -> Result<Compiled, String> {
     let Options { strict } = options;
     warn_shared_cookies(routes);
@@ -233,7 +220,7 @@ pub fn compile(
                 .collect();
             let route_name = format!("{ns}/{}", route.name());
             let backends: Backends<Upstream> = Backends::new();
-            apply_rule_members(&backends, &refs, plan, &route_name, i, health);
+            apply_rule_members(&backends, &refs, plan, &route_name, i);
             let target = match rule.session_policy() {
                 Some(policy) => {
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)

@@ -14,6 +14,7 @@
 //! of the member is set to it ([`Control::sync`](crate::reload::Control::sync)).
 
 use super::ServiceKey;
+use crate::probe::Health;
 use http::uri::Authority;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,8 @@ pub struct Member {
     voices: Mutex<Voices>,
     /// Marked down by failed requests; the prober clears it.
     unhealthy: AtomicBool,
+    /// Passive health of its address, shared with every member there.
+    pub health: Arc<Health>,
     /// Requests it answered, since start.
     pub requests: AtomicU64,
     /// Sessions it was given (new or re-pinned), since start.
@@ -84,6 +87,7 @@ impl Member {
         label: String,
         id: BackendId,
         discovered: BackendState,
+        health: Arc<Health>,
     ) -> Result<Self, String> {
         // An address that is no URI authority (`host:port`) is refused here,
         // when the configuration loads.
@@ -99,6 +103,7 @@ impl Member {
                 drain: None,
             }),
             unhealthy: AtomicBool::new(false),
+            health,
             requests: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
@@ -204,23 +209,22 @@ impl Plan {
     pub fn members(&self, service: &ServiceKey) -> &[(Arc<Member>, BackendState)] {
         self.services.get(service).map_or(&[], Vec::as_slice)
     }
-
-    /// Whether any Service has an endpoint at `addr`.
-    pub fn has_addr(&self, addr: &str) -> bool {
-        self.services
-            .values()
-            .flatten()
-            .any(|(m, _)| m.addr == addr)
-    }
 }
 
 impl Membership {
     /// The members `desired` asks for, reusing the current member of every
     /// endpoint already known (same Service, address and id), so that its
-    /// drain, health and counters carry over. Nothing changes until
+    /// drain, health and counters carry over (and a new one at a known
+    /// address shares its passive health). Nothing changes until
     /// [`commit`](Self::commit).
     pub fn plan(&self, desired: &HashMap<ServiceKey, Vec<Desired>>) -> Result<Plan, String> {
         let current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        // A new member shares the passive health of its address.
+        let mut health: HashMap<&str, Arc<Health>> = current
+            .values()
+            .flatten()
+            .map(|m| (m.addr.as_str(), Arc::clone(&m.health)))
+            .collect();
         let mut plan = Plan::default();
         for (service, wanted) in desired {
             let known = current.get(service).map_or(&[][..], Vec::as_slice);
@@ -240,6 +244,7 @@ impl Membership {
                         d.label.clone(),
                         d.id,
                         d.state,
+                        Arc::clone(health.entry(&d.addr).or_default()),
                     )?),
                 };
                 members.push((member, d.state));
@@ -379,5 +384,25 @@ mod tests {
         assert_eq!(a.state(), BackendState::Down);
         a.set_unhealthy(false);
         assert_eq!(a.state_with(BackendState::Down), BackendState::Down);
+
+        // Another Service's endpoint at the same address shares its passive
+        // health; an address seen for the first time gets its own.
+        let other = ServiceKey {
+            name: "other".into(),
+            ..key()
+        };
+        want.insert(
+            other,
+            vec![
+                desired("127.0.0.1:1", BackendState::Serving),
+                desired("127.0.0.1:3", BackendState::Serving),
+            ],
+        );
+        m.commit(&m.plan(&want).unwrap());
+        let same = &m.find("default/other", "127.0.0.1:1").unwrap()[0];
+        assert!(!Arc::ptr_eq(same, &a));
+        assert!(Arc::ptr_eq(&same.health, &a.health));
+        let new = &m.find("default/other", "127.0.0.1:3").unwrap()[0];
+        assert!(!Arc::ptr_eq(&new.health, &a.health));
     }
 }
