@@ -401,11 +401,7 @@ fn build(
     rules::check_specs(routes, &args.backends)?;
     let desired = sources.desired(routes)?;
     let plan = membership.plan(&desired)?;
-    let options = rules::Options {
-        strict: args.strict_sessions,
-    };
-    let mut compiled = rules::compile(routes, &plan, options, keys)?;
-    compiled.demo = sources.demo;
+    let compiled = rules::compile(routes, &plan, keys, args.strict_sessions)?;
     membership.commit(&plan);
     Ok(compiled)
 }

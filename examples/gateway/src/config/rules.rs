@@ -173,15 +173,6 @@ pub struct Compiled {
     pub rules: Vec<Rule>,
     /// Selects a rule per request.
     pub router: Router,
-    /// Demo mode: in-process echo replicas serve every Service.
-    pub demo: bool,
-}
-
-/// How rules are built, from the command line.
-#[derive(Clone, Copy, Debug)]
-pub struct Options {
-    /// `--strict-sessions`.
-    pub strict: bool,
 }
 
 /// The scope session tokens of a rule are bound to: its route and its
@@ -197,14 +188,13 @@ pub fn session_scope(namespace: &str, route: &str, index: usize, name: Option<&s
 }
 
 /// Builds the rules over the Services' members in `plan` (whose endpoints
-/// outlive this snapshot).
+/// outlive this snapshot); `strict` is `--strict-sessions`.
 pub fn compile(
     routes: &[LoadedRoute],
     plan: &Plan,
-    options: Options,
     keys: &Keys,
+    strict: bool,
 ) -> Result<Compiled, String> {
-    let Options { strict } = options;
     warn_shared_cookies(routes);
     let mut rules = Vec::new();
     let mut router = Router::default();
@@ -253,11 +243,7 @@ pub fn compile(
             });
         }
     }
-    Ok(Compiled {
-        rules,
-        router,
-        demo: false,
-    })
+    Ok(Compiled { rules, router })
 }
 
 /// Every `--backend` must name a Service (and port) some route refers to.
