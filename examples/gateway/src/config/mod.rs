@@ -28,7 +28,8 @@ pub struct LoadedRoute {
     pub route: Route,
 }
 
-/// A route file that cannot be used; its `Display` is the whole message.
+/// A route or EndpointSlice file that cannot be used; its `Display` is the
+/// whole message: `file: document n: field: reason`.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
 
@@ -42,11 +43,17 @@ impl std::error::Error for ConfigError {}
 
 /// Reads and validates a route file.
 pub fn load_file(path: &Path) -> Result<Vec<LoadedRoute>, ConfigError> {
+    let (name, text) = read_text(path)?;
+    load_str(&name, &text)
+}
+
+/// A YAML file's name, as messages give it, and its text.
+pub fn read_text(path: &Path) -> Result<(String, String), ConfigError> {
     let name = path.display().to_string();
     let text = std::fs::read(path).map_err(|e| ConfigError(format!("{name}: cannot read: {e}")))?;
     let text = String::from_utf8(text)
         .map_err(|_| ConfigError(format!("{name}: not valid YAML: not UTF-8 text")))?;
-    load_str(&name, &text)
+    Ok((name, text))
 }
 
 /// Parses and validates the YAML documents of one file called `name`.

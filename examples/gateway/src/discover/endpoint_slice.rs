@@ -28,6 +28,7 @@
 //! `slices.yaml: document 2: items[0]: endpoints[3].addresses[0]: not an IP
 //! address or DNS name: "x"`.
 
+use crate::config::ConfigError;
 use serde::de::{Deserialize, Deserializer, Error as _};
 use std::collections::HashMap;
 use std::fmt;
@@ -143,36 +144,20 @@ pub fn host_port(address: &str, port: u16) -> String {
     }
 }
 
-/// A slice file that cannot be used: `file: document n[: items[i]]:
-/// field: reason`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SliceError(pub String);
-
-impl fmt::Display for SliceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SliceError {}
-
-fn err(at: &str, what: impl fmt::Display) -> SliceError {
-    SliceError(format!("{at}: {what}"))
+fn err(at: &str, what: impl fmt::Display) -> ConfigError {
+    ConfigError(format!("{at}: {what}"))
 }
 
 /// Reads a slice file.
-pub fn load_file(path: &std::path::Path) -> Result<Vec<EndpointSlice>, SliceError> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| err(&name, format_args!("cannot read: {e}")))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| err(&name, "not valid YAML: not UTF-8 text"))?;
+pub fn load_file(path: &std::path::Path) -> Result<Vec<EndpointSlice>, ConfigError> {
+    let (name, text) = crate::config::read_text(path)?;
     parse_str(&name, &text)
 }
 
 /// Parses the YAML documents of a file called `name`. A document of another
 /// kind is an error: a file given to `--endpoints` holds slices only. An
 /// empty file (or one holding an empty `List`) is no slices.
-pub fn parse_str(name: &str, text: &str) -> Result<Vec<EndpointSlice>, SliceError> {
+pub fn parse_str(name: &str, text: &str) -> Result<Vec<EndpointSlice>, ConfigError> {
     let mut slices = Vec::new();
     let mut input = text.as_bytes();
     let options = serde_saphyr::options! { with_snippet: false };
@@ -272,7 +257,7 @@ struct Endpoint {
 impl Object {
     /// The checks beyond types: apiVersion, the Service label, port
     /// numbers and addresses.
-    fn into_slice(self, at: &str) -> Result<EndpointSlice, SliceError> {
+    fn into_slice(self, at: &str) -> Result<EndpointSlice, ConfigError> {
         if let Some(api) = self.api_version
             && api != "discovery.k8s.io/v1"
         {
