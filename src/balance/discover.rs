@@ -14,6 +14,9 @@
 //! * `Insert(id, d)` with another target or weight replaces the endpoint;
 //! * `Remove(id)` removes it: its sessions re-pin on their next request.
 //!
+//! A source that reports whole sets instead hands each one to
+//! [`Backends::set_discovered`], which turns it into these changes.
+//!
 //! Sessions only ever notice the state, never the stream: a draining backend
 //! keeps its sessions and gets no new ones, a down or removed one hands its
 //! sessions to others with a new token.
@@ -141,6 +144,45 @@ impl<T: PartialEq> Backends<T> {
                     Applied::Unknown
                 }
             }
+        }
+    }
+
+    /// Makes the membership exactly `wanted`, for a source that reports
+    /// whole sets rather than changes (a re-read EndpointSlice file, a DNS
+    /// answer): every backend not wanted is removed, and every wanted one
+    /// applied as a [`Change::Insert`], so that one already present with the
+    /// same target and weight only changes state and keeps its in-flight
+    /// count.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_sticky::balance::{BackendId, BackendState, Backends, Discovered};
+    ///
+    /// let (a, b, c) = (BackendId::from_name("a"), BackendId::from_name("b"), BackendId::from_name("c"));
+    /// let backends: Backends<&str> = Backends::new();
+    /// backends.set_discovered([(a, Discovered::new("10.0.0.1:80")), (b, Discovered::new("10.0.0.2:80"))]);
+    /// let pod_a = Arc::clone(backends.snapshot().get(a).unwrap());
+    ///
+    /// // The next answer: a terminates, b is gone, c is new.
+    /// backends.set_discovered([
+    ///     (a, Discovered::new("10.0.0.1:80").state(BackendState::Draining)),
+    ///     (c, Discovered::new("10.0.0.3:80")),
+    /// ]);
+    /// let snap = backends.snapshot();
+    /// assert!(Arc::ptr_eq(&pod_a, snap.get(a).unwrap()));
+    /// assert_eq!(pod_a.state(), BackendState::Draining);
+    /// assert!(snap.get(b).is_none());
+    /// assert_eq!(snap.len(), 2);
+    /// ```
+    pub fn set_discovered(&self, wanted: impl IntoIterator<Item = (BackendId, Discovered<T>)>) {
+        let wanted: Vec<(BackendId, Discovered<T>)> = wanted.into_iter().collect();
+        for e in self.snapshot().endpoints() {
+            if !wanted.iter().any(|(id, _)| *id == e.id()) {
+                self.apply_discovered(Change::Remove(e.id()));
+            }
+        }
+        for (id, d) in wanted {
+            self.apply_discovered(Change::Insert(id, d));
         }
     }
 }

@@ -11,7 +11,6 @@ use crate::keys::Keys;
 use crate::router::{Entry, Router};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use tower::discover::Change;
 use tower_sticky::balance::Weighted;
 use tower_sticky::balance::{BackendState, Backends, Discovered};
 use tower_sticky::policy::PersistenceType;
@@ -139,10 +138,10 @@ pub fn apply_members(compiled: &Compiled, plan: &Plan) {
     }
 }
 
-/// Tells a rule's `backends` its members in `plan` in the library's
-/// `tower::discover` vocabulary ([`Backends::apply_discovered`]): `Insert`
-/// for a new endpoint, or, for a present one, its state; `Remove` for one
-/// that left. A new rule's empty `backends` is filled the same way.
+/// Tells a rule's `backends` its members in `plan` through the library's
+/// [`Backends::set_discovered`] (`tower::discover` changes): a new endpoint
+/// is inserted, a present one changes state, one that left is removed. A
+/// new rule's empty `backends` is filled the same way.
 fn apply_rule_members(
     backends: &Backends<Upstream>,
     refs: &[(ServiceKey, u32)],
@@ -150,19 +149,17 @@ fn apply_rule_members(
     route: &str,
     index: usize,
 ) {
-    let wanted = rule_members(refs, plan);
-    for e in backends.snapshot().endpoints() {
-        if !wanted.iter().any(|(m, _, _)| m.id == e.id()) {
-            backends.apply_discovered(Change::Remove(e.id()));
-        }
-    }
-    for (member, state, weight) in wanted {
-        let target = upstream(&member, route, index);
-        let found = Discovered::new(target)
-            .weight(weight)
-            .state(member.state_with(state));
-        backends.apply_discovered(Change::Insert(member.id, found));
-    }
+    backends.set_discovered(
+        rule_members(refs, plan)
+            .into_iter()
+            .map(|(member, state, weight)| {
+                let target = upstream(&member, route, index);
+                let found = Discovered::new(target)
+                    .weight(weight)
+                    .state(member.state_with(state));
+                (member.id, found)
+            }),
+    );
 }
 
 /// Everything the proxy serves: one immutable snapshot of the
