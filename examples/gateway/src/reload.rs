@@ -18,7 +18,7 @@
 //! The last two change membership only: the snapshot stays, and each
 //! rule's endpoints get `tower::discover` changes in place
 //! ([`rules::apply_members`], over the library's
-//! `Backends::apply_discovered`).
+//! `Backends::set_discovered`).
 //!
 //! A broken file keeps the previous snapshot serving; the error names file,
 //! document and field, is logged, and counts in
