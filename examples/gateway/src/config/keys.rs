@@ -56,30 +56,22 @@ pub struct KeySources<'a> {
 /// known otherwise. Without `--key-file` the sessions end with the process
 /// anyway, and the id secret is random too.
 pub fn load(sources: KeySources<'_>) -> Result<Keys, String> {
-    let paths = sources.key_files;
-    let mut secrets = Vec::with_capacity(paths.len().max(1));
-    for path in paths {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("--key-file {}: cannot read: {e}", path.display()))?;
-        secrets.push(bytes);
+    let mut keys = Vec::with_capacity(sources.key_files.len().max(1));
+    for path in sources.key_files {
+        let key = std::fs::read(path)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|bytes| SigningKey::new(&bytes).map_err(|e| e.to_string()))
+            .map_err(|e| format!("--key-file {}: {e}", path.display()))?;
+        keys.push(key);
     }
-    let generated = secrets.is_empty();
+    let generated = keys.is_empty();
     if generated {
-        secrets.push(random_secret()?.to_vec());
+        keys.push(SigningKey::new(random_secret()?).map_err(|e| e.to_string())?);
     }
-    let mut keys = secrets
-        .iter()
-        .zip(paths.iter().map(Some).chain(std::iter::repeat(None)))
-        .map(|(secret, path)| {
-            SigningKey::new(secret).map_err(|e| match path {
-                Some(p) => format!("--key-file {}: {e}", p.display()),
-                None => e.to_string(),
-            })
-        });
-    let first = keys.next().ok_or("no key")??;
-    let mut set = KeySet::new(first);
+    let mut keys = keys.into_iter();
+    let mut set = KeySet::new(keys.next().ok_or("no key")?);
     for key in keys {
-        set = set.with_verify_only(key?);
+        set = set.with_verify_only(key);
     }
     let id_secret = match sources.id_key {
         Some(path) => id_secret_from_file(path)?,
