@@ -167,7 +167,9 @@ pub fn parse_str(name: &str, text: &str) -> Result<Vec<EndpointSlice>, ConfigErr
         let at = format!("{name}: document {}", n + 1);
         let object = match document {
             Ok(Tracked(object)) => object,
-            // A value that does not fit: `Tracked` put the field in front.
+            // Failed inside the document (a value that does not fit, or
+            // broken YAML there): `Tracked` put the field in front, and
+            // serde-saphyr ended it with the line and column.
             Err(serde_saphyr::Error::Message { msg, .. }) => return Err(err(&at, msg)),
             Err(e) => return Err(err(&at, format_args!("not valid YAML: {e}"))),
         };
