@@ -122,6 +122,20 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         .install_recorder()
         .map_err(|e| tracing::warn!("metrics are off: {e}"))
         .ok();
+    // Histogram samples (the library's session ages) pile up in the
+    // recorder until something drains them: `/metrics` does, but nobody may
+    // scrape it. `install_recorder` leaves that upkeep to us (the exporter's
+    // own tasks do it every 5 s).
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let embedded = args.routes.is_empty();
     let listen = args.listen.clone();
     let admin_addr = args.admin.clone();
