@@ -198,7 +198,11 @@ fn checkin(addr: &str, mut sender: Upconn) {
     }
     sender.since = crate::coarse::now();
     POOL.with_borrow_mut(|pool| {
-        let up = pool.entry_ref(addr);
+        // One lookup: a connection checked in was reserved, so its address
+        // is there.
+        let Some(up) = pool.get_mut(addr) else {
+            return;
+        };
         if up.idle.len() < MAX_IDLE_PER_UPSTREAM {
             up.idle.push(sender);
         }

@@ -87,7 +87,9 @@ pub struct StrayCr<S> {
     line_len: usize,
     /// The current line is longer than [`LINE_KEEP`].
     line_long: bool,
-    /// The current line has a `:`: a CR after it may be in a field value.
+    /// The current line has a `:` beyond its first [`LINE_KEEP`] bytes
+    /// (a `:` among those is looked for in `line` only when a stray CR
+    /// asks, not on every line): a CR after it may be in a field value.
     colon: bool,
     /// CRs read but not yet passed on: whether they end their line is not
     /// known yet. They are the last bytes read, in a head.
@@ -195,33 +197,33 @@ impl<S> StrayCr<S> {
     /// A header line (not the request line, not an empty line) with a `:`
     /// seen so far: what follows the colon is the field value.
     fn in_field_value(&self) -> bool {
-        self.head.started && self.colon
+        self.head.started && (self.colon || self.line[..self.line_len].contains(&b':'))
     }
 
     /// Follows a run of head bytes none of which is CR or LF: the same as
     /// [`head_byte`](Self::head_byte) on each.
     fn push_run(&mut self, run: &[u8]) {
-        if !self.colon {
-            self.colon = run.contains(&b':');
-        }
         let room = LINE_KEEP - self.line_len;
         let take = run.len().min(room);
         self.line[self.line_len..self.line_len + take].copy_from_slice(&run[..take]);
         self.line_len += take;
         if run.len() > room {
             self.line_long = true;
+            if !self.colon {
+                self.colon = run[take..].contains(&b':');
+            }
         }
     }
 
     /// Follows one (already rewritten) head byte.
     fn head_byte(&mut self, b: u8) {
         if b != LF {
-            self.colon |= b == b':';
             if self.line_len < LINE_KEEP {
                 self.line[self.line_len] = b;
                 self.line_len += 1;
             } else {
                 self.line_long = true;
+                self.colon |= b == b':';
             }
             return;
         }
