@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Deterministic per-request cost of gateway binaries (BENCHMARKS.md
+# section 6): user-space instructions under callgrind (less the `metrics`
+# recorder's clock calibration, which loops for a time rather than a
+# count), and syscalls under strace, each taken as the marginal count
+# between two runs of N1 and N2 requests (start-up and shut-down cancel
+# out). Repeat runs of one binary differ by ~200 instructions; a rebuild
+# after a small change moves the total by up to ~500 through inlining.
+#
+#   VARIANTS="gw-old gateway" TOOL=callgrind \
+#       bash examples/gateway/benches/instructions.sh      (from the repository root)
+#
+# Each variant is a gateway binary $VARIANT_DIR/VARIANT (default
+# target/race-ab/; `gateway` is this tree's release build), run with
+# `--threads 1` in front of the race's four NGINX backends (one NGINX, four
+# ports), driven by `tower-sticky-loadgen --clients 64 --connections 16
+# --requests N` (this tree's load generator for every variant). TOOL is
+# `callgrind` (instructions) or `strace` (`strace -c -f`: syscalls by name).
+# Prints one line per variant: instructions (or syscalls) per request, and
+# for strace the per-request count of each syscall that occurs at least
+# once per 100 requests. Results also go to $OUT/instructions.tsv, and each
+# run's raw output to $OUT/TOOL.VARIANT.N.
+set -euo pipefail
+
+VARIANTS=${VARIANTS:-"gateway"}
+TOOL=${TOOL:-callgrind}
+N1=${N1:-2000}
+N2=${N2:-20000}
+OUT=${OUT:-target/race-ab}
+VARIANT_DIR=${VARIANT_DIR:-target/race-ab}
+BASE_PORT=${BASE_PORT:-19200}
+
+SCRIPT=instructions.sh
+case $TOOL in
+  callgrind) TOOLS="valgrind nginx python3 cargo" ;;
+  strace) TOOLS="strace nginx python3 cargo" ;;
+  *) echo "$SCRIPT: TOOL must be callgrind or strace" >&2; exit 2 ;;
+esac
+source "$(dirname "$0")/common.sh"
+if [ "$N1" -lt 1 ] || [ "$N2" -le "$N1" ] || [ "$N2" -gt 1000000 ]; then
+  echo "$SCRIPT: need 1 <= N1 < N2 <= 1000000" >&2
+  exit 2
+fi
+
+PROXY_PORT=$((BASE_PORT + 10))
+nginx_backends "$WORK/backends" "$BASE_PORT" 4
+cat >"$WORK/route.yaml" <<'EOF'
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: race
+spec:
+  rules:
+    - matches:
+        - path:
+            type: PathPrefix
+            value: /
+      backendRefs:
+        - name: pods
+          port: 80
+      sessionPersistence:
+        sessionName: Session-A
+        type: Cookie
+        absoluteTimeout: 60s
+        idleTimeout: 30s
+EOF
+GW_BACKENDS="pods=$(printf "127.0.0.1:%s," $BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))"
+GW_BACKENDS=${GW_BACKENDS%,}
+
+# Waits (at most 120 s: valgrind starts slowly) until the proxy port accepts.
+wait_slow() {
+  for _ in $(seq 1200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$SCRIPT: the gateway did not listen within 120 s" >&2
+  return 1
+}
+
+# Runs variant $1 for $2 requests under TOOL; sets RESULT to the output file.
+one() {
+  local bin=$1 n=$2 out="$WORK/$TOOL.$(basename "$1").$2" pid
+  case $TOOL in
+    callgrind) RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" \
+      "$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS" \
+      --listen "127.0.0.1:$PROXY_PORT" --threads 1 >"$WORK/gw.log" 2>&1 & ;;
+    strace) RUST_LOG=warn strace -f -c -o "$out" \
+      "$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS" \
+      --listen "127.0.0.1:$PROXY_PORT" --threads 1 >"$WORK/gw.log" 2>&1 & ;;
+  esac
+  pid=$!
+  PIDS+=("$pid")
+  wait_slow
+  timeout 600 "$LOADGEN" "http://127.0.0.1:$PROXY_PORT/get" --clients 64 --connections 16 \
+    --requests "$n" --json >"$WORK/run.json"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); e=r["non_2xx"]+r["transport_errors"]+r["misroutes"]; sys.exit(e!=0)' "$WORK/run.json" \
+    || { echo "$SCRIPT: errors in the run: $(cat "$WORK/run.json")" >&2; exit 1; }
+  # SIGTERM to the gateway (under strace, its child): it drains and exits,
+  # and the tool writes its counts.
+  if [ "$TOOL" = strace ]; then
+    for p in $(pgrep -P "$pid"); do kill -TERM "$p" 2>/dev/null || true; done
+  else
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  local keep=()
+  for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
+  PIDS=("${keep[@]}")
+  wait_port_free "$PROXY_PORT"
+  # Kept for callgrind_annotate (or reading): $OUT/TOOL.VARIANT.N.
+  cp "$out" "$OUT/"
+  RESULT=$out
+}
+
+[ -f "$OUT/instructions.tsv" ] || printf 'tool\tvariant\tn1\tn2\tper_request\tdetail\n' >"$OUT/instructions.tsv"
+for v in $VARIANTS; do
+  bin=$VARIANT_DIR/$v
+  [ "$v" = gateway ] && bin=$GATEWAY
+  if [ ! -x "$bin" ]; then echo "$SCRIPT: no binary $bin" >&2; exit 2; fi
+  one "$bin" "$N1"
+  a=$RESULT
+  one "$bin" "$N2"
+  b=$RESULT
+  python3 - "$TOOL" "$v" "$N1" "$N2" "$a" "$b" <<'PY' | tee -a "$OUT/instructions.tsv"
+import re, sys
+tool, name, n1, n2, a, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+def callgrind(path):
+    # The total less quanta's clock calibration (the `metrics` recorder's,
+    # at start-up): it loops for a time, not a count, and moved single
+    # runs by up to 400 instructions per request.
+    import subprocess
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--auto=no", path],
+                         capture_output=True, text=True, check=True).stdout
+    total = re.search(r"^([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", out, re.M)
+    if not total:
+        raise SystemExit(f"no totals in {path}")
+    calibration = max([int(l.split()[0].replace(",", "")) for l in out.splitlines()
+                       if re.search(r"quanta::Clock::new(::h[0-9a-f]+)?( \[|$)", l)] or [0])
+    return {"Ir": int(total.group(1).replace(",", "")) - calibration}
+def strace(path):
+    calls = {}
+    for line in open(path):
+        f = line.split()
+        # % time, seconds, usecs/call, calls, [errors], syscall
+        if len(f) >= 5 and re.match(r"^[0-9.]+$", f[0]) and f[-1] != "total":
+            calls[f[-1]] = int(f[3])
+    return calls
+read = callgrind if tool == "callgrind" else strace
+x, y = read(a), read(b)
+per = {k: (y.get(k, 0) - x.get(k, 0)) / (n2 - n1) for k in set(x) | set(y)}
+total = sum(per.values())
+detail = ", ".join(f"{k} {v:.3f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.01)
+print(f"{tool}\t{name}\t{n1}\t{n2}\t{total:.{0 if tool == 'callgrind' else 3}f}\t{detail if tool == 'strace' else ''}")
+PY
+done
