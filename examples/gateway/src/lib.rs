@@ -115,11 +115,35 @@ fn init_tracing() {
         .init();
 }
 
+/// The library's session-age histogram (`tower_sticky::sticky`, `metrics`
+/// feature).
+const SESSION_AGE: &str = "tower_sticky_session_age_seconds";
+/// Its buckets, in seconds. A Prometheus histogram rather than the
+/// exporter's default summary: buckets add up across replicas, and filing a
+/// sample in one costs a few comparisons, where the summary's sketch cost
+/// ~550 instructions per request (BENCHMARKS.md section 6).
+const SESSION_AGE_BUCKETS: &[f64] = &[
+    1.0,
+    10.0,
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    4.0 * 3600.0,
+    12.0 * 3600.0,
+    86400.0,
+];
+
 async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     // The recorder first: the library resolves its counters against the
     // recorder installed when they are first used.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(SESSION_AGE.to_owned()),
+            SESSION_AGE_BUCKETS,
+        )
+        .and_then(|b| b.install_recorder())
         .map_err(|e| tracing::warn!("metrics are off: {e}"))
         .ok();
     // Histogram samples (the library's session ages) pile up in the

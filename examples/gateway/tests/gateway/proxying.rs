@@ -318,6 +318,34 @@ async fn admin_serves_healthz_and_metrics() {
 }
 
 #[tokio::test]
+async fn metrics_show_the_session_age_as_a_histogram_with_buckets() {
+    let gw = gateway(&["--admin", "127.0.0.1:0"]);
+    let admin = gw.admin.clone().expect("admin address printed");
+    let http = Http::new();
+    let first = http.get(&format!("{}/get", gw.url), &[]).await;
+    let cookie = first.cookie_pair().expect("a new session");
+    for _ in 0..2 {
+        let r = http
+            .get(&format!("{}/get", gw.url), &[("cookie", &cookie)])
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let m = http.get(&format!("{admin}/metrics"), &[]).await.body;
+    let scope = "scope=\"httproute/default/cookie/rule/0\"";
+    assert!(
+        m.contains("# TYPE tower_sticky_session_age_seconds histogram"),
+        "{m}"
+    );
+    // Two resumed requests, each filed in every bucket from its age up.
+    for le in ["3600", "86400", "+Inf"] {
+        let line = format!("tower_sticky_session_age_seconds_bucket{{{scope},le=\"{le}\"}} 2");
+        assert!(m.contains(&line), "{line} in {m}");
+    }
+    let count = format!("tower_sticky_session_age_seconds_count{{{scope}}} 2");
+    assert!(m.contains(&count), "{m}");
+}
+
+#[tokio::test]
 async fn no_flags_runs_the_embedded_default_and_says_how_to_try_it() {
     // Port 8888 may be taken by a developer's gateway: only the banner and
     // the default's behaviour are checked here, on an ephemeral port.
