@@ -158,6 +158,14 @@ impl<S> StrayCr<S> {
                         i += 1;
                         continue;
                     }
+                    // A CR. The usual line end, CR LF, in one step (what the
+                    // general case below does with a run of one CR).
+                    if data.get(i + 1) == Some(&LF) {
+                        self.head_byte(CR);
+                        self.head_byte(LF);
+                        i += 2;
+                        continue;
+                    }
                     let crs = data[i..].iter().take_while(|&&b| b == CR).count();
                     match data.get(i + crs) {
                         // The last CR ends the line; any before it are stray.
@@ -209,8 +217,10 @@ impl<S> StrayCr<S> {
         self.line_len += take;
         if run.len() > room {
             self.line_long = true;
+            // The kept start has the colon of any field line with a name
+            // shorter than LINE_KEEP: the rest is searched only without one.
             if !self.colon {
-                self.colon = run[take..].contains(&b':');
+                self.colon = self.line.contains(&b':') || run[take..].contains(&b':');
             }
         }
     }
