@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Deterministic per-request cost of gateway binaries (BENCHMARKS.md
-# section 6): user-space instructions under callgrind (less the `metrics`
-# recorder's clock calibration, which loops for a time rather than a
-# count), and syscalls under strace, each taken as the marginal count
-# between two runs of N1 and N2 requests (start-up and shut-down cancel
-# out). Repeat runs of one binary differ by ~200 instructions; a rebuild
-# after a small change moves the total by up to ~500 through inlining.
+# section 6): user-space instructions under callgrind, and syscalls under
+# strace, each taken as the marginal count between two runs of N1 and N2
+# requests (start-up and shut-down cancel out). The instruction count
+# leaves out the `metrics` recorder's clock calibration (it loops for a
+# time, not a count) and gives SHA-256 apart (see below). Repeat runs of
+# one binary then differ by ~200 instructions; a rebuild after a small
+# change moves the total by up to ~500 through inlining.
 #
 #   VARIANTS="gw-old gateway" TOOL=callgrind \
 #       bash examples/gateway/benches/instructions.sh      (from the repository root)
@@ -134,9 +135,16 @@ def callgrind(path):
     total = re.search(r"^([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", out, re.M)
     if not total:
         raise SystemExit(f"no totals in {path}")
-    calibration = max([int(l.split()[0].replace(",", "")) for l in out.splitlines()
-                       if re.search(r"quanta::Clock::new(::h[0-9a-f]+)?( \[|$)", l)] or [0])
-    return {"Ir": int(total.group(1).replace(",", "")) - calibration}
+    def inclusive(name):
+        return max([int(l.split()[0].replace(",", "")) for l in out.splitlines()
+                    if re.search(name + r"(::h[0-9a-f]+)?( \[|$)", l)] or [0])
+    # SHA-256 (the library's HMAC, in software under valgrind) is given
+    # apart: how many tokens are signed depends on the run's wall-clock
+    # length (sessions refresh with time), which moved it by 100-600 per
+    # request between runs of one binary.
+    sha = inclusive(r"sha2::sha256::compress256")
+    return {"Ir": int(total.group(1).replace(",", "")) - inclusive(r"quanta::Clock::new") - sha,
+            "sha256": sha}
 def strace(path):
     calls = {}
     for line in open(path):
@@ -150,6 +158,9 @@ x, y = read(a), read(b)
 per = {k: (y.get(k, 0) - x.get(k, 0)) / (n2 - n1) for k in set(x) | set(y)}
 total = sum(per.values())
 detail = ", ".join(f"{k} {v:.3f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.01)
-print(f"{tool}\t{name}\t{n1}\t{n2}\t{total:.{0 if tool == 'callgrind' else 3}f}\t{detail if tool == 'strace' else ''}")
+if tool == "callgrind":
+    print(f"{tool}\t{name}\t{n1}\t{n2}\t{per['Ir']:.0f}\tless SHA-256; SHA-256 {per['sha256']:.0f}")
+else:
+    print(f"{tool}\t{name}\t{n1}\t{n2}\t{total:.3f}\t{detail}")
 PY
 done
