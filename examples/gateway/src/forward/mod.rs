@@ -288,7 +288,10 @@ async fn acquire(
         }
         match reserve(addr, options.max_upstream, fresh_only) {
             Ok(()) => {
-                return match connect(addr).await {
+                // Boxed: opening a connection is rare next to reusing one,
+                // and its future (hyper's handshake) would otherwise widen
+                // every request's future, which is moved around.
+                return match Box::pin(connect(addr)).await {
                     Ok(c) => Ok((c, false)),
                     Err(detail) => {
                         released(addr);
@@ -656,7 +659,7 @@ impl Proxy {
             {
                 Ok(resp) => {
                     choice.endpoint.target().health.succeeded();
-                    return self.respond(access, rule, choice, resp, client_upgrade);
+                    return self.respond(access, rule, &mut choice, resp, client_upgrade);
                 }
                 Err(f) => f,
             };
@@ -766,7 +769,7 @@ impl Proxy {
         &self,
         access: Option<&Access>,
         rule: &Rule,
-        mut choice: Choice,
+        choice: &mut Choice,
         mut resp: Response<Incoming>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ClientBody> {
