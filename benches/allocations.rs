@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use support::{Path, call_now, fixture, hand_off_inner, inner};
 use tower::Layer;
+use tower_sticky::carrier::ClientTls;
 use tower_sticky::sticky::{StickyHandOffLayer, StickyLayer};
 
 /// `System`, counting every allocation (a `realloc` counts as one: it may
@@ -147,7 +148,26 @@ fn main() {
         }
     }
 
+    // A request that already carries an extension (a TLS proxy's
+    // `ClientTls`): `http::Extensions` has its map and table, so the
+    // extension layer adds only the boxed `Pinned`.
     let fx = fixture(4, false);
+    let mut svc = StickyLayer::from_sessions(fx.sessions.clone()).layer(inner());
+    let mut hand_off =
+        StickyHandOffLayer::from_sessions(fx.sessions.clone()).layer(hand_off_inner());
+    let mut template = fx.request(Path::Resumed);
+    template.extensions_mut().insert(ClientTls);
+    let make = || (0..N).map(|_| template.clone()).collect::<Vec<_>>();
+    let _ = per_call(make(), |req| call_now(&mut svc, req));
+    let layer = per_call_one_at_a_time(make(), |req| call_now(&mut svc, req));
+    let hand_off_steady = per_call_one_at_a_time(make(), |req| call_now(&mut hand_off, req));
+    println!();
+    println!(
+        "resumed, strip, request already carrying an extension (ClientTls), one at a time: layer {}, hand-off {}",
+        cell(layer),
+        cell(hand_off_steady)
+    );
+
     let token = fx.session_token(1_000);
     let encoded = fx.codec.encode(&token);
     let encode = per_call(vec![(); N], |()| fx.codec.encode(black_box(&token)));

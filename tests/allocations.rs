@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::future::ready;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_sticky::balance::{BackendId, Backends};
+use tower_sticky::carrier::ClientTls;
 use tower_sticky::duration::Duration;
 use tower_sticky::policy::SessionPolicy;
 use tower_sticky::sticky::{
@@ -108,11 +109,24 @@ where
 /// the responses dropped outside the counted region. The inner service
 /// answers with the outcome it was handed as the body, which adds no
 /// allocation of its own.
-fn allocations_per_resumed_request<S>(mut svc: S) -> u64
+fn allocations_per_resumed_request<S>(svc: S) -> u64
 where
     S: Service<Request<()>, Response = Response<InFlightBody<Option<Outcome>>>, Error = Infallible>,
 {
-    let template = resumed_request(&mut svc);
+    allocations_per_resumed_request_with(svc, |_| {})
+}
+
+/// [`allocations_per_resumed_request`], `prepare` applied to the request
+/// template first.
+fn allocations_per_resumed_request_with<S>(
+    mut svc: S,
+    prepare: impl FnOnce(&mut Request<()>),
+) -> u64
+where
+    S: Service<Request<()>, Response = Response<InFlightBody<Option<Outcome>>>, Error = Infallible>,
+{
+    let mut template = resumed_request(&mut svc);
+    prepare(&mut template);
     // Warm up: the per-thread memo of verified tokens, lazy statics.
     for _ in 0..10 {
         let res = call(&mut svc, template.clone());
@@ -148,4 +162,20 @@ fn extension_layer_resumed_allocations_are_only_the_extension_map() {
     // The map's box, its table and the boxed `Pinned`: http::Extensions'
     // cost, which the hand-off layer exists to avoid.
     assert!(allocations_per_resumed_request(svc) <= 3);
+}
+
+#[test]
+fn extension_layer_allocates_only_the_box_when_the_request_has_extensions() {
+    let inner = service_fn(|req: Request<()>| {
+        let pinned = req.extensions().get::<Pinned<usize>>().unwrap();
+        ready(Ok::<_, Infallible>(Response::new(Some(pinned.outcome()))))
+    });
+    let svc = StickyLayer::from_sessions(sessions()).layer(inner);
+    // A request that already carries an extension (a TLS proxy's
+    // `ClientTls`, say) has the map and its table: only the boxed `Pinned`
+    // is left, the one allocation the issue allows.
+    let with_tls = |req: &mut Request<()>| {
+        req.extensions_mut().insert(ClientTls);
+    };
+    assert_eq!(allocations_per_resumed_request_with(svc, with_tls), 1);
 }
