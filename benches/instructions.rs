@@ -1,6 +1,7 @@
 //! Instructions per resumed request through the whole `Sticky` service, for
 //! callgrind: `valgrind --tool=callgrind target/release/deps/instructions-* MODE`
-//! with MODE `clone` (cloning the request only), `route` (clone and
+//! with MODE `clone` (cloning the request only), `bare` (clone and call the
+//! trivial inner service alone, no layer), `route` (clone and
 //! `StickySessions::route`), `layer` (clone and call through `Sticky`) or
 //! `hand_off` (clone and call through `StickyHandOff`); the difference to
 //! `clone` over N is the cost per request.
@@ -21,6 +22,7 @@ fn main() {
     let mut svc = StickyLayer::from_sessions(fx.sessions.clone()).layer(inner());
     let mut hand_off =
         StickyHandOffLayer::from_sessions(fx.sessions.clone()).layer(hand_off_inner());
+    let mut bare = inner();
     let template = fx.request(Path::Resumed);
     // Warm the memo and the lazy statics.
     for _ in 0..100 {
@@ -30,6 +32,7 @@ fn main() {
     for _ in 0..N {
         let req = template.clone();
         match mode.as_str() {
+            "bare" => drop(std::hint::black_box(call_now(&mut bare, req))),
             "layer" => drop(std::hint::black_box(call_now(&mut svc, req))),
             "hand_off" => drop(std::hint::black_box(call_now(&mut hand_off, req))),
             "route" => {
