@@ -22,7 +22,7 @@
 //! The port of a `backendRef` is the slice port whose `port` equals it, or
 //! whose `name` is that number, or else the slice's only port.
 //!
-//! Each document is deserialized once, into the typed [`Object`] below;
+//! Each document is deserialized once, into the typed `Object` below;
 //! `serde_path_to_error` names the field a value does not fit. Errors name
 //! the file, the document (and `items[i]` inside a `List`) and the field:
 //! `slices.yaml: document 2: items[0]: endpoints[3].addresses[0]: not an IP
