@@ -308,8 +308,8 @@ impl Control {
                     "gateway_backend_up",
                     "route" => rule.route.clone(),
                     "rule" => rule.index.to_string(),
-                    "service" => t.service.clone(),
-                    "backend" => t.label.clone(),
+                    "service" => t.member.service.name.clone(),
+                    "backend" => t.member.label.clone(),
                 )
                 .set(f64::from(u8::from(
                     e.state() != tower_sticky::balance::BackendState::Down,

@@ -10,33 +10,23 @@ use crate::discover::sources::service_key;
 use crate::keys::Keys;
 use crate::router::{Entry, Router};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use tower_sticky::balance::Weighted;
 use tower_sticky::balance::{BackendState, Backends, Discovered};
 use tower_sticky::policy::PersistenceType;
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{StickyBuilder, StickySessions};
 
-/// What the proxy needs to reach one backend endpoint.
+/// What the proxy needs to reach one backend endpoint: the Service
+/// endpoint it is (address, label, passive health, state and counters that
+/// outlive this snapshot) and this rule's request counter.
 #[derive(Debug)]
 pub struct Upstream {
-    /// `host:port`.
-    pub addr: String,
-    /// The pod name (in-process replicas) or the address, for logs.
-    pub label: String,
-    /// The Service it belongs to.
-    pub service: String,
-    /// Requests forwarded to it by this rule.
-    pub requests: AtomicU64,
-    /// The same, as `gateway_backend_requests_total{route,rule,service,backend}`
-    /// (kept by the metrics registry across snapshots).
-    pub requests_metric: metrics::Counter,
-    /// Passive health of its address, shared with every rule's endpoint
-    /// there.
-    pub health: Arc<crate::probe::Health>,
-    /// The Service endpoint it is: state, drain and counters that outlive
-    /// this snapshot.
+    /// The Service endpoint.
     pub member: Arc<Member>,
+    /// Requests this rule forwarded to it, as
+    /// `gateway_backend_requests_total{route,rule,service,backend}` (kept by
+    /// the metrics registry across snapshots).
+    pub requests_metric: metrics::Counter,
 }
 
 /// How a rule spreads requests.
@@ -112,11 +102,6 @@ fn rule_members(refs: &[(ServiceKey, u32)], plan: &Plan) -> Vec<(Arc<Member>, Ba
 /// A rule's endpoint of `member`.
 fn upstream(member: &Arc<Member>, route: &str, rule: usize) -> Upstream {
     Upstream {
-        health: Arc::clone(&member.health),
-        addr: member.addr.clone(),
-        label: member.label.clone(),
-        service: member.service.name.clone(),
-        requests: AtomicU64::new(0),
         requests_metric: metrics::counter!(
             "gateway_backend_requests_total",
             "route" => route.to_owned(),

@@ -544,10 +544,10 @@ impl Proxy {
     pub fn mark_down(&self, addr: &str, why: &str) {
         for rule in &self.snapshot().rules {
             for e in rule.target.backends().snapshot().endpoints() {
-                if e.target().addr == addr && e.state() != BackendState::Down {
+                if e.target().member.addr == addr && e.state() != BackendState::Down {
                     e.target().member.set_unhealthy(true);
                     e.set_state(BackendState::Down);
-                    tracing::warn!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, "{why}: marked down");
+                    tracing::warn!(backend = %e.target().member.label, addr, route = %rule.route, rule = rule.index, "{why}: marked down");
                 }
             }
         }
@@ -555,10 +555,10 @@ impl Proxy {
 
     /// A failed attempt on `endpoint`: counts towards marking it down.
     fn failed(&self, endpoint: &Endpoint<Upstream>) {
-        let failures = endpoint.target().health.failed();
+        let failures = endpoint.target().member.health.failed();
         if failures >= self.options.down_after {
             self.mark_down(
-                &endpoint.target().addr,
+                &endpoint.target().member.addr,
                 &format!("{failures} consecutive failed attempts"),
             );
         }
@@ -658,13 +658,13 @@ impl Proxy {
                 .await
             {
                 Ok(resp) => {
-                    choice.endpoint.target().health.succeeded();
+                    choice.endpoint.target().member.health.succeeded();
                     return self.respond(access, rule, &mut choice, resp, client_upgrade);
                 }
                 Err(f) => f,
             };
             fresh_same = false;
-            let label = &choice.endpoint.target().label;
+            let label = &choice.endpoint.target().member.label;
             let mut last_detail = String::new();
             match failure {
                 Failure::Connect(unsent, detail) => {
@@ -758,7 +758,7 @@ impl Proxy {
             Some(&detail),
         );
         if access.is_none() {
-            tracing::warn!(route = %rule.route, rule = rule.index, backend = %choice.endpoint.target().label, status = status.as_u16(), "request failed: {detail}");
+            tracing::warn!(route = %rule.route, rule = rule.index, backend = %choice.endpoint.target().member.label, status = status.as_u16(), "request failed: {detail}");
         }
         error(answer)
     }
@@ -793,7 +793,6 @@ impl Proxy {
             _ => crate::headers::strip_hop_by_hop(resp.headers_mut()),
         }
         let upstream = choice.endpoint.target();
-        upstream.requests.fetch_add(1, Ordering::Relaxed);
         upstream.requests_metric.increment(1);
         upstream.member.requests.fetch_add(1, Ordering::Relaxed);
         if choice
@@ -836,7 +835,7 @@ impl Proxy {
         // Shown by `/backends` until the response head is in: an operator
         // who drained a backend sees when it has nothing left to answer.
         let _waiting = crate::discover::membership::Waiting::start(&endpoint.target().member);
-        let addr = endpoint.target().addr.as_str();
+        let addr = endpoint.target().member.addr.as_str();
         let fresh = upgrade || fresh || self.options.reuse == crate::cli::Reuse::Never;
         let (mut conn, mut reused) = match acquire(addr, &self.options, fresh).await {
             Ok(got) => got,
@@ -1096,7 +1095,7 @@ fn log(
         route = rule.map_or("-", |r| r.route.as_str()),
         rule = rule.map_or(-1, |r| r.index as i64),
         outcome = outcome.map_or("-", Outcome::as_str),
-        backend = endpoint.map_or("-", |e| e.target().label.as_str()),
+        backend = endpoint.map_or("-", |e| e.target().member.label.as_str()),
         status = status.as_u16(),
         error = error.unwrap_or("-"),
         latency_us = access.start.elapsed().as_micros() as u64,

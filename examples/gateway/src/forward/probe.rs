@@ -73,7 +73,7 @@ pub async fn run(proxy: Arc<Proxy>, check_path: Option<String>, mut stop: watch:
             .iter()
             .flat_map(|r| r.target.backends().snapshot().endpoints().to_vec())
             .filter(|e| e.target().member.unhealthy())
-            .map(|e| e.target().addr.clone())
+            .map(|e| e.target().member.addr.clone())
             .collect();
         for addr in down {
             let probe = healthy(&addr, check_path.as_deref());
@@ -117,15 +117,15 @@ fn revive(proxy: &Proxy, addr: &str) {
     for rule in &proxy.snapshot().rules {
         for e in rule.target.backends().snapshot().endpoints() {
             let member = &e.target().member;
-            if e.target().addr == addr
+            if e.target().member.addr == addr
                 && (member.unhealthy()
                     || e.state() == BackendState::Down && member.state() != BackendState::Down)
             {
-                e.target().health.succeeded();
+                e.target().member.health.succeeded();
                 member.set_unhealthy(false);
                 let state = member.state();
                 e.set_state(state);
-                tracing::info!(backend = %e.target().label, addr, route = %rule.route, rule = rule.index, ?state, "backend accepts connections again");
+                tracing::info!(backend = %e.target().member.label, addr, route = %rule.route, rule = rule.index, ?state, "backend accepts connections again");
             }
         }
     }
