@@ -31,15 +31,48 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits (at most 10 s) until 127.0.0.1:$1 accepts connections.
+# Waits (at most $2 seconds, 10 by default) until 127.0.0.1:$1 accepts
+# connections.
 wait_port() {
-  local port=$1
-  for _ in $(seq 100); do
+  local port=$1 secs=${2:-10}
+  for _ in $(seq $((secs * 10))); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
     sleep 0.1
   done
-  echo "$SCRIPT: nothing listens on 127.0.0.1:$port after 10 s" >&2
+  echo "$SCRIPT: nothing listens on 127.0.0.1:$port after $secs s" >&2
   return 1
+}
+
+# Writes the race's HTTPRoute to $1: the seed's cookie rule with
+# HAProxy-like limits (maxlife 60s, maxidle 30s) over the Service `pods`.
+race_route() {
+  cat >"$1" <<'EOF'
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: race
+spec:
+  rules:
+    - matches:
+        - path:
+            type: PathPrefix
+            value: /
+      backendRefs:
+        - name: pods
+          port: 80
+      sessionPersistence:
+        sessionName: Session-A
+        type: Cookie
+        absoluteTimeout: 60s
+        idleTimeout: 30s
+EOF
+}
+
+# The gateway's `--backend` for the Service `pods` on 127.0.0.1 ports $@.
+pods_backend() {
+  local list
+  list=$(printf '127.0.0.1:%s,' "$@")
+  echo "pods=${list%,}"
 }
 
 # Waits (at most 10 s) until nothing listens on 127.0.0.1:$1 any more.

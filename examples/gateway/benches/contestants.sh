@@ -71,28 +71,8 @@ write_nginx() { # workers
   echo "$d/nginx.conf"
 }
 
-cat >"$WORK/route.yaml" <<'EOF'
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: race
-spec:
-  rules:
-    - matches:
-        - path:
-            type: PathPrefix
-            value: /
-      backendRefs:
-        - name: pods
-          port: 80
-      sessionPersistence:
-        sessionName: Session-A
-        type: Cookie
-        absoluteTimeout: 60s
-        idleTimeout: 30s
-EOF
-GW_BACKENDS="pods=$(printf '127.0.0.1:%s,' "${BACKEND_PORTS[@]}")"
-GW_BACKENDS=${GW_BACKENDS%,}
+race_route "$WORK/route.yaml"
+GW_BACKENDS=$(pods_backend "${BACKEND_PORTS[@]}")
 
 # Starts contestant $1, prints its PID.
 start() {

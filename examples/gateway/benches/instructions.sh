@@ -45,38 +45,8 @@ fi
 
 PROXY_PORT=$((BASE_PORT + 10))
 nginx_backends "$WORK/backends" "$BASE_PORT" 4
-cat >"$WORK/route.yaml" <<'EOF'
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: race
-spec:
-  rules:
-    - matches:
-        - path:
-            type: PathPrefix
-            value: /
-      backendRefs:
-        - name: pods
-          port: 80
-      sessionPersistence:
-        sessionName: Session-A
-        type: Cookie
-        absoluteTimeout: 60s
-        idleTimeout: 30s
-EOF
-GW_BACKENDS="pods=$(printf "127.0.0.1:%s," $BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))"
-GW_BACKENDS=${GW_BACKENDS%,}
-
-# Waits (at most 120 s: valgrind starts slowly) until the proxy port accepts.
-wait_slow() {
-  for _ in $(seq 1200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "$SCRIPT: the gateway did not listen within 120 s" >&2
-  return 1
-}
+race_route "$WORK/route.yaml"
+GW_BACKENDS=$(pods_backend $BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 
 # Runs variant $1 for $2 requests under TOOL; sets RESULT to the output file.
 one() {
@@ -91,7 +61,7 @@ one() {
   esac
   pid=$!
   PIDS+=("$pid")
-  wait_slow
+  wait_port "$PROXY_PORT" 120 # valgrind starts slowly
   timeout 600 "$LOADGEN" "http://127.0.0.1:$PROXY_PORT/get" --clients 64 --connections 16 \
     --requests "$n" --json >"$WORK/run.json"
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); e=r["non_2xx"]+r["transport_errors"]+r["misroutes"]; sys.exit(e!=0)' "$WORK/run.json" \
