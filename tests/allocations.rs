@@ -152,13 +152,18 @@ fn hand_off_layer_resumes_a_session_without_allocating() {
     assert_eq!(allocations_per_resumed_request(svc), 0);
 }
 
+/// The extension layer's trivial inner service: reads the `Pinned` the
+/// layer inserted.
+fn reads_the_extension(
+    req: Request<()>,
+) -> std::future::Ready<Result<Response<Option<Outcome>>, Infallible>> {
+    let pinned = req.extensions().get::<Pinned<usize>>().unwrap();
+    ready(Ok(Response::new(Some(pinned.outcome()))))
+}
+
 #[test]
 fn extension_layer_resumed_allocations_are_only_the_extension_map() {
-    let inner = service_fn(|req: Request<()>| {
-        let pinned = req.extensions().get::<Pinned<usize>>().unwrap();
-        ready(Ok::<_, Infallible>(Response::new(Some(pinned.outcome()))))
-    });
-    let svc = StickyLayer::from_sessions(sessions()).layer(inner);
+    let svc = StickyLayer::from_sessions(sessions()).layer(service_fn(reads_the_extension));
     // The map's box, its table and the boxed `Pinned`: http::Extensions'
     // cost, which the hand-off layer exists to avoid.
     assert!(allocations_per_resumed_request(svc) <= 3);
@@ -166,11 +171,7 @@ fn extension_layer_resumed_allocations_are_only_the_extension_map() {
 
 #[test]
 fn extension_layer_allocates_only_the_box_when_the_request_has_extensions() {
-    let inner = service_fn(|req: Request<()>| {
-        let pinned = req.extensions().get::<Pinned<usize>>().unwrap();
-        ready(Ok::<_, Infallible>(Response::new(Some(pinned.outcome()))))
-    });
-    let svc = StickyLayer::from_sessions(sessions()).layer(inner);
+    let svc = StickyLayer::from_sessions(sessions()).layer(service_fn(reads_the_extension));
     // A request that already carries an extension (a TLS proxy's
     // `ClientTls`, say) has the map and its table: only the boxed `Pinned`
     // is left, the one allocation the issue allows.
