@@ -176,8 +176,12 @@ impl<T: PartialEq> Backends<T> {
     /// ```
     pub fn set_discovered(&self, wanted: impl IntoIterator<Item = (BackendId, Discovered<T>)>) {
         let wanted: Vec<(BackendId, Discovered<T>)> = wanted.into_iter().collect();
+        // Sorted ids, so that a set of thousands of endpoints is not
+        // compared pairwise.
+        let mut ids: Vec<BackendId> = wanted.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
         for e in self.snapshot().endpoints() {
-            if !wanted.iter().any(|(id, _)| *id == e.id()) {
+            if ids.binary_search(&e.id()).is_err() {
                 self.apply_discovered(Change::Remove(e.id()));
             }
         }
