@@ -81,6 +81,9 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
 
+    #[command(flatten)]
+    pub admin_limits: AdminFlags,
+
     /// Kubernetes EndpointSlice YAML (`discovery.k8s.io/v1`, as `kubectl get
     /// endpointslices -o yaml` prints it); repeatable. Services without a
     /// `--backend` get their endpoints from the slices labelled
@@ -100,6 +103,41 @@ pub struct Args {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+// ---- The admin port's guards (issue 19, findings 1, 2 and 9) ----
+
+/// Who may talk to the admin port, and how much of it a client may hold.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AdminFlags {
+    /// A name the admin port answers to besides `localhost`, loopback
+    /// addresses and the address a client connected to (a `Host` naming
+    /// anything else gets 421, against DNS rebinding); repeatable.
+    #[arg(long = "admin-host", value_name = "NAME")]
+    pub admin_hosts: Vec<String>,
+
+    /// A request head must arrive within this long of the connection
+    /// opening or of the previous answer, and its body within as long again
+    /// (HAProxy's `timeout http-request`); then the connection is closed.
+    #[arg(long = "admin-head-timeout", default_value = "10s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub admin_head_timeout: std::time::Duration,
+
+    /// An admin connection on which no byte moved either way for this long
+    /// is closed (a stalled body, a client that stopped reading).
+    #[arg(long = "admin-idle-timeout", default_value = "30s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub admin_idle_timeout: std::time::Duration,
+
+    /// Admin connections at once; more wait in the listen backlog, holding
+    /// none of the gateway's file descriptors.
+    #[arg(long = "admin-max-connections", default_value_t = 32, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_connections: u32,
+
+    /// Largest admin request body; beyond it, 413.
+    #[arg(long = "admin-max-body", default_value_t = 16 * 1024, value_name = "BYTES")]
+    pub admin_max_body: usize,
 }
 
 // ---- Connection reuse and limits (issue 12, findings 1-3) ----

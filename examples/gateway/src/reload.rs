@@ -40,7 +40,8 @@ use crate::rules::{self, Compiled};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::PoisonError;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What a reload re-reads.
@@ -69,6 +70,20 @@ pub struct Control {
     inputs: tokio::sync::Mutex<Inputs>,
     ready: AtomicBool,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    reloads: Coalesced,
+}
+
+/// Requests for a full reload that arrive while one waits or runs share
+/// the next one to start (issue 19: 10 pipelined `POST /reload` were 10
+/// reloads in a row).
+struct Coalesced {
+    /// Requests so far; a request's ticket is the count with it.
+    requested: AtomicU64,
+    /// Held while a reload runs: the next one waits here.
+    running: tokio::sync::Mutex<()>,
+    /// The requests the last reload covered (every ticket up to this), and
+    /// its outcome.
+    last: std::sync::Mutex<(u64, Result<(), String>)>,
 }
 
 impl std::fmt::Debug for Control {
@@ -124,6 +139,11 @@ impl Control {
             }),
             ready: AtomicBool::new(true),
             metrics,
+            reloads: Coalesced {
+                requested: AtomicU64::new(0),
+                running: tokio::sync::Mutex::new(()),
+                last: std::sync::Mutex::new((0, Ok(()))),
+            },
             args,
         };
         Ok(Arc::new(control))
@@ -196,6 +216,40 @@ impl Control {
             ),
         }
         result
+    }
+
+    /// Reloads everything (`POST /reload`, SIGHUP) with a reload that
+    /// starts after this call: one already running does not count, but
+    /// every request that arrives while it runs shares the next. The reload
+    /// runs on its own task, so a client that goes away does not cut it
+    /// short.
+    pub async fn request_reload(self: &Arc<Self>) -> Result<(), String> {
+        let ticket = self.reloads.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let control = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let _running = control.reloads.running.lock().await;
+            {
+                let last = control
+                    .reloads
+                    .last
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if last.0 >= ticket {
+                    return last.1.clone();
+                }
+            }
+            // Every request made until now is answered by this reload.
+            let covers = control.reloads.requested.load(Ordering::SeqCst);
+            let result = control.reload(What::Everything).await;
+            *control
+                .reloads
+                .last
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = (covers, result.clone());
+            result
+        });
+        task.await
+            .unwrap_or_else(|_| Err("the reload task stopped".to_owned()))
     }
 
     async fn try_reload(&self, what: &What) -> Result<(), String> {
@@ -384,9 +438,25 @@ impl Control {
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
-            let _ = self.reload(What::Everything).await;
+            let _ = self.request_reload().await;
         }
     }
+}
+
+/// Starts the control plane's own thread and single-threaded runtime, and
+/// returns a handle to spawn its tasks on (the admin server, reloads, the
+/// slice-file watcher, DNS refresh, drain deadlines): parsing a big file or
+/// planning thousands of endpoints then never holds up a worker's clients
+/// (issue 19, finding 3). It runs until the process exits.
+pub fn control_thread() -> std::io::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("gateway-control".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 /// A snapshot from inputs: the membership is planned, the rules compiled

@@ -1,5 +1,6 @@
 //! The query of `/backends/drain` and `/backends/undrain`.
 
+use super::quoted;
 use std::time::Duration;
 
 /// `service`, `endpoint` and, for a drain, `deadline`.
@@ -18,12 +19,12 @@ pub fn parse(query: &str, deadline_allowed: bool) -> Result<Target, String> {
     let (mut service, mut endpoint, mut deadline) = (None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = decode(v).ok_or_else(|| format!("{k}: bad percent-encoding"))?;
+        let v = decode(v).ok_or_else(|| format!("{}: bad percent-encoding", quoted(k)))?;
         let slot = match k {
             "service" => &mut service,
             "endpoint" => &mut endpoint,
             "deadline" if deadline_allowed => &mut deadline,
-            other => return Err(format!("unknown parameter {other:?}")),
+            other => return Err(format!("unknown parameter {}", quoted(other))),
         };
         if slot.replace(v).is_some() {
             return Err(format!("{k} given twice"));
@@ -32,18 +33,28 @@ pub fn parse(query: &str, deadline_allowed: bool) -> Result<Target, String> {
     let service = service.ok_or("missing service=NS/NAME")?;
     match service.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {}
-        _ => return Err(format!("service must be NS/NAME, got {service:?}")),
+        _ => return Err(format!("service must be NS/NAME, got {}", quoted(&service))),
     }
     let endpoint = endpoint.ok_or("missing endpoint=HOST:PORT")?;
     match endpoint.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
-        _ => return Err(format!("endpoint must be HOST:PORT, got {endpoint:?}")),
+        _ => {
+            return Err(format!(
+                "endpoint must be HOST:PORT, got {}",
+                quoted(&endpoint)
+            ));
+        }
     }
     let deadline = deadline
         .map(|d| {
             d.parse::<tower_sticky::duration::Duration>()
                 .map(|d| Duration::from_millis(d.as_millis()))
-                .map_err(|e| format!("deadline {d:?}: {e} (a duration such as 30s, 10m, 1h30m)"))
+                .map_err(|e| {
+                    format!(
+                        "deadline {}: {e} (a duration such as 30s, 10m, 1h30m)",
+                        quoted(&d)
+                    )
+                })
         })
         .transpose()?;
     Ok(Target {
@@ -60,8 +71,13 @@ fn decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Two hex digits exactly: `from_str_radix` alone would take
+            // `+1` as 0x01.
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(b[i]);
@@ -108,5 +124,7 @@ mod tests {
                 .contains("unknown parameter \"deadline\"")
         );
         assert!(err("service=a%2&endpoint=a:1").contains("percent"));
+        assert!(err("service=a/b%+1&endpoint=a:1").contains("percent"));
+        assert!(err("service=a/b%-1&endpoint=a:1").contains("percent"));
     }
 }

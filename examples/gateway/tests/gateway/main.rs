@@ -2,6 +2,7 @@
 //! `tower-sticky-echo` binaries on 127.0.0.1 with ephemeral ports, driven by
 //! `curl` (the seed's lines, verbatim) and by hyper.
 
+mod admin_guard;
 mod bad_input;
 mod dns;
 mod failures;
