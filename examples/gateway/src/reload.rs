@@ -493,6 +493,7 @@ fn load_routes(args: &Args) -> Result<Vec<LoadedRoute>, String> {
     for path in &args.routes {
         all.extend(config::load_file(path).map_err(|e| e.to_string())?);
     }
+    config::order::sort(&mut all).map_err(|e| e.to_string())?;
     Ok(all)
 }
 

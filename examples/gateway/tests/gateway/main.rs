@@ -14,6 +14,7 @@ mod operations;
 mod proxying;
 mod raw;
 mod reuse_and_limits;
+mod route_order;
 mod sessions;
 mod shutdown;
 mod support;
