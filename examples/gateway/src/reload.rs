@@ -34,6 +34,7 @@ use crate::config::{self, LoadedRoute};
 use crate::discover::dns::{DnsName, Resolver};
 use crate::discover::endpoint_slice::{self, EndpointSlice};
 use crate::discover::membership::{Drain, Member, Membership, Unknown};
+use crate::discover::sizes::Sizes;
 use crate::discover::sources::Sources;
 use crate::keys::{self, Keys};
 use crate::rules::{self, Compiled};
@@ -71,6 +72,8 @@ pub struct Control {
     ready: AtomicBool,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     reloads: Coalesced,
+    /// Usable endpoints per Service, for warnings and `/readyz`.
+    sizes: std::sync::Mutex<Sizes>,
 }
 
 /// Requests for a full reload that arrive while one waits or runs share
@@ -128,7 +131,8 @@ impl Control {
             }
         }
         let membership = Membership::default();
-        let compiled = build(&args, &membership, &routes, &keys, &sources)?;
+        let mut sizes = Sizes::default();
+        let compiled = build(&args, &membership, &routes, &keys, &sources, &mut sizes)?;
         let control = Control {
             current: Arc::new(ArcSwap::from_pointee(compiled)),
             membership,
@@ -139,6 +143,7 @@ impl Control {
             }),
             ready: AtomicBool::new(true),
             metrics,
+            sizes: std::sync::Mutex::new(sizes),
             reloads: Coalesced {
                 requested: AtomicU64::new(0),
                 running: tokio::sync::Mutex::new(()),
@@ -189,6 +194,14 @@ impl Control {
     /// Whether the gateway accepts traffic (`/readyz`).
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The Services left without a usable endpoint (`/readyz` lists them).
+    pub fn empty_services(&self) -> Vec<String> {
+        self.sizes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .empty()
     }
 
     /// Graceful shutdown starts: `/readyz` says 503 from now on.
@@ -275,7 +288,17 @@ impl Control {
             };
             sources.start_echo(&routes, self.args.replicas).await?;
             let keys_now = keys.as_ref().unwrap_or(&inputs.keys);
-            let compiled = build(&self.args, &self.membership, &routes, keys_now, &sources)?;
+            let compiled = {
+                let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
+                build(
+                    &self.args,
+                    &self.membership,
+                    &routes,
+                    keys_now,
+                    &sources,
+                    &mut sizes,
+                )?
+            };
             self.current.store(Arc::new(compiled));
             inputs.routes = routes;
             if let Some(keys) = keys {
@@ -284,9 +307,14 @@ impl Control {
         } else {
             // Membership alone changed: the snapshot stays, its rules'
             // endpoints change in place (tower::discover changes).
-            let plan = self.membership.plan(&sources.desired(&inputs.routes)?)?;
+            let desired = sources.desired(&inputs.routes)?;
+            let plan = self.membership.plan(&desired)?;
             rules::apply_members(&self.current.load(), &plan);
             self.membership.commit(&plan);
+            self.sizes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .update(&desired);
         }
         self.sync();
         inputs.sources = sources;
@@ -352,28 +380,15 @@ impl Control {
     }
 
     /// The Prometheus page: the library's and the gateway's counters, and
-    /// `gateway_backend_up` as of now.
+    /// the per-endpoint series of the endpoints there are now.
     pub fn render_metrics(&self) -> String {
-        let snapshot = self.current.load();
-        for rule in &snapshot.rules {
-            for e in rule.target.backends().snapshot().endpoints() {
-                let t = e.target();
-                metrics::gauge!(
-                    "gateway_backend_up",
-                    "route" => rule.route.clone(),
-                    "rule" => rule.index.to_string(),
-                    "service" => t.member.service.name.clone(),
-                    "backend" => t.member.label.clone(),
-                )
-                .set(f64::from(u8::from(
-                    e.state() != tower_sticky::balance::BackendState::Down,
-                )));
-            }
-        }
-        self.metrics
+        let mut page = self
+            .metrics
             .as_ref()
             .map(metrics_exporter_prometheus::PrometheusHandle::render)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        crate::config::backend_series::render(&self.current.load(), &mut page);
+        page
     }
 
     /// Re-resolves every `dns:` backend every `--dns-refresh`; a changed
@@ -467,12 +482,14 @@ fn build(
     routes: &[LoadedRoute],
     keys: &Keys,
     sources: &Sources,
+    sizes: &mut Sizes,
 ) -> Result<Compiled, String> {
     rules::check_specs(routes, &args.backends)?;
     let desired = sources.desired(routes)?;
     let plan = membership.plan(&desired)?;
     let compiled = rules::compile(routes, &plan, keys, args.strict_sessions)?;
     membership.commit(&plan);
+    sizes.update(&desired);
     Ok(compiled)
 }
 

@@ -4,7 +4,7 @@
 //! | request                                   | answer |
 //! |-------------------------------------------|--------|
 //! | `GET /healthz`                            | 200 while the process runs (liveness) |
-//! | `GET /readyz`                             | 200 while accepting traffic; 503 from the moment graceful shutdown starts |
+//! | `GET /readyz`                             | 200 while accepting traffic (and a line for each Service with 0 usable endpoints); 503 from the moment graceful shutdown starts |
 //! | `GET /metrics`                            | Prometheus text ([`metrics-exporter-prometheus`](metrics_exporter_prometheus)) |
 //! | `GET /backends`                           | JSON: every endpoint of every Service, its state and counters |
 //! | `POST /backends/drain?service=NS/NAME&endpoint=HOST:PORT[&deadline=DURATION]` | keeps its sessions, no new ones; after the deadline its sessions re-pin |
@@ -213,7 +213,15 @@ async fn handle(
     }
     match path.as_str() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if control.ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" if control.ready() => {
+            // Still 200: the other Services serve, and every replica of
+            // the gateway sees the same files.
+            let mut says = String::from("ready\n");
+            for service in control.empty_services() {
+                says.push_str(&format!("Service {service}: 0 usable endpoints\n"));
+            }
+            text(StatusCode::OK, &says)
+        }
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
         "/metrics" => {
             let mut resp = body(StatusCode::OK, control.render_metrics());

@@ -6,6 +6,7 @@
 //! serves anything; an invalid file stops start-up with
 //! `<file>: document <n>: <field>: <reason>`.
 
+pub mod backend_series;
 pub mod keys;
 pub mod order;
 pub mod rules;

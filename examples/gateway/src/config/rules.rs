@@ -24,9 +24,12 @@ pub struct Upstream {
     /// The Service endpoint.
     pub member: Arc<Member>,
     /// Requests this rule forwarded to it, as
-    /// `gateway_backend_requests_total{route,rule,service,backend}` (kept by
-    /// the metrics registry across snapshots).
+    /// `gateway_backend_requests_total{route,rule,service,backend}` (kept
+    /// across snapshots while the endpoint stays).
     pub requests_metric: metrics::Counter,
+    /// The count `requests_metric` increments, which `/metrics` reads
+    /// ([`backend_series`](super::backend_series)).
+    pub requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How a rule spreads requests.
@@ -101,14 +104,10 @@ fn rule_members(refs: &[(ServiceKey, u32)], plan: &Plan) -> Vec<(Arc<Member>, Ba
 
 /// A rule's endpoint of `member`.
 fn upstream(member: &Arc<Member>, route: &str, rule: usize) -> Upstream {
+    let requests = super::backend_series::counter(route, rule, &member.service.name, &member.label);
     Upstream {
-        requests_metric: metrics::counter!(
-            "gateway_backend_requests_total",
-            "route" => route.to_owned(),
-            "rule" => rule.to_string(),
-            "service" => member.service.name.clone(),
-            "backend" => member.label.clone(),
-        ),
+        requests_metric: metrics::Counter::from_arc(Arc::clone(&requests)),
+        requests,
         member: Arc::clone(member),
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin_guard;
 mod bad_input;
+mod control_plane;
 mod dns;
 mod failures;
 mod gep1619;

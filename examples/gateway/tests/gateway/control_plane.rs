@@ -1,0 +1,162 @@
+//! The control plane follows what it is told (issue 19, findings 3 to 6):
+//! metrics of departed endpoints go, empty and shrinking Services are
+//! called out, and applying thousands of endpoints does not stall clients.
+
+use crate::support::{Http, Proc, cookie_route, gateway, poll_admin, temp_file};
+use std::path::Path;
+
+/// An EndpointSlice of Service `default/backend` with `ports` and
+/// `endpoints` as given (YAML flow values).
+fn slice(ports: &str, endpoints: &str) -> String {
+    format!(
+        "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-abc12
+  namespace: default
+  labels: {{kubernetes.io/service-name: backend}}
+addressType: IPv4
+ports: {ports}
+endpoints: {endpoints}
+"
+    )
+}
+
+/// `n` ready endpoints on 127.0.1.1, 127.0.1.2, … (nothing listens there:
+/// these tests send them no request).
+fn ready(n: usize) -> String {
+    let all: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{addresses: [\"127.0.{}.{}\"], conditions: {{ready: true}}}}",
+                1 + i / 250,
+                1 + i % 250
+            )
+        })
+        .collect();
+    format!("[{}]", all.join(", "))
+}
+
+const PORT: &str = "[{name: http, port: 9}]";
+
+/// Replaces `path` by rename.
+fn replace(path: &Path, contents: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+fn start(slices: &Path) -> Proc {
+    let route = cookie_route(
+        "app",
+        "        sessionName: Session-A\n        type: Cookie\n",
+    );
+    let route = temp_file("route.yaml", route.as_bytes());
+    gateway(&[
+        "--route",
+        route.to_str().expect("utf-8"),
+        "--endpoints",
+        slices.to_str().expect("utf-8"),
+        "--admin",
+        "127.0.0.1:0",
+    ])
+}
+
+/// The `name{…}` lines of a Prometheus page.
+fn series<'a>(page: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("{name}{{");
+    page.lines().filter(|l| l.starts_with(&prefix)).collect()
+}
+
+#[tokio::test]
+async fn metrics_have_no_series_for_endpoints_that_left() {
+    let slices = temp_file("slices.yaml", slice(PORT, &ready(200)).as_bytes());
+    let gw = start(&slices);
+    let http = Http::new();
+    let m = poll_admin(&http, &gw, "/metrics", "200 endpoints", |r| {
+        series(&r.body, "gateway_backend_up").len() == 200
+    })
+    .await;
+    assert_eq!(series(&m.body, "gateway_backend_requests_total").len(), 200);
+
+    replace(&slices, &slice(PORT, &ready(2)));
+    let m = poll_admin(&http, &gw, "/metrics", "198 endpoints leave", |r| {
+        series(&r.body, "gateway_backend_up").len() == 2
+    })
+    .await;
+    let page = m.body;
+    assert_eq!(
+        series(&page, "gateway_backend_requests_total").len(),
+        2,
+        "{page}"
+    );
+    for gone in ["127.0.1.3:9", "127.0.1.200:9"] {
+        assert!(
+            !page.contains(&format!("\"{gone}\"")),
+            "{gone} still in {page}"
+        );
+    }
+    for kept in ["127.0.1.1:9", "127.0.1.2:9"] {
+        let up = format!(
+            "gateway_backend_up{{route=\"default/app\",rule=\"0\",service=\"backend\",backend=\"{kept}\"}} 1"
+        );
+        assert!(page.contains(&up), "{up} missing from {page}");
+    }
+}
+
+#[tokio::test]
+async fn a_slice_leaving_no_usable_endpoint_or_half_is_logged_and_readyz_says_so() {
+    let slices = temp_file("slices.yaml", slice(PORT, &ready(6)).as_bytes());
+    let gw = start(&slices);
+    let http = Http::new();
+    let r = poll_admin(&http, &gw, "/readyz", "ready", |r| r.status == 200).await;
+    assert_eq!(r.body, "ready\n");
+
+    // Six to two: more than half gone, the file-writing rule is recalled.
+    replace(&slices, &slice(PORT, &ready(2)));
+    poll_log(&gw, "shrank from 6 to 2 usable endpoints").await;
+    assert!(
+        gw.logs()
+            .contains("write it to a temporary file and rename it")
+    );
+
+    for (ports, endpoints) in [
+        ("[]", ready(2)),
+        ("null", ready(2)),
+        (PORT, "null".to_owned()),
+    ] {
+        replace(&slices, &slice(PORT, &ready(2)));
+        poll_admin(&http, &gw, "/readyz", "endpoints back", |r| {
+            r.body == "ready\n"
+        })
+        .await;
+        let warnings = gw.logs().matches("has 0 usable endpoints").count();
+        replace(&slices, &slice(ports, &endpoints));
+        let r = poll_admin(&http, &gw, "/readyz", "says the Service is empty", |r| {
+            r.body.contains("default/backend:")
+        })
+        .await;
+        assert_eq!(r.status, 200, "the other Services still serve");
+        assert_eq!(
+            r.body, "ready\nService default/backend:3000: 0 usable endpoints\n",
+            "ports {ports}, endpoints {endpoints}"
+        );
+        assert!(
+            gw.logs().matches("has 0 usable endpoints").count() > warnings,
+            "ports {ports}, endpoints {endpoints}: no warning"
+        );
+    }
+}
+
+/// Polls the gateway's log (at most 20 s) until it contains `needle`.
+async fn poll_log(gw: &Proc, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !gw.logs().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not logged: {}",
+            gw.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
