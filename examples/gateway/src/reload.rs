@@ -45,6 +45,11 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// A membership change with at most this many endpoints joining or leaving
+/// is applied to the current snapshot in place; a bigger one builds a new
+/// snapshot.
+const IN_PLACE_MAX: usize = 64;
+
 /// What a reload re-reads.
 #[derive(Clone, Debug)]
 pub enum What {
@@ -309,7 +314,22 @@ impl Control {
             // endpoints change in place (tower::discover changes).
             let desired = sources.desired(&inputs.routes)?;
             let plan = self.membership.plan(&desired)?;
-            rules::apply_members(&self.current.load(), &plan);
+            if plan.changed() <= IN_PLACE_MAX {
+                rules::apply_members(&self.current.load(), &plan);
+            } else {
+                // The library applies discovered changes one at a time,
+                // each swapping a rule's endpoint list: thousands of them
+                // (a 10,000-endpoint slice) are one new snapshot instead,
+                // built in linear time. Sessions are in their tokens, so
+                // none moves.
+                let compiled = rules::compile(
+                    &inputs.routes,
+                    &plan,
+                    &inputs.keys,
+                    self.args.strict_sessions,
+                )?;
+                self.current.store(Arc::new(compiled));
+            }
             self.membership.commit(&plan);
             self.sizes
                 .lock()

@@ -88,14 +88,20 @@ impl PartialEq for Upstream {
 /// gives it and its weight for new sessions.
 fn rule_members(refs: &[(ServiceKey, u32)], plan: &Plan) -> Vec<(Arc<Member>, BackendState, u32)> {
     let mut weighted: Vec<(Arc<Member>, BackendState, u32)> = Vec::new();
+    // Where each id is in `weighted`: a lookup, not a scan, per endpoint.
+    let mut at: std::collections::BTreeMap<tower_sticky::balance::BackendId, usize> =
+        std::collections::BTreeMap::new();
     for (key, ref_weight) in refs {
         let members = plan.members(key);
         let weight = endpoint_weight(*ref_weight, members.len());
         for (member, state) in members {
             // The same endpoint behind two backendRefs adds up.
-            match weighted.iter_mut().find(|(m, _, _)| m.id == member.id) {
-                Some((_, _, w)) => *w = w.saturating_add(weight),
-                None => weighted.push((Arc::clone(member), *state, weight)),
+            match at.get(&member.id) {
+                Some(&i) => weighted[i].2 = weighted[i].2.saturating_add(weight),
+                None => {
+                    at.insert(member.id, weighted.len());
+                    weighted.push((Arc::clone(member), *state, weight));
+                }
             }
         }
     }
@@ -146,6 +152,32 @@ fn apply_rule_members(
     );
 }
 
+/// A new rule's endpoints, built in one go: linear in endpoints, where
+/// [`Backends::set_discovered`] swaps a snapshot per endpoint it adds.
+fn rule_backends(
+    refs: &[(ServiceKey, u32)],
+    plan: &Plan,
+    route: &str,
+    index: usize,
+) -> Backends<Upstream> {
+    let members = rule_members(refs, plan);
+    let states: Vec<(tower_sticky::balance::BackendId, BackendState)> = members
+        .iter()
+        .map(|(member, state, _)| (member.id, member.state_with(*state)))
+        .collect();
+    let backends: Backends<Upstream> = members
+        .into_iter()
+        .map(|(member, _, weight)| (member.id, upstream(&member, route, index), weight))
+        .collect();
+    let snapshot = backends.snapshot();
+    for (id, state) in states {
+        if let Some(e) = snapshot.get(id) {
+            e.set_state(state);
+        }
+    }
+    backends
+}
+
 /// Everything the proxy serves: one immutable snapshot of the
 /// configuration ([`crate::reload`] swaps whole ones in).
 #[derive(Debug)]
@@ -190,8 +222,7 @@ pub fn compile(
                 .map(|b| (service_key(ns, b), b.weight()))
                 .collect();
             let route_name = format!("{ns}/{}", route.name());
-            let backends: Backends<Upstream> = Backends::new();
-            apply_rule_members(&backends, &refs, plan, &route_name, i);
+            let backends = rule_backends(&refs, plan, &route_name, i);
             let target = match rule.session_policy() {
                 Some(policy) => {
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)

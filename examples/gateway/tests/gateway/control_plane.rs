@@ -160,3 +160,117 @@ async fn poll_log(gw: &Proc, needle: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_10000_endpoints_keeps_every_client_request_under_250_ms() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let (_pods, port) = crate::operations::loopback_echoes(2);
+    let real = |extra: usize| {
+        let mut endpoints: Vec<String> = (0..2)
+            .map(|i| {
+                format!(
+                    "{{addresses: [\"127.0.0.{}\"], conditions: {{ready: true}}}}",
+                    i + 2
+                )
+            })
+            .collect();
+        // Ready endpoints nothing listens on: only new sessions would go
+        // there, and this load has none.
+        endpoints.extend((0..extra).map(|i| {
+            format!(
+                "{{addresses: [\"127.1.{}.{}\"], conditions: {{ready: true}}}}",
+                i / 250,
+                1 + i % 250
+            )
+        }));
+        slice(
+            &format!("[{{name: http, port: {port}}}]"),
+            &format!("[{}]", endpoints.join(", ")),
+        )
+    };
+    let slices = temp_file("slices.yaml", real(0).as_bytes());
+    let gw = start(&slices);
+    let http = Http::new();
+    let sessions = crate::support::sessions_on_every_pod(&http, &gw, 2).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let slowest_us = Arc::new(AtomicU64::new(0));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for c in 0..4 {
+        let (http, url, sessions) = (Http::new(), gw.url.clone(), sessions.clone());
+        let (stop, slowest_us, sent, failed) = (
+            Arc::clone(&stop),
+            Arc::clone(&slowest_us),
+            Arc::clone(&sent),
+            Arc::clone(&failed),
+        );
+        load.push(tokio::spawn(async move {
+            // Bounded: at most 60 s and 100,000 requests per client.
+            let until = Instant::now() + Duration::from_secs(60);
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until && i < 100_000 {
+                let s = &sessions[i % sessions.len()];
+                let started = Instant::now();
+                let r = http
+                    .get(&format!("{url}/get"), &[("cookie", &s.cookie)])
+                    .await;
+                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                slowest_us.fetch_max(us, Ordering::Relaxed);
+                sent.fetch_add(1, Ordering::Relaxed);
+                if r.status != 200 || r.pod() != s.pod {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 4;
+            }
+        }));
+    }
+    // Load runs, then 10,000 endpoints arrive.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent.load(Ordering::Relaxed) < 200 {
+        assert!(Instant::now() < deadline, "no load");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = slowest_us.load(Ordering::Relaxed);
+    replace(&slices, &real(9_998));
+    let applied = |r: &crate::support::Resp| {
+        r.body.lines().any(|l| {
+            l.starts_with("gateway_reloads_total{")
+                && l.contains("what=\"endpoints\"")
+                && l.contains("result=\"ok\"")
+        })
+    };
+    let m = poll_admin(&http, &gw, "/metrics", "10,000 endpoints applied", applied).await;
+    assert_eq!(series(&m.body, "gateway_backend_up").len(), 10_000);
+    // Some load after it too.
+    let after = sent.load(Ordering::Relaxed) + 200;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent.load(Ordering::Relaxed) < after {
+        assert!(Instant::now() < deadline, "no load after the change");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load");
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed or moved requests"
+    );
+    let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
+    eprintln!(
+        "slowest request {slowest:?} (before the change: {:?}) of {}",
+        Duration::from_micros(before),
+        sent.load(Ordering::Relaxed)
+    );
+    assert!(
+        slowest < Duration::from_millis(250),
+        "slowest request {slowest:?} (before the change: {:?}), of {}",
+        Duration::from_micros(before),
+        sent.load(Ordering::Relaxed)
+    );
+}
