@@ -105,6 +105,24 @@ pub struct Args {
     pub limits: Limits,
 }
 
+impl Args {
+    /// What the control plane needs of the flags.
+    #[must_use]
+    pub fn control_settings(&self) -> crate::reload::Settings {
+        crate::reload::Settings {
+            routes: self.routes.clone(),
+            backends: self.backends.clone(),
+            endpoints: self.endpoints.clone(),
+            key_files: self.key_files.clone(),
+            backend_id_key: self.backend_id_key.clone(),
+            replicas: self.replicas,
+            strict_sessions: self.strict_sessions,
+            dns_refresh: self.dns_refresh,
+            resolver: self.resolver,
+        }
+    }
+}
+
 // ---- The admin port's guards (issue 19, findings 1, 2 and 9) ----
 
 /// Who may talk to the admin port, and how much of it a client may hold.
@@ -287,7 +305,7 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             name: name.to_owned(),
             port,
             endpoints: Vec::new(),
-            dns: Some(crate::discover::dns::DnsName::parse(dns)?),
+            dns: Some(crate::discover::dns::DnsName::parse(dns).map_err(|e| e.to_string())?),
         });
     }
     let endpoints: Vec<String> = endpoints

@@ -176,7 +176,9 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     // The slice files' watcher reads them first: a change while start-up
     // reads them is then seen as a change.
     let watcher = discover::watch::Watcher::new(args.endpoints.clone());
-    let control = reload::Control::start(args, metrics).await?;
+    let control = reload::Control::start(args.control_settings(), metrics)
+        .await
+        .map_err(|e| e.to_string())?;
 
     let listeners = listen::bind_all(&listen, threads)
         .await

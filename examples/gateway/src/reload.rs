@@ -29,7 +29,7 @@
 //! passive-health mark and no counter, and tokens, being stateless, keep
 //! every live session on its pod.
 
-use crate::cli::Args;
+use crate::cli::BackendSpec;
 use crate::config::{self, LoadedRoute};
 use crate::discover::dns::{DnsName, Resolver};
 use crate::discover::endpoint_slice::{self, EndpointSlice};
@@ -45,10 +45,66 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Why a start-up or a reload failed; the `Display` names flag or file,
+/// document and field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// `--key-file`, `--backend-id-key`.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    /// A `--route` file.
+    #[error(transparent)]
+    Routes(#[from] config::ConfigError),
+    /// An `--endpoints` file.
+    #[error("--endpoints {0}")]
+    Endpoints(config::ConfigError),
+    /// The routes cannot become rules.
+    #[error(transparent)]
+    Rules(#[from] rules::RuleError),
+    /// A Service without endpoints, or an echo replica that cannot start.
+    #[error(transparent)]
+    Sources(#[from] crate::discover::sources::SourceError),
+    /// An endpoint address.
+    #[error(transparent)]
+    Address(#[from] crate::discover::membership::BadAddress),
+    /// DNS discovery.
+    #[error(transparent)]
+    Dns(#[from] crate::discover::dns::DnsError),
+    /// The task running the reload ended without a word (it panicked).
+    #[error("the reload stopped before it finished")]
+    Stopped,
+}
+
 /// A membership change with at most this many endpoints joining or leaving
 /// is applied to the current snapshot in place; a bigger one builds a new
 /// snapshot.
 const IN_PLACE_MAX: usize = 64;
+
+/// What the control plane reads, and how: the part of the flags it needs,
+/// typed, so that it does not depend on the command line
+/// ([`Args::control_settings`](crate::cli::Args::control_settings)).
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// `--route` files (none: the embedded default).
+    pub routes: Vec<PathBuf>,
+    /// `--backend` flags.
+    pub backends: Vec<BackendSpec>,
+    /// `--endpoints` files.
+    pub endpoints: Vec<PathBuf>,
+    /// `--key-file`s, the signing one first.
+    pub key_files: Vec<PathBuf>,
+    /// `--backend-id-key`.
+    pub backend_id_key: Option<PathBuf>,
+    /// `--replicas`: echo replicas per Service in demo mode.
+    pub replicas: usize,
+    /// `--strict-sessions`.
+    pub strict_sessions: bool,
+    /// `--dns-refresh`.
+    pub dns_refresh: Duration,
+    /// `--resolver`.
+    pub resolver: Option<std::net::SocketAddr>,
+}
 
 /// What a reload re-reads.
 #[derive(Clone, Debug)]
@@ -70,7 +126,7 @@ struct Inputs {
 
 /// The control plane.
 pub struct Control {
-    args: Args,
+    settings: Settings,
     membership: Membership,
     current: Arc<ArcSwap<Compiled>>,
     inputs: tokio::sync::Mutex<Inputs>,
@@ -91,7 +147,7 @@ struct Coalesced {
     running: tokio::sync::Mutex<()>,
     /// The requests the last reload covered (every ticket up to this), and
     /// its outcome.
-    last: std::sync::Mutex<(u64, Result<(), String>)>,
+    last: std::sync::Mutex<(u64, Result<(), Arc<ReloadError>>)>,
 }
 
 impl std::fmt::Debug for Control {
@@ -103,9 +159,9 @@ impl std::fmt::Debug for Control {
 impl Control {
     /// Reads everything once; an error stops start-up.
     pub async fn start(
-        args: Args,
+        args: Settings,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    ) -> Result<Arc<Control>, String> {
+    ) -> Result<Arc<Control>, ReloadError> {
         let real_backends = !args.backends.is_empty() || !args.endpoints.is_empty();
         let keys = load_keys(&args, real_backends)?;
         if keys.generated {
@@ -154,7 +210,7 @@ impl Control {
                 running: tokio::sync::Mutex::new(()),
                 last: std::sync::Mutex::new((0, Ok(()))),
             },
-            args,
+            settings: args,
         };
         Ok(Arc::new(control))
     }
@@ -216,8 +272,8 @@ impl Control {
 
     /// Re-reads `what`, builds and validates a new snapshot and swaps it in;
     /// on any error the current one keeps serving.
-    pub async fn reload(&self, what: What) -> Result<(), String> {
-        let result = self.try_reload(&what).await;
+    pub async fn reload(&self, what: What) -> Result<(), Arc<ReloadError>> {
+        let result = self.try_reload(&what).await.map_err(Arc::new);
         let label = match &what {
             What::Everything => "everything",
             What::Endpoints => "endpoints",
@@ -241,7 +297,7 @@ impl Control {
     /// every request that arrives while it runs shares the next. The reload
     /// runs on its own task, so a client that goes away does not cut it
     /// short.
-    pub async fn request_reload(self: &Arc<Self>) -> Result<(), String> {
+    pub async fn request_reload(self: &Arc<Self>) -> Result<(), Arc<ReloadError>> {
         let ticket = self.reloads.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let control = Arc::clone(self);
         let task = tokio::spawn(async move {
@@ -267,36 +323,36 @@ impl Control {
             result
         });
         task.await
-            .unwrap_or_else(|_| Err("the reload task stopped".to_owned()))
+            .unwrap_or_else(|_| Err(Arc::new(ReloadError::Stopped)))
     }
 
-    async fn try_reload(&self, what: &What) -> Result<(), String> {
+    async fn try_reload(&self, what: &What) -> Result<(), ReloadError> {
         // One reload at a time; requests never wait for this lock.
         let mut inputs = self.inputs.lock().await;
         let mut sources = inputs.sources.clone();
         match what {
             What::Everything | What::Endpoints => {
-                sources.slices = load_slices(&self.args.endpoints)?;
+                sources.slices = load_slices(&self.settings.endpoints)?;
             }
             What::Dns(name, addrs) => {
                 sources.dns.insert(name.clone(), addrs.clone());
             }
         }
         if let What::Everything = what {
-            let routes = load_routes(&self.args)?;
+            let routes = load_routes(&self.settings)?;
             // Without --key-file the key is this process's random one: a
             // reload must not end every session.
-            let keys = if self.args.key_files.is_empty() {
+            let keys = if self.settings.key_files.is_empty() {
                 None
             } else {
                 Some(self.reload_keys(&inputs.keys, !sources.demo)?)
             };
-            sources.start_echo(&routes, self.args.replicas).await?;
+            sources.start_echo(&routes, self.settings.replicas).await?;
             let keys_now = keys.as_ref().unwrap_or(&inputs.keys);
             let compiled = {
                 let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
                 build(
-                    &self.args,
+                    &self.settings,
                     &self.membership,
                     &routes,
                     keys_now,
@@ -326,7 +382,7 @@ impl Control {
                     &inputs.routes,
                     &plan,
                     &inputs.keys,
-                    self.args.strict_sessions,
+                    self.settings.strict_sessions,
                 )?;
                 self.current.store(Arc::new(compiled));
             }
@@ -342,8 +398,8 @@ impl Control {
     }
 
     /// The `--key-file`s read again, with the id key read at start-up.
-    fn reload_keys(&self, current: &Keys, real_backends: bool) -> Result<Keys, String> {
-        let mut keys = load_keys(&self.args, real_backends)?;
+    fn reload_keys(&self, current: &Keys, real_backends: bool) -> Result<Keys, ReloadError> {
+        let mut keys = load_keys(&self.settings, real_backends)?;
         if keys.id_secret != current.id_secret {
             tracing::warn!(
                 "--backend-id-key changed: keeping the id key read at start-up (a new one would move every session); restart to change it"
@@ -414,7 +470,7 @@ impl Control {
     /// Re-resolves every `dns:` backend every `--dns-refresh`; a changed
     /// answer reloads, a failed one keeps the last good set.
     pub async fn run_dns(self: Arc<Self>) {
-        let (resolver, names) = match dns(&self.args) {
+        let (resolver, names) = match dns(&self.settings) {
             Ok(Some(dns)) => dns,
             Ok(None) => return,
             Err(e) => {
@@ -422,7 +478,7 @@ impl Control {
                 return;
             }
         };
-        let mut tick = tokio::time::interval(self.args.dns_refresh);
+        let mut tick = tokio::time::interval(self.settings.dns_refresh);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
@@ -453,7 +509,7 @@ impl Control {
         watcher: crate::discover::watch::Watcher,
         stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        if self.args.endpoints.is_empty() {
+        if self.settings.endpoints.is_empty() {
             return;
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -497,13 +553,13 @@ pub fn control_thread() -> std::io::Result<tokio::runtime::Handle> {
 /// A snapshot from inputs: the membership is planned, the rules compiled
 /// over it, and only when all of that worked is the plan committed.
 fn build(
-    args: &Args,
+    args: &Settings,
     membership: &Membership,
     routes: &[LoadedRoute],
     keys: &Keys,
     sources: &Sources,
     sizes: &mut Sizes,
-) -> Result<Compiled, String> {
+) -> Result<Compiled, ReloadError> {
     rules::check_specs(routes, &args.backends)?;
     let desired = sources.desired(routes)?;
     let plan = membership.plan(&desired)?;
@@ -513,38 +569,40 @@ fn build(
     Ok(compiled)
 }
 
-fn load_keys(args: &Args, real_backends: bool) -> Result<Keys, String> {
-    keys::load(keys::KeySources {
+fn load_keys(args: &Settings, real_backends: bool) -> Result<Keys, ReloadError> {
+    Ok(keys::load(keys::KeySources {
         key_files: &args.key_files,
         id_key: args.backend_id_key.as_deref(),
         backends: real_backends,
-    })
+    })?)
 }
 
-fn load_routes(args: &Args) -> Result<Vec<LoadedRoute>, String> {
+fn load_routes(args: &Settings) -> Result<Vec<LoadedRoute>, ReloadError> {
     if args.routes.is_empty() {
-        return config::load_str(config::DEFAULT_ROUTE_NAME, config::DEFAULT_ROUTE)
-            .map_err(|e| e.to_string());
+        return Ok(config::load_str(
+            config::DEFAULT_ROUTE_NAME,
+            config::DEFAULT_ROUTE,
+        )?);
     }
     let mut all = Vec::new();
     for path in &args.routes {
-        all.extend(config::load_file(path).map_err(|e| e.to_string())?);
+        all.extend(config::load_file(path)?);
     }
-    config::order::sort(&mut all).map_err(|e| e.to_string())?;
+    config::order::sort(&mut all)?;
     Ok(all)
 }
 
-fn load_slices(paths: &[PathBuf]) -> Result<Vec<EndpointSlice>, String> {
+fn load_slices(paths: &[PathBuf]) -> Result<Vec<EndpointSlice>, ReloadError> {
     let mut all = Vec::new();
     for path in paths {
-        all.extend(endpoint_slice::load_file(path).map_err(|e| format!("--endpoints {e}"))?);
+        all.extend(endpoint_slice::load_file(path).map_err(ReloadError::Endpoints)?);
     }
     Ok(all)
 }
 
 /// The `dns:` names of the `--backend` flags, and a resolver for them;
 /// `None` when there are none.
-fn dns(args: &Args) -> Result<Option<(Resolver, Vec<DnsName>)>, String> {
+fn dns(args: &Settings) -> Result<Option<(Resolver, Vec<DnsName>)>, ReloadError> {
     let mut names: Vec<DnsName> = Vec::new();
     for name in args.backends.iter().filter_map(|spec| spec.dns.as_ref()) {
         if !names.contains(name) {

@@ -44,7 +44,7 @@ impl Hosts {
         if let Ok(ip) = literal.parse::<IpAddr>() {
             return ip.is_loopback() || ip == local || ip.to_canonical() == local.to_canonical();
         }
-        self.names.iter().any(|n| *n == host)
+        self.names.contains(&host)
     }
 }
 

@@ -16,6 +16,30 @@ use tower_sticky::policy::PersistenceType;
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{StickyBuilder, StickySessions};
 
+/// Why routes cannot become rules.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// A rule's `sessionPersistence` cannot make a session engine.
+    #[error("{at}: spec.rules[{index}].sessionPersistence: {source}")]
+    Sticky {
+        /// `file: document n`.
+        at: String,
+        /// The rule's index.
+        index: usize,
+        /// Why.
+        source: tower_sticky::sticky::BuildError,
+    },
+    /// A `--backend` flag no route uses (a typo, most likely).
+    #[error("--backend {spec}: no route has a backendRef to {what}")]
+    UnusedBackend {
+        /// The flag.
+        spec: String,
+        /// `Service "name"` and its port, if given.
+        what: String,
+    },
+}
+
 /// What the proxy needs to reach one backend endpoint: the Service
 /// endpoint it is (address, label, passive health, state and counters that
 /// outlive this snapshot) and this rule's request counter.
@@ -207,7 +231,7 @@ pub fn compile(
     plan: &Plan,
     keys: &Keys,
     strict: bool,
-) -> Result<Compiled, String> {
+) -> Result<Compiled, RuleError> {
     warn_shared_cookies(routes);
     let mut rules = Vec::new();
     let mut router = Router::default();
@@ -230,8 +254,10 @@ pub fn compile(
                         .scope(session_scope(ns, route.name(), i, rule.name()))
                         .strict(strict)
                         .build()
-                        .map_err(|e| {
-                            format!("{}: spec.rules[{i}].sessionPersistence: {e}", loaded.source)
+                        .map_err(|source| RuleError::Sticky {
+                            at: loaded.source.clone(),
+                            index: i,
+                            source,
                         })?;
                     Target::Sticky(sessions)
                 }
@@ -259,7 +285,7 @@ pub fn compile(
 }
 
 /// Every `--backend` must name a Service (and port) some route refers to.
-pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), String> {
+pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), RuleError> {
     for spec in specs {
         let used = routes.iter().any(|r| {
             r.route
@@ -273,9 +299,10 @@ pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), 
                 Some(p) => format!("Service {:?} port {p}", spec.name),
                 None => format!("Service {:?}", spec.name),
             };
-            return Err(format!(
-                "--backend {spec}: no route has a backendRef to {what}"
-            ));
+            return Err(RuleError::UnusedBackend {
+                spec: spec.to_string(),
+                what,
+            });
         }
     }
     Ok(())

@@ -22,6 +22,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tower_sticky::balance::{BackendId, BackendState};
 
+/// A backend address that is no `host:port` URI authority.
+#[derive(Debug, thiserror::Error)]
+#[error("backend address {addr:?}: {source}")]
+pub struct BadAddress {
+    addr: String,
+    source: http::uri::InvalidUri,
+}
+
 /// One endpoint of one Service.
 #[derive(Debug)]
 pub struct Member {
@@ -88,11 +96,12 @@ impl Member {
         id: BackendId,
         discovered: BackendState,
         health: Arc<Health>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BadAddress> {
         // An address that is no URI authority (`host:port`) is refused here,
         // when the configuration loads.
-        addr.parse::<Authority>()
-            .map_err(|e| format!("backend address {addr:?}: {e}"))?;
+        if let Err(source) = addr.parse::<Authority>() {
+            return Err(BadAddress { addr, source });
+        }
         Ok(Member {
             service,
             addr,
@@ -224,7 +233,7 @@ impl Membership {
     /// drain, health and counters carry over (and a new one at a known
     /// address shares its passive health). Nothing changes until
     /// [`commit`](Self::commit).
-    pub fn plan(&self, desired: &HashMap<ServiceKey, Vec<Desired>>) -> Result<Plan, String> {
+    pub fn plan(&self, desired: &HashMap<ServiceKey, Vec<Desired>>) -> Result<Plan, BadAddress> {
         let current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
         // A new member shares the passive health of its address.
         let mut health: HashMap<&str, Arc<Health>> = current
