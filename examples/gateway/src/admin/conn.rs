@@ -11,7 +11,7 @@
 //!   connection opening or of the previous answer (hyper's header-read
 //!   timeout, HAProxy's `timeout http-request`);
 //! * a connection on which no byte moved either way for
-//!   `--admin-idle-timeout` is closed ([`Activity`]), whatever it was doing;
+//!   `--admin-idle-timeout` is closed (`Activity`), whatever it was doing;
 //! * HTTP/1 only: curl, kubectl port-forward and Prometheus speak it, and
 //!   an HTTP/2 connection would need limits of its own.
 
