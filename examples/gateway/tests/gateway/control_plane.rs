@@ -274,3 +274,135 @@ async fn applying_10000_endpoints_keeps_every_client_request_under_250_ms() {
         sent.load(Ordering::Relaxed)
     );
 }
+
+/// An HTTPRoute `default/{name}` with `count` plain rules `/r{first}`… to
+/// Service `backend`.
+fn many_rules(name: &str, first: usize, count: usize) -> String {
+    let mut y = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  rules:
+"
+    );
+    for i in first..first + count {
+        y.push_str(&format!(
+            "    - matches: [{{path: {{type: PathPrefix, value: /r{i}}}}}]\n      backendRefs: [{{name: backend, port: 3000}}]\n"
+        ));
+    }
+    y
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_reloads_of_5000_rules_at_once_coalesce_and_stall_no_client() {
+    use hyper::body::Bytes;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let (_pods, backend) = crate::support::echoes(2);
+    let mut yaml = cookie_route(
+        "app",
+        "        sessionName: Session-A\n        type: Cookie\n",
+    );
+    for r in 0..50 {
+        yaml.push_str("---\n");
+        yaml.push_str(&many_rules(&format!("many-{r}"), r * 100, 100));
+    }
+    let routes = temp_file("routes.yaml", yaml.as_bytes());
+    let gw = gateway(&[
+        "--route",
+        routes.to_str().expect("utf-8"),
+        "--backend",
+        &backend,
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let admin = gw.admin.clone().expect("admin");
+    let http = Http::new();
+    let sessions = crate::support::sessions_on_every_pod(&http, &gw, 2).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let slowest_us = Arc::new(AtomicU64::new(0));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for c in 0..4 {
+        let (http, url, sessions) = (Http::new(), gw.url.clone(), sessions.clone());
+        let (stop, slowest_us, sent, failed) = (
+            Arc::clone(&stop),
+            Arc::clone(&slowest_us),
+            Arc::clone(&sent),
+            Arc::clone(&failed),
+        );
+        load.push(tokio::spawn(async move {
+            // Bounded: at most 120 s and 100,000 requests per client.
+            let until = Instant::now() + Duration::from_secs(120);
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until && i < 100_000 {
+                let s = &sessions[i % sessions.len()];
+                let started = Instant::now();
+                let r = http
+                    .get(&format!("{url}/get"), &[("cookie", &s.cookie)])
+                    .await;
+                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                slowest_us.fetch_max(us, Ordering::Relaxed);
+                sent.fetch_add(1, Ordering::Relaxed);
+                if r.status != 200 || r.pod() != s.pod {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 4;
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent.load(Ordering::Relaxed) < 200 {
+        assert!(Instant::now() < deadline, "no load");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Ten reloads asked for at once, each on its own connection.
+    let started = Instant::now();
+    let asks: Vec<_> = (0..10)
+        .map(|_| {
+            let (http, admin) = (Http::new(), admin.clone());
+            tokio::spawn(async move {
+                http.send("POST", &format!("{admin}/reload"), &[], Bytes::new())
+                    .await
+            })
+        })
+        .collect();
+    for a in asks {
+        let r = a.await.expect("reload request");
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let took = started.elapsed();
+    let m = http.get(&format!("{admin}/metrics"), &[]).await.body;
+    let reloads: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("gateway_reloads_total{") && l.contains("what=\"everything\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load");
+    }
+    let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
+    eprintln!(
+        "10 reload requests answered in {took:?} by {reloads} reloads; slowest request {slowest:?} of {}",
+        sent.load(Ordering::Relaxed)
+    );
+    assert!(
+        (1.0..10.0).contains(&reloads),
+        "{reloads} reloads for 10 requests at once"
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed or moved requests"
+    );
+    assert!(
+        slowest < Duration::from_millis(250),
+        "slowest request {slowest:?}"
+    );
+}
