@@ -64,3 +64,45 @@ impl Sizes {
         empty
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_sticky::balance::BackendId;
+
+    fn want(states: &[BackendState]) -> HashMap<ServiceKey, Vec<Desired>> {
+        let key = ServiceKey {
+            namespace: "default".into(),
+            name: "backend".into(),
+            port: Some(80),
+        };
+        let endpoints = states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Desired {
+                addr: format!("127.0.0.{}:80", i + 2),
+                label: format!("pod-{i}"),
+                id: BackendId::from_name(&format!("pod-{i}")),
+                state: *s,
+            })
+            .collect();
+        HashMap::from([(key, endpoints)])
+    }
+
+    #[test]
+    fn only_services_without_a_usable_endpoint_are_empty() {
+        use BackendState::{Down, Draining, Serving};
+        let mut sizes = Sizes::default();
+        sizes.update(&want(&[Serving, Serving, Serving]));
+        assert!(sizes.empty().is_empty());
+        // Draining still serves its sessions: usable.
+        sizes.update(&want(&[Draining, Down]));
+        assert!(sizes.empty().is_empty());
+        sizes.update(&want(&[Down, Down]));
+        assert_eq!(sizes.empty(), ["default/backend:80"]);
+        sizes.update(&want(&[]));
+        assert_eq!(sizes.empty(), ["default/backend:80"]);
+        sizes.update(&want(&[Serving]));
+        assert!(sizes.empty().is_empty());
+    }
+}

@@ -264,3 +264,40 @@ async fn admin_requests_are_whole_hosted_and_answered_without_echoing_input() {
     );
     assert!(r.body.contains("\"default/<script>\""), "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_stalled_admin_body_is_closed_by_the_idle_timeout_and_a_slow_one_by_the_head_timeout() {
+    use std::io::{Read, Write};
+    let (_pods, backend) = echoes(1);
+    let stalled = |idle: &str, head: &str| {
+        let gw = seed_gateway(
+            &backend,
+            &[
+                "--admin",
+                "127.0.0.1:0",
+                "--admin-idle-timeout",
+                idle,
+                "--admin-head-timeout",
+                head,
+            ],
+        );
+        let addr = gw.admin.clone().expect("admin");
+        let mut s =
+            std::net::TcpStream::connect(addr.trim_start_matches("http://")).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        s.write_all(b"POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc")
+            .expect("write");
+        let mut out = String::new();
+        let closed = s.read_to_string(&mut out).is_ok();
+        assert!(closed, "still open after 30 s: {out:?}");
+        (out, gw)
+    };
+    // No byte for 1 s: closed without an answer, long before the 20 s the
+    // body had.
+    let (out, _gw) = stalled("1s", "20s");
+    assert_eq!(out, "", "closed by the idle timeout");
+    // The body is read within the head timeout, however long the idle one.
+    let (out, _gw) = stalled("60s", "1s");
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+}
