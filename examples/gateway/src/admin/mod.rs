@@ -9,7 +9,7 @@
 //! | `GET /backends`                           | JSON: every endpoint of every Service, its state and counters |
 //! | `POST /backends/drain?service=NS/NAME&endpoint=HOST:PORT[&deadline=DURATION]` | keeps its sessions, no new ones; after the deadline its sessions re-pin |
 //! | `POST /backends/undrain?service=NS/NAME&endpoint=HOST:PORT` | serving again |
-//! | `POST /reload`                            | re-reads every `--route`, `--key-file` and `--endpoints` file (as SIGHUP does) |
+//! | `POST /reload`                            | re-reads every `--route`, `--key-file` and `--endpoints` file (as SIGHUP does); requests that arrive while one runs share the next |
 //!
 //! An unknown Service or endpoint is a 404, a bad query or duration a 400
 //! saying why, a known path with the wrong method a 405 with `Allow`.
@@ -37,7 +37,8 @@
 //! Metrics: the library's `tower_sticky_requests_total{scope,outcome}` and
 //! `tower_sticky_session_age_seconds{scope}`; the gateway's
 //! `gateway_backend_requests_total{route,rule,service,backend}`,
-//! `gateway_backend_up{…}` (0 when down), and
+//! `gateway_backend_up{…}` (0 when down), both only for the endpoints the
+//! current configuration has, and
 //! `gateway_reloads_total{result="ok"|"failed"}`.
 
 mod backends;
