@@ -107,3 +107,41 @@ async fn a_route_defined_twice_is_an_error_naming_both_places() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_reload_bringing_a_second_copy_of_a_route_fails_and_the_old_one_serves() {
+    let app = echo("app");
+    let flag = format!("app:80={}", app.addr);
+    let one = route("app", "/", "app", None);
+    let file = temp_file("routes.yaml", one.as_bytes());
+    let path = file.to_str().expect("utf-8");
+    let gw = gateway(&[
+        "--route",
+        path,
+        "--backend",
+        &flag,
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let admin = gw.admin.clone().expect("admin");
+    let http = Http::new();
+
+    std::fs::write(&file, format!("{one}---\n{one}")).expect("write");
+    let r = http
+        .send("POST", &format!("{admin}/reload"), &[], Default::default())
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    for needle in [
+        format!("{path}: document 1"),
+        format!("{path}: document 2"),
+        "defined twice".to_owned(),
+    ] {
+        assert!(
+            r.body.contains(&needle),
+            "{needle:?} missing from {}",
+            r.body
+        );
+    }
+    let r = http.get(&format!("{}/", gw.url), &[]).await;
+    assert_eq!((r.status.as_u16(), r.pod()), (200, "app".to_owned()));
+}
