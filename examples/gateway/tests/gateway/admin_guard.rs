@@ -38,7 +38,7 @@ async fn admin_slowloris_under_a_low_descriptor_limit_starves_no_client_and_is_t
     let (_pods, backend) = echoes(2);
     let route = seed_route("1h");
     let gw = Proc::gateway_after(
-        "ulimit -n 256",
+        "ulimit -n 128",
         &[
             "--route",
             &route,
@@ -51,7 +51,7 @@ async fn admin_slowloris_under_a_low_descriptor_limit_starves_no_client_and_is_t
             "--admin-head-timeout",
             "4s",
             "--admin-max-connections",
-            "100",
+            "50",
         ],
     );
     let admin = gw.admin.clone().expect("admin");
@@ -60,7 +60,7 @@ async fn admin_slowloris_under_a_low_descriptor_limit_starves_no_client_and_is_t
 
     // More half-sent heads than the gateway has descriptors.
     let mut loris = Vec::new();
-    for _ in 0..280 {
+    for _ in 0..150 {
         let mut s = std::net::TcpStream::connect(&admin_addr).expect("connect");
         s.write_all(b"GET /backends HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .expect("half a head");
@@ -83,12 +83,12 @@ async fn admin_slowloris_under_a_low_descriptor_limit_starves_no_client_and_is_t
         "clients were served only once the slowloris ended"
     );
 
-    // Every half-sent head is closed by the head timeout (100 at a time).
+    // Every half-sent head is closed by the head timeout (50 at a time).
     let deadline = Instant::now() + Duration::from_secs(60);
     while !loris.is_empty() {
         assert!(
             Instant::now() < deadline,
-            "{} of 280 half-sent heads still open",
+            "{} of 150 half-sent heads still open",
             loris.len()
         );
         loris.retain_mut(still_open);
