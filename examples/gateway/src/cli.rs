@@ -88,7 +88,8 @@ pub struct Args {
     /// endpointslices -o yaml` prints it); repeatable. Services without a
     /// `--backend` get their endpoints from the slices labelled
     /// `kubernetes.io/service-name` in their namespace. Re-read within 2 s
-    /// of a change, and on SIGHUP.
+    /// of a change, and on SIGHUP; replace it atomically (write beside it,
+    /// then rename over it), never in place.
     #[arg(long = "endpoints", value_name = "FILE")]
     pub endpoints: Vec<PathBuf>,
 
