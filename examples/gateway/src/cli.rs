@@ -81,11 +81,15 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
 
+    #[command(flatten)]
+    pub admin_limits: AdminFlags,
+
     /// Kubernetes EndpointSlice YAML (`discovery.k8s.io/v1`, as `kubectl get
     /// endpointslices -o yaml` prints it); repeatable. Services without a
     /// `--backend` get their endpoints from the slices labelled
     /// `kubernetes.io/service-name` in their namespace. Re-read within 2 s
-    /// of a change, and on SIGHUP.
+    /// of a change, and on SIGHUP; replace it atomically (write beside it,
+    /// then rename over it), never in place.
     #[arg(long = "endpoints", value_name = "FILE")]
     pub endpoints: Vec<PathBuf>,
 
@@ -100,6 +104,59 @@ pub struct Args {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+impl Args {
+    /// What the control plane needs of the flags.
+    #[must_use]
+    pub fn control_settings(&self) -> crate::reload::Settings {
+        crate::reload::Settings {
+            routes: self.routes.clone(),
+            backends: self.backends.clone(),
+            endpoints: self.endpoints.clone(),
+            key_files: self.key_files.clone(),
+            backend_id_key: self.backend_id_key.clone(),
+            replicas: self.replicas,
+            strict_sessions: self.strict_sessions,
+            dns_refresh: self.dns_refresh,
+            resolver: self.resolver,
+        }
+    }
+}
+
+// ---- The admin port's guards (issue 19, findings 1, 2 and 9) ----
+
+/// Who may talk to the admin port, and how much of it a client may hold.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AdminFlags {
+    /// A name the admin port answers to besides `localhost`, loopback
+    /// addresses and the address a client connected to (a `Host` naming
+    /// anything else gets 421, against DNS rebinding); repeatable.
+    #[arg(long = "admin-host", value_name = "NAME")]
+    pub admin_hosts: Vec<String>,
+
+    /// A request head must arrive within this long of the connection
+    /// opening or of the previous answer, and its body within as long again
+    /// (HAProxy's `timeout http-request`); then the connection is closed.
+    #[arg(long = "admin-head-timeout", default_value = "10s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub admin_head_timeout: std::time::Duration,
+
+    /// An admin connection on which no byte moved either way for this long
+    /// is closed (a stalled body, a client that stopped reading).
+    #[arg(long = "admin-idle-timeout", default_value = "30s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub admin_idle_timeout: std::time::Duration,
+
+    /// Admin connections at once; more wait in the listen backlog, holding
+    /// none of the gateway's file descriptors.
+    #[arg(long = "admin-max-connections", default_value_t = 32, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_connections: u32,
+
+    /// Largest admin request body; beyond it, 413.
+    #[arg(long = "admin-max-body", default_value_t = 16 * 1024, value_name = "BYTES")]
+    pub admin_max_body: usize,
 }
 
 // ---- Connection reuse and limits (issue 12, findings 1-3) ----
@@ -249,7 +306,7 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             name: name.to_owned(),
             port,
             endpoints: Vec::new(),
-            dns: Some(crate::discover::dns::DnsName::parse(dns)?),
+            dns: Some(crate::discover::dns::DnsName::parse(dns).map_err(|e| e.to_string())?),
         });
     }
     let endpoints: Vec<String> = endpoints

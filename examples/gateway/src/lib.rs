@@ -163,6 +163,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     let embedded = args.routes.is_empty();
     let listen = args.listen.clone();
     let admin_addr = args.admin.clone();
+    let admin_options = admin::Options::from_flags(&args.admin_limits);
     let health_check_path = args.health_check_path.clone();
     let proxy_options = proxy::Options {
         down_after: args.down_after,
@@ -175,7 +176,9 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     // The slice files' watcher reads them first: a change while start-up
     // reads them is then seen as a change.
     let watcher = discover::watch::Watcher::new(args.endpoints.clone());
-    let control = reload::Control::start(args, metrics).await?;
+    let control = reload::Control::start(args.control_settings(), metrics)
+        .await
+        .map_err(|e| e.to_string())?;
 
     let listeners = listen::bind_all(&listen, threads)
         .await
@@ -183,7 +186,8 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let admin = match &admin_addr {
         Some(a) => Some(
-            TcpListener::bind(a)
+            // Bound here, served from the control plane's runtime.
+            admin::bind(a)
                 .await
                 .map_err(|e| format!("cannot listen on {a} (--admin): {e}"))?,
         ),
@@ -192,24 +196,34 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     banner(&control, embedded, addr).await;
     let proxy = Arc::new(proxy::Proxy::new(control.current(), proxy_options));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The control plane's tasks run on a thread of their own.
+    let plane = reload::control_thread()
+        .map_err(|e| format!("cannot start the control-plane thread: {e}"))?;
     if let Some(admin) = admin {
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         println!("admin listening on http://{admin_addr}");
-        tokio::spawn(admin::serve(admin, Arc::clone(&control)));
+        admin::warn_if_exposed(admin_addr);
+        let (control, options) = (Arc::clone(&control), admin_options);
+        plane.spawn(async move {
+            match TcpListener::from_std(admin) {
+                Ok(admin) => admin::serve(admin, control, options).await,
+                Err(e) => tracing::error!("the admin port cannot serve: {e}"),
+            }
+        });
     }
     tokio::spawn(probe::run(
         Arc::clone(&proxy),
         health_check_path,
         stop_rx.clone(),
     ));
-    tokio::spawn(Arc::clone(&control).run_sighup());
-    tokio::spawn(Arc::clone(&control).run_dns());
-    tokio::spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
-    tokio::spawn(Arc::clone(&control).run_deadlines());
+    plane.spawn(Arc::clone(&control).run_sighup());
+    plane.spawn(Arc::clone(&control).run_dns());
+    plane.spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
+    plane.spawn(Arc::clone(&control).run_deadlines());
 
     // Workers 1.. get a thread and a runtime each; this thread is worker 0
-    // and also keeps the admin server, the prober and the in-process echo
-    // replicas (which must outlive every worker's drain).
+    // and also keeps the prober and the in-process echo replicas (which
+    // must outlive every worker's drain).
     let mut listeners = listeners.into_iter();
     let own = listeners.next().ok_or("no listener")?;
     let mut done = Vec::new();

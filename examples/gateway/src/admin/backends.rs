@@ -1,6 +1,6 @@
 //! `GET /backends`, `POST /backends/drain` and `POST /backends/undrain`.
 
-use super::{json, query, text};
+use super::{json, query, quoted, text};
 use crate::discover::membership::{Drain, Member, Unknown, state_name};
 use crate::proxy::ClientBody;
 use crate::reload::Control;
@@ -83,13 +83,14 @@ pub fn drain(control: &Control, q: &str, drain: bool) -> Response<ClientBody> {
         }
         Err(Unknown::Service) => text(
             StatusCode::NOT_FOUND,
-            &format!("no Service {}\n", target.service),
+            &format!("no Service {}\n", quoted(&target.service)),
         ),
         Err(Unknown::Endpoint) => text(
             StatusCode::NOT_FOUND,
             &format!(
                 "Service {} has no endpoint {}\n",
-                target.service, target.endpoint
+                quoted(&target.service),
+                quoted(&target.endpoint)
             ),
         ),
     }

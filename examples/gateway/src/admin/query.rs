@@ -1,5 +1,6 @@
 //! The query of `/backends/drain` and `/backends/undrain`.
 
+use super::quoted;
 use std::time::Duration;
 
 /// `service`, `endpoint` and, for a drain, `deadline`.
@@ -13,37 +14,62 @@ pub struct Target {
     pub deadline: Option<Duration>,
 }
 
-/// Parses the query; the error is the reason for a 400.
-pub fn parse(query: &str, deadline_allowed: bool) -> Result<Target, String> {
+/// Why a query is refused with 400; the `Display` says it, quoting what
+/// the client sent only escaped and cut short.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(String);
+
+impl From<String> for QueryError {
+    fn from(why: String) -> Self {
+        QueryError(why)
+    }
+}
+
+impl From<&str> for QueryError {
+    fn from(why: &str) -> Self {
+        QueryError(why.to_owned())
+    }
+}
+
+/// Parses the query.
+pub fn parse(query: &str, deadline_allowed: bool) -> Result<Target, QueryError> {
     let (mut service, mut endpoint, mut deadline) = (None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = decode(v).ok_or_else(|| format!("{k}: bad percent-encoding"))?;
+        let v = decode(v).ok_or_else(|| format!("{}: bad percent-encoding", quoted(k)))?;
         let slot = match k {
             "service" => &mut service,
             "endpoint" => &mut endpoint,
             "deadline" if deadline_allowed => &mut deadline,
-            other => return Err(format!("unknown parameter {other:?}")),
+            other => return Err(format!("unknown parameter {}", quoted(other)).into()),
         };
         if slot.replace(v).is_some() {
-            return Err(format!("{k} given twice"));
+            return Err(format!("{k} given twice").into());
         }
     }
     let service = service.ok_or("missing service=NS/NAME")?;
     match service.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {}
-        _ => return Err(format!("service must be NS/NAME, got {service:?}")),
+        _ => return Err(format!("service must be NS/NAME, got {}", quoted(&service)).into()),
     }
     let endpoint = endpoint.ok_or("missing endpoint=HOST:PORT")?;
     match endpoint.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
-        _ => return Err(format!("endpoint must be HOST:PORT, got {endpoint:?}")),
+        _ => {
+            return Err(format!("endpoint must be HOST:PORT, got {}", quoted(&endpoint)).into());
+        }
     }
     let deadline = deadline
         .map(|d| {
             d.parse::<tower_sticky::duration::Duration>()
                 .map(|d| Duration::from_millis(d.as_millis()))
-                .map_err(|e| format!("deadline {d:?}: {e} (a duration such as 30s, 10m, 1h30m)"))
+                .map_err(|e| {
+                    format!(
+                        "deadline {}: {e} (a duration such as 30s, 10m, 1h30m)",
+                        quoted(&d)
+                    )
+                })
         })
         .transpose()?;
     Ok(Target {
@@ -60,8 +86,13 @@ fn decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Two hex digits exactly: `from_str_radix` alone would take
+            // `+1` as 0x01.
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(b[i]);
@@ -94,7 +125,7 @@ mod tests {
                 .endpoint,
             "[::1]:80"
         );
-        let err = |q: &str| parse(q, true).unwrap_err();
+        let err = |q: &str| parse(q, true).unwrap_err().to_string();
         assert_eq!(err("endpoint=a:1"), "missing service=NS/NAME");
         assert_eq!(err("service=a/b"), "missing endpoint=HOST:PORT");
         assert!(err("service=backend&endpoint=a:1").contains("NS/NAME"));
@@ -105,8 +136,11 @@ mod tests {
         assert!(
             parse("service=a/b&endpoint=a:1&deadline=1s", false)
                 .unwrap_err()
+                .to_string()
                 .contains("unknown parameter \"deadline\"")
         );
         assert!(err("service=a%2&endpoint=a:1").contains("percent"));
+        assert!(err("service=a/b%+1&endpoint=a:1").contains("percent"));
+        assert!(err("service=a/b%-1&endpoint=a:1").contains("percent"));
     }
 }

@@ -22,6 +22,54 @@ use tower_sticky::token::{KeySet, SigningKey};
 /// The shortest `--backend-id-key` accepted, as for signing keys.
 const MIN_ID_KEY_LEN: usize = 32;
 
+/// Why the keys cannot be had; each names its flag and file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A `--key-file` cannot be read.
+    #[error("--key-file {path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `--key-file` is no signing key (too short).
+    #[error("--key-file {path}: {source}")]
+    Signing {
+        /// The file.
+        path: String,
+        /// Why.
+        source: tower_sticky::token::KeyError,
+    },
+    /// `--backend` with `--key-file` but no `--backend-id-key`.
+    #[error(
+        "--backend with --key-file needs --backend-id-key FILE: the secret (at least 32 bytes, \
+         e.g. `head -c 32 /dev/urandom`) that keys backend ids in session tokens; share it \
+         between replicas and keep it when you rotate --key-file, or every session moves"
+    )]
+    NoIdKey,
+    /// The `--backend-id-key` cannot be read.
+    #[error("--backend-id-key {path}: cannot read: {source}")]
+    ReadIdKey {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `--backend-id-key` is too short.
+    #[error("--backend-id-key {path}: {len} bytes, at least {MIN_ID_KEY_LEN} are needed")]
+    ShortIdKey {
+        /// The file.
+        path: String,
+        /// Its length.
+        len: usize,
+    },
+    /// The operating system gave no random bytes.
+    #[error("cannot generate a random key: {0}")]
+    Random(getrandom::Error),
+}
+
 /// The keys and what is derived from them.
 #[derive(Debug)]
 pub struct Keys {
@@ -55,34 +103,36 @@ pub struct KeySources<'a> {
 /// them must be stable, and no stable secret other than a signing key is
 /// known otherwise. Without `--key-file` the sessions end with the process
 /// anyway, and the id secret is random too.
-pub fn load(sources: KeySources<'_>) -> Result<Keys, String> {
+pub fn load(sources: KeySources<'_>) -> Result<Keys, KeyError> {
     let mut keys = Vec::with_capacity(sources.key_files.len().max(1));
     for path in sources.key_files {
-        let key = std::fs::read(path)
-            .map_err(|e| format!("cannot read: {e}"))
-            .and_then(|bytes| SigningKey::new(&bytes).map_err(|e| e.to_string()))
-            .map_err(|e| format!("--key-file {}: {e}", path.display()))?;
+        let shown = || path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: shown(),
+            source,
+        })?;
+        let key = SigningKey::new(&bytes).map_err(|source| KeyError::Signing {
+            path: shown(),
+            source,
+        })?;
         keys.push(key);
     }
     let generated = keys.is_empty();
-    if generated {
-        keys.push(SigningKey::new(random_secret()?).map_err(|e| e.to_string())?);
-    }
-    let mut keys = keys.into_iter();
-    let mut set = KeySet::new(keys.next().ok_or("no key")?);
+    let first = if generated {
+        SigningKey::new(random_secret()?).map_err(|source| KeyError::Signing {
+            path: "<random>".into(),
+            source,
+        })?
+    } else {
+        keys.remove(0)
+    };
+    let mut set = KeySet::new(first);
     for key in keys {
         set = set.with_verify_only(key);
     }
     let id_secret = match sources.id_key {
         Some(path) => id_secret_from_file(path)?,
-        None if sources.backends && !generated => {
-            return Err(
-                "--backend with --key-file needs --backend-id-key FILE: the secret (at least 32 bytes, \
-                 e.g. `head -c 32 /dev/urandom`) that keys backend ids in session tokens; share it \
-                 between replicas and keep it when you rotate --key-file, or every session moves"
-                    .into(),
-            );
-        }
+        None if sources.backends && !generated => return Err(KeyError::NoIdKey),
         None => random_secret()?,
     };
     Ok(Keys {
@@ -95,25 +145,31 @@ pub fn load(sources: KeySources<'_>) -> Result<Keys, String> {
 /// The id secret from a `--backend-id-key` file: an HMAC of a fixed label
 /// under the file's bytes, so that the same bytes used elsewhere (even,
 /// against advice, as a signing key) give an unrelated secret.
-fn id_secret_from_file(path: &Path) -> Result<[u8; 32], String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("--backend-id-key {}: cannot read: {e}", path.display()))?;
+fn id_secret_from_file(path: &Path) -> Result<[u8; 32], KeyError> {
+    let shown = || path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| KeyError::ReadIdKey {
+        path: shown(),
+        source,
+    })?;
     if bytes.len() < MIN_ID_KEY_LEN {
-        return Err(format!(
-            "--backend-id-key {}: {} bytes, at least {MIN_ID_KEY_LEN} are needed",
-            path.display(),
-            bytes.len()
-        ));
+        return Err(KeyError::ShortIdKey {
+            path: shown(),
+            len: bytes.len(),
+        });
     }
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&bytes)
-        .map_err(|e| format!("--backend-id-key {}: {e}", path.display()))?;
+    // HMAC takes a key of any length: this cannot fail.
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&bytes).map_err(|_| KeyError::ShortIdKey {
+            path: shown(),
+            len: bytes.len(),
+        })?;
     mac.update(b"tower-sticky gateway: backend ids");
     Ok(mac.finalize().into_bytes().into())
 }
 
 /// 32 bytes from the operating system's generator.
-fn random_secret() -> Result<[u8; 32], String> {
+fn random_secret() -> Result<[u8; 32], KeyError> {
     let mut random = [0u8; 32];
-    getrandom::fill(&mut random).map_err(|e| format!("cannot generate a random key: {e}"))?;
+    getrandom::fill(&mut random).map_err(KeyError::Random)?;
     Ok(random)
 }

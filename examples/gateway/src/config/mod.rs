@@ -6,7 +6,9 @@
 //! serves anything; an invalid file stops start-up with
 //! `<file>: document <n>: <field>: <reason>`.
 
+pub mod backend_series;
 pub mod keys;
+pub mod order;
 pub mod rules;
 
 use std::fmt;
@@ -26,16 +28,70 @@ pub struct LoadedRoute {
     pub source: String,
     /// The route, typed and checked.
     pub route: Route,
+    /// Its `metadata.creationTimestamp`, if it has one: the older route
+    /// wins a tie ([`order`]).
+    pub created: Option<order::Created>,
 }
 
 /// A route or EndpointSlice file that cannot be used; its `Display` is the
-/// whole message: `file: document n: field: reason`.
+/// whole message: `file: document n: field: reason`, or both places of a
+/// route given twice.
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub struct ConfigError {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// `file: document n: field: reason`, already put together.
+    At(String),
+    /// The same namespace/name in two documents.
+    Duplicate {
+        route: String,
+        first: String,
+        second: String,
+    },
+}
+
+impl ConfigError {
+    /// A problem at a place in a file; `message` starts with the file (and
+    /// document and field, when known).
+    pub fn at(message: String) -> Self {
+        ConfigError {
+            kind: Kind::At(message),
+        }
+    }
+
+    /// The HTTPRoute `route` (`namespace/name`) is in both documents.
+    pub fn duplicate(route: String, first: String, second: String) -> Self {
+        ConfigError {
+            kind: Kind::Duplicate {
+                route,
+                first,
+                second,
+            },
+        }
+    }
+
+    /// Whether two documents define the same route.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self.kind, Kind::Duplicate { .. })
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match &self.kind {
+            Kind::At(message) => f.write_str(message),
+            Kind::Duplicate {
+                route,
+                first,
+                second,
+            } => write!(
+                f,
+                "{second}: metadata: HTTPRoute {route} is defined twice, also at {first}: a route's namespace/name must be unique"
+            ),
+        }
     }
 }
 
@@ -50,9 +106,10 @@ pub fn load_file(path: &Path) -> Result<Vec<LoadedRoute>, ConfigError> {
 /// A YAML file's name, as messages give it, and its text.
 pub fn read_text(path: &Path) -> Result<(String, String), ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read(path).map_err(|e| ConfigError(format!("{name}: cannot read: {e}")))?;
+    let text =
+        std::fs::read(path).map_err(|e| ConfigError::at(format!("{name}: cannot read: {e}")))?;
     let text = String::from_utf8(text)
-        .map_err(|_| ConfigError(format!("{name}: not valid YAML: not UTF-8 text")))?;
+        .map_err(|_| ConfigError::at(format!("{name}: not valid YAML: not UTF-8 text")))?;
     Ok((name, text))
 }
 
@@ -69,7 +126,7 @@ pub fn load_str(name: &str, text: &str) -> Result<Vec<LoadedRoute>, ConfigError>
     for (n, doc) in serde_saphyr::read_with_options::<_, Resource>(&mut input, options).enumerate()
     {
         let n = n + 1;
-        let at = |msg: String| ConfigError(format!("{name}: document {n}: {msg}"));
+        let at = |msg: String| ConfigError::at(format!("{name}: document {n}: {msg}"));
         let route = match doc {
             Err(e) if is_syntax_error(&e) => return Err(at(format!("not valid YAML: {e}"))),
             Err(e) => return Err(at(format!("not a valid HTTPRoute: {e}"))),
@@ -103,16 +160,64 @@ pub fn load_str(name: &str, text: &str) -> Result<Vec<LoadedRoute>, ConfigError>
         routes.push(LoadedRoute {
             source: format!("{name}: document {n}"),
             route,
+            created: None,
         });
     }
     if routes.is_empty() {
-        return Err(ConfigError(if skipped > 0 {
+        return Err(ConfigError::at(if skipped > 0 {
             format!("{name}: kind: not an HTTPRoute: no document is of kind HTTPRoute")
         } else {
             format!("{name}: no YAML document in the file")
         }));
     }
+    if text.contains("creationTimestamp") {
+        creation_timestamps(name, text, &mut routes)?;
+    }
     Ok(routes)
+}
+
+/// Only the part of a document [`creation_timestamps`] reads.
+#[derive(serde::Deserialize)]
+struct Stamped {
+    #[serde(default)]
+    metadata: Stamp,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stamp {
+    #[serde(default)]
+    creation_timestamp: Option<String>,
+}
+
+/// Reads the `metadata.creationTimestamp` of each route's document (the
+/// library's types do not keep it): a second, shallow pass over the text,
+/// whose documents number as the first pass's did.
+fn creation_timestamps(
+    name: &str,
+    text: &str,
+    routes: &mut [LoadedRoute],
+) -> Result<(), ConfigError> {
+    let mut input = text.as_bytes();
+    let options = serde_saphyr::options! { with_snippet: false };
+    let docs = serde_saphyr::read_with_options::<_, Stamped>(&mut input, options);
+    let mut routes = routes.iter_mut().peekable();
+    for (n, doc) in docs.enumerate() {
+        let source = format!("{name}: document {}", n + 1);
+        let Some(route) = routes.next_if(|r| r.source == source) else {
+            continue;
+        };
+        let stamp = doc.ok().and_then(|d| d.metadata.creation_timestamp);
+        if let Some(stamp) = stamp {
+            route.created = Some(order::Created::parse(&stamp).ok_or_else(|| {
+                ConfigError::at(format!(
+                    "{source}: metadata.creationTimestamp: {:?} is not an RFC 3339 time such as 2026-11-28T09:00:00Z",
+                    stamp.chars().take(40).collect::<String>()
+                ))
+            })?);
+        }
+    }
+    Ok(())
 }
 
 /// Whether the YAML parser (rather than the HTTPRoute schema) refused it.

@@ -16,6 +16,30 @@ use tower_sticky::policy::PersistenceType;
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{StickyBuilder, StickySessions};
 
+/// Why routes cannot become rules.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// A rule's `sessionPersistence` cannot make a session engine.
+    #[error("{at}: spec.rules[{index}].sessionPersistence: {source}")]
+    Sticky {
+        /// `file: document n`.
+        at: String,
+        /// The rule's index.
+        index: usize,
+        /// Why.
+        source: tower_sticky::sticky::BuildError,
+    },
+    /// A `--backend` flag no route uses (a typo, most likely).
+    #[error("--backend {spec}: no route has a backendRef to {what}")]
+    UnusedBackend {
+        /// The flag.
+        spec: String,
+        /// `Service "name"` and its port, if given.
+        what: String,
+    },
+}
+
 /// What the proxy needs to reach one backend endpoint: the Service
 /// endpoint it is (address, label, passive health, state and counters that
 /// outlive this snapshot) and this rule's request counter.
@@ -24,9 +48,12 @@ pub struct Upstream {
     /// The Service endpoint.
     pub member: Arc<Member>,
     /// Requests this rule forwarded to it, as
-    /// `gateway_backend_requests_total{route,rule,service,backend}` (kept by
-    /// the metrics registry across snapshots).
+    /// `gateway_backend_requests_total{route,rule,service,backend}` (kept
+    /// across snapshots while the endpoint stays).
     pub requests_metric: metrics::Counter,
+    /// The count `requests_metric` increments, which `/metrics` reads
+    /// ([`backend_series`](super::backend_series)).
+    pub requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How a rule spreads requests.
@@ -85,14 +112,20 @@ impl PartialEq for Upstream {
 /// gives it and its weight for new sessions.
 fn rule_members(refs: &[(ServiceKey, u32)], plan: &Plan) -> Vec<(Arc<Member>, BackendState, u32)> {
     let mut weighted: Vec<(Arc<Member>, BackendState, u32)> = Vec::new();
+    // Where each id is in `weighted`: a lookup, not a scan, per endpoint.
+    let mut at: std::collections::BTreeMap<tower_sticky::balance::BackendId, usize> =
+        std::collections::BTreeMap::new();
     for (key, ref_weight) in refs {
         let members = plan.members(key);
         let weight = endpoint_weight(*ref_weight, members.len());
         for (member, state) in members {
             // The same endpoint behind two backendRefs adds up.
-            match weighted.iter_mut().find(|(m, _, _)| m.id == member.id) {
-                Some((_, _, w)) => *w = w.saturating_add(weight),
-                None => weighted.push((Arc::clone(member), *state, weight)),
+            match at.get(&member.id) {
+                Some(&i) => weighted[i].2 = weighted[i].2.saturating_add(weight),
+                None => {
+                    at.insert(member.id, weighted.len());
+                    weighted.push((Arc::clone(member), *state, weight));
+                }
             }
         }
     }
@@ -101,14 +134,10 @@ fn rule_members(refs: &[(ServiceKey, u32)], plan: &Plan) -> Vec<(Arc<Member>, Ba
 
 /// A rule's endpoint of `member`.
 fn upstream(member: &Arc<Member>, route: &str, rule: usize) -> Upstream {
+    let requests = super::backend_series::counter(route, rule, &member.service.name, &member.label);
     Upstream {
-        requests_metric: metrics::counter!(
-            "gateway_backend_requests_total",
-            "route" => route.to_owned(),
-            "rule" => rule.to_string(),
-            "service" => member.service.name.clone(),
-            "backend" => member.label.clone(),
-        ),
+        requests_metric: metrics::Counter::from_arc(Arc::clone(&requests)),
+        requests,
         member: Arc::clone(member),
     }
 }
@@ -147,6 +176,32 @@ fn apply_rule_members(
     );
 }
 
+/// A new rule's endpoints, built in one go: linear in endpoints, where
+/// [`Backends::set_discovered`] swaps a snapshot per endpoint it adds.
+fn rule_backends(
+    refs: &[(ServiceKey, u32)],
+    plan: &Plan,
+    route: &str,
+    index: usize,
+) -> Backends<Upstream> {
+    let members = rule_members(refs, plan);
+    let states: Vec<(tower_sticky::balance::BackendId, BackendState)> = members
+        .iter()
+        .map(|(member, state, _)| (member.id, member.state_with(*state)))
+        .collect();
+    let backends: Backends<Upstream> = members
+        .into_iter()
+        .map(|(member, _, weight)| (member.id, upstream(&member, route, index), weight))
+        .collect();
+    let snapshot = backends.snapshot();
+    for (id, state) in states {
+        if let Some(e) = snapshot.get(id) {
+            e.set_state(state);
+        }
+    }
+    backends
+}
+
 /// Everything the proxy serves: one immutable snapshot of the
 /// configuration ([`crate::reload`] swaps whole ones in).
 #[derive(Debug)]
@@ -176,7 +231,7 @@ pub fn compile(
     plan: &Plan,
     keys: &Keys,
     strict: bool,
-) -> Result<Compiled, String> {
+) -> Result<Compiled, RuleError> {
     warn_shared_cookies(routes);
     let mut rules = Vec::new();
     let mut router = Router::default();
@@ -191,8 +246,7 @@ pub fn compile(
                 .map(|b| (service_key(ns, b), b.weight()))
                 .collect();
             let route_name = format!("{ns}/{}", route.name());
-            let backends: Backends<Upstream> = Backends::new();
-            apply_rule_members(&backends, &refs, plan, &route_name, i);
+            let backends = rule_backends(&refs, plan, &route_name, i);
             let target = match rule.session_policy() {
                 Some(policy) => {
                     let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
@@ -200,8 +254,10 @@ pub fn compile(
                         .scope(session_scope(ns, route.name(), i, rule.name()))
                         .strict(strict)
                         .build()
-                        .map_err(|e| {
-                            format!("{}: spec.rules[{i}].sessionPersistence: {e}", loaded.source)
+                        .map_err(|source| RuleError::Sticky {
+                            at: loaded.source.clone(),
+                            index: i,
+                            source,
                         })?;
                     Target::Sticky(sessions)
                 }
@@ -229,7 +285,7 @@ pub fn compile(
 }
 
 /// Every `--backend` must name a Service (and port) some route refers to.
-pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), String> {
+pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), RuleError> {
     for spec in specs {
         let used = routes.iter().any(|r| {
             r.route
@@ -243,9 +299,10 @@ pub fn check_specs(routes: &[LoadedRoute], specs: &[BackendSpec]) -> Result<(), 
                 Some(p) => format!("Service {:?} port {p}", spec.name),
                 None => format!("Service {:?}", spec.name),
             };
-            return Err(format!(
-                "--backend {spec}: no route has a backendRef to {what}"
-            ));
+            return Err(RuleError::UnusedBackend {
+                spec: spec.to_string(),
+                what,
+            });
         }
     }
     Ok(())

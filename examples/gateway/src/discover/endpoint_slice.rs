@@ -145,7 +145,7 @@ pub fn host_port(address: &str, port: u16) -> String {
 }
 
 fn err(at: &str, what: impl fmt::Display) -> ConfigError {
-    ConfigError(format!("{at}: {what}"))
+    ConfigError::at(format!("{at}: {what}"))
 }
 
 /// Reads a slice file.

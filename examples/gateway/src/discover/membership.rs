@@ -16,11 +16,19 @@
 use super::ServiceKey;
 use crate::probe::Health;
 use http::uri::Authority;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tower_sticky::balance::{BackendId, BackendState};
+
+/// A backend address that is no `host:port` URI authority.
+#[derive(Debug, thiserror::Error)]
+#[error("backend address {addr:?}: {source}")]
+pub struct BadAddress {
+    addr: String,
+    source: http::uri::InvalidUri,
+}
 
 /// One endpoint of one Service.
 #[derive(Debug)]
@@ -88,11 +96,12 @@ impl Member {
         id: BackendId,
         discovered: BackendState,
         health: Arc<Health>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BadAddress> {
         // An address that is no URI authority (`host:port`) is refused here,
         // when the configuration loads.
-        addr.parse::<Authority>()
-            .map_err(|e| format!("backend address {addr:?}: {e}"))?;
+        if let Err(source) = addr.parse::<Authority>() {
+            return Err(BadAddress { addr, source });
+        }
         Ok(Member {
             service,
             addr,
@@ -202,9 +211,16 @@ pub struct Membership {
 #[derive(Debug, Default)]
 pub struct Plan {
     services: HashMap<ServiceKey, Vec<(Arc<Member>, BackendState)>>,
+    /// Members that would join or leave.
+    changed: usize,
 }
 
 impl Plan {
+    /// How many members would join or leave.
+    pub fn changed(&self) -> usize {
+        self.changed
+    }
+
     /// The members of `service`, each with the state it would have.
     pub fn members(&self, service: &ServiceKey) -> &[(Arc<Member>, BackendState)] {
         self.services.get(service).map_or(&[], Vec::as_slice)
@@ -217,7 +233,7 @@ impl Membership {
     /// drain, health and counters carry over (and a new one at a known
     /// address shares its passive health). Nothing changes until
     /// [`commit`](Self::commit).
-    pub fn plan(&self, desired: &HashMap<ServiceKey, Vec<Desired>>) -> Result<Plan, String> {
+    pub fn plan(&self, desired: &HashMap<ServiceKey, Vec<Desired>>) -> Result<Plan, BadAddress> {
         let current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
         // A new member shares the passive health of its address.
         let mut health: HashMap<&str, Arc<Health>> = current
@@ -226,18 +242,25 @@ impl Membership {
             .map(|m| (m.addr.as_str(), Arc::clone(&m.health)))
             .collect();
         let mut plan = Plan::default();
+        // Linear in endpoints (hash lookups): a slice of 10,000 endpoints
+        // was a quadratic scan here (issue 19, finding 3).
         for (service, wanted) in desired {
-            let known = current.get(service).map_or(&[][..], Vec::as_slice);
+            let known: HashMap<&str, &Arc<Member>> = current
+                .get(service)
+                .map(|ms| ms.iter().map(|m| (m.addr.as_str(), m)).collect())
+                .unwrap_or_default();
+            let mut seen: HashSet<&str> = HashSet::with_capacity(wanted.len());
             let mut members = Vec::with_capacity(wanted.len());
+            let mut kept = 0;
             for d in wanted {
-                if members
-                    .iter()
-                    .any(|(m, _): &(Arc<Member>, BackendState)| m.addr == d.addr)
-                {
+                if !seen.insert(d.addr.as_str()) {
                     continue; // the same address twice (two slices): once
                 }
-                let member = match known.iter().find(|m| m.addr == d.addr && m.id == d.id) {
-                    Some(m) => Arc::clone(m),
+                let member = match known.get(d.addr.as_str()).filter(|m| m.id == d.id) {
+                    Some(m) => {
+                        kept += 1;
+                        Arc::clone(m)
+                    }
                     None => Arc::new(Member::new(
                         service.clone(),
                         d.addr.clone(),
@@ -249,8 +272,14 @@ impl Membership {
                 };
                 members.push((member, d.state));
             }
+            plan.changed += (members.len() - kept) + (known.len() - kept);
             plan.services.insert(service.clone(), members);
         }
+        plan.changed += current
+            .iter()
+            .filter(|(service, _)| !desired.contains_key(*service))
+            .map(|(_, members)| members.len())
+            .sum::<usize>();
         Ok(plan)
     }
 
@@ -260,14 +289,16 @@ impl Membership {
         let mut next: HashMap<ServiceKey, Vec<Arc<Member>>> = HashMap::new();
         for (service, members) in &plan.services {
             let before = current.get(service).map_or(&[][..], Vec::as_slice);
+            let was: HashSet<*const Member> = before.iter().map(Arc::as_ptr).collect();
+            let is: HashSet<*const Member> = members.iter().map(|(m, _)| Arc::as_ptr(m)).collect();
             for (m, state) in members {
                 m.set_discovered(*state);
-                if !before.iter().any(|b| Arc::ptr_eq(b, m)) && !before.is_empty() {
+                if !before.is_empty() && !was.contains(&Arc::as_ptr(m)) {
                     tracing::info!(service = %service, endpoint = %m.addr, state = m.state_name(), "endpoint joined");
                 }
             }
             for b in before {
-                if !members.iter().any(|(m, _)| Arc::ptr_eq(b, m)) {
+                if !is.contains(&Arc::as_ptr(b)) {
                     tracing::info!(service = %service, endpoint = %b.addr, "endpoint left");
                 }
             }

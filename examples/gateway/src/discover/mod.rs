@@ -19,6 +19,7 @@
 pub mod dns;
 pub mod endpoint_slice;
 pub mod membership;
+pub mod sizes;
 pub mod sources;
 pub mod watch;
 

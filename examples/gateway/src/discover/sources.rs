@@ -37,6 +37,40 @@ pub struct Sources {
     pub demo: bool,
 }
 
+/// Why the routes' Services cannot all get endpoints.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A backendRef that no `--backend` and no slice serves.
+    #[error(
+        "{at}: spec.rules[{rule}].backendRefs[{backend}]: HTTPRoute {route}{}: Service {service}{} \
+         is not mapped by any --backend and has no EndpointSlice in any --endpoints file; \
+         with --backend or --endpoints in use every backendRef needs one (in-process echo \
+         replicas serve only when neither is given)",
+        rule_name.as_ref().map(|n| format!(" (rule {n:?})")).unwrap_or_default(),
+        port.map(|p| format!(" port {p}")).unwrap_or_default()
+    )]
+    Unserved {
+        /// `file: document n`.
+        at: String,
+        /// The rule's index.
+        rule: usize,
+        /// The backendRef's index.
+        backend: usize,
+        /// `namespace/name` of the route.
+        route: String,
+        /// The rule's name, if it has one.
+        rule_name: Option<String>,
+        /// `namespace/name` of the Service.
+        service: String,
+        /// The backendRef's port, if given.
+        port: Option<u16>,
+    },
+    /// Demo mode: an echo replica cannot listen.
+    #[error("cannot start an echo replica: {0}")]
+    Echo(std::io::Error),
+}
+
 /// The Service a `backendRef` of a route in `route_namespace` names.
 pub fn service_key(route_namespace: &str, backend: &BackendRef) -> ServiceKey {
     ServiceKey {
@@ -54,7 +88,7 @@ impl Sources {
     pub fn desired(
         &self,
         routes: &[LoadedRoute],
-    ) -> Result<HashMap<ServiceKey, Vec<Desired>>, String> {
+    ) -> Result<HashMap<ServiceKey, Vec<Desired>>, SourceError> {
         let mut out: HashMap<ServiceKey, Vec<Desired>> = HashMap::new();
         for loaded in routes {
             let route = &loaded.route;
@@ -64,22 +98,14 @@ impl Sources {
                     if out.contains_key(&key) {
                         continue;
                     }
-                    let endpoints = self.endpoints(&key).ok_or_else(|| {
-                        let rule_name = rule
-                            .name()
-                            .map(|n| format!(" (rule {n:?})"))
-                            .unwrap_or_default();
-                        let port = key.port.map(|p| format!(" port {p}")).unwrap_or_default();
-                        format!(
-                            "{}: spec.rules[{i}].backendRefs[{b}]: HTTPRoute {}/{}{rule_name}: Service {}{port} \
-                             is not mapped by any --backend and has no EndpointSlice in any --endpoints file; \
-                             with --backend or --endpoints in use every backendRef needs one (in-process echo \
-                             replicas serve only when neither is given)",
-                            loaded.source,
-                            route.namespace(),
-                            route.name(),
-                            key.qualified(),
-                        )
+                    let endpoints = self.endpoints(&key).ok_or_else(|| SourceError::Unserved {
+                        at: loaded.source.clone(),
+                        rule: i,
+                        backend: b,
+                        route: format!("{}/{}", route.namespace(), route.name()),
+                        rule_name: rule.name().map(str::to_owned),
+                        service: key.qualified(),
+                        port: key.port,
                     })?;
                     out.insert(key, endpoints);
                 }
@@ -143,7 +169,7 @@ impl Sources {
         &mut self,
         routes: &[LoadedRoute],
         replicas: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), SourceError> {
         if !self.demo {
             return Ok(());
         }
@@ -168,15 +194,15 @@ async fn start_replicas(
     namespace: &str,
     service: &str,
     count: usize,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, SourceError> {
     let mut pods = Vec::with_capacity(count);
     for pod in echo::pod_names(service, count) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| format!("cannot start an echo replica: {e}"))?;
+            .map_err(SourceError::Echo)?;
         let addr = listener
             .local_addr()
-            .map_err(|e| format!("cannot start an echo replica: {e}"))?
+            .map_err(SourceError::Echo)?
             .to_string();
         let info = Arc::new(EchoInfo {
             pod: pod.clone(),
@@ -227,7 +253,7 @@ endpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: false, serving: true, 
             slices: slices("cart", "10.9.9.9"),
             ..Sources::default()
         };
-        let err = sources.desired(&routes).unwrap_err();
+        let err = sources.desired(&routes).unwrap_err().to_string();
         for needle in [
             "r.yaml: document 1: spec.rules[0].backendRefs[1]",
             "HTTPRoute prod/shop (rule \"cart\")",

@@ -7,7 +7,12 @@
 //! few times a second sees all three the same way.
 //!
 //! A change counts once the bytes are the same on two polls in a row, so a
-//! file being written in place is not read half-written.
+//! file being written in place is not read while the writer keeps writing;
+//! but a writer that pauses for longer than a poll is read half-written
+//! (issue 19, finding 4). Files must be replaced atomically (written
+//! beside, then renamed over), as kubelet and `kubectl` do; a change that
+//! shrinks a Service by more than half is logged as a warning
+//! ([`super::sizes`]).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -14,8 +14,9 @@
 //! 3. a method match;
 //! 4. the most header matches;
 //! 5. the most query parameter matches;
-//! 6. the order routes were loaded in (files, then documents), then rule
-//!    order, then match order.
+//! 6. the oldest `metadata.creationTimestamp`, then `{namespace}/{name}`
+//!    alphabetically (the routes arrive in that order,
+//!    [`crate::config::order`]), then rule order, then match order.
 //!
 //! The matches arrive typed from [`tower_sticky::route`] (paths, header
 //! names, methods and regular expressions were parsed and compiled once, when
@@ -139,7 +140,7 @@ fn query_matches(query: &str, name: &str, v: &ValueMatcher) -> bool {
         .is_some_and(|(_, value)| v.matches(value))
 }
 
-/// Every entry, in load order.
+/// Every entry, in precedence order of their routes.
 #[derive(Debug, Default)]
 pub struct Router {
     entries: Vec<Entry>,

@@ -2,7 +2,9 @@
 //! `tower-sticky-echo` binaries on 127.0.0.1 with ephemeral ports, driven by
 //! `curl` (the seed's lines, verbatim) and by hyper.
 
+mod admin_guard;
 mod bad_input;
+mod control_plane;
 mod dns;
 mod failures;
 mod gep1619;
@@ -13,6 +15,7 @@ mod operations;
 mod proxying;
 mod raw;
 mod reuse_and_limits;
+mod route_order;
 mod sessions;
 mod shutdown;
 mod support;

@@ -548,3 +548,79 @@ pub fn upgrade_echo(addr: &str, extra: &str) -> (std::net::TcpStream, String) {
     }
     (s, String::from_utf8_lossy(&head).to_ascii_lowercase())
 }
+
+// ---- The control plane (issue 19) ----
+
+impl Proc {
+    /// Starts the gateway as [`gateway`] does, but through `sh -c` with
+    /// `setup` run first (`ulimit -n 256`), so that the limit holds for the
+    /// gateway itself.
+    pub fn gateway_after(setup: &str, args: &[&str]) -> Proc {
+        let mut script = format!("{setup}; exec \"$0\" --listen 127.0.0.1:0");
+        for i in 1..=args.len() {
+            script.push_str(&format!(" \"${{{i}}}\""));
+        }
+        let gateway = example("gateway");
+        let mut all = vec!["-c", script.as_str(), gateway.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        Proc::start_program("sh", &all)
+    }
+
+    /// [`Proc::start`] for any program on the `PATH`.
+    fn start_program(program: &str, args: &[&str]) -> Proc {
+        let log = temp_file(&format!("{program}.log"), b"");
+        let mut child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let (mut admin, mut banner) = (None, Vec::new());
+        loop {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{program} {args:?} did not print its address: {:?}",
+                    std::fs::read_to_string(&log)
+                );
+            };
+            if let Some(a) = line.strip_prefix("admin listening on ") {
+                admin = Some(a.to_owned());
+            } else if let Some(url) = line.strip_prefix("listening on ") {
+                let addr = url.trim_start_matches("http://").to_owned();
+                return Proc {
+                    child,
+                    url: url.to_owned(),
+                    addr,
+                    admin,
+                    log,
+                    banner,
+                };
+            }
+            banner.push(line);
+        }
+    }
+}
+
+/// Sends `raw` on a new connection to `addr` and reads until the server
+/// closes it (at most 20 s); returns what came back.
+pub fn raw_exchange(addr: &str, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(raw).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
