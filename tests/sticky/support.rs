@@ -110,7 +110,11 @@ pub async fn send_req<B: Balance<&'static str>>(
             .get(name)
             .map(|v| v.to_str().unwrap().to_owned())
     };
-    let name = sessions.policy().name().to_ascii_lowercase();
+    let name = sessions
+        .policy()
+        .expect("a session policy")
+        .name()
+        .to_ascii_lowercase();
     Answer {
         status: res.status().as_u16(),
         outcome: header("x-outcome")
