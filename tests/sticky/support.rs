@@ -126,6 +126,6 @@ pub async fn send_req<B: Balance<&'static str>>(
             header(&name)
         },
         upstream_cookie: header("x-upstream-cookie"),
-        pod: res.into_body().into_inner(),
+        pod: res.into_body().into_inner().unwrap_or_default(),
     }
 }
