@@ -95,6 +95,7 @@
 mod body;
 mod builder;
 mod decision;
+mod failover;
 mod future;
 mod hand_off;
 mod layer;
@@ -109,6 +110,7 @@ mod sessions;
 pub use body::InFlightBody;
 pub use builder::{BuildError, BuildErrorKind, StickyBuilder};
 pub use decision::{Decision, DecisionParts, Issue, RequestRewrite};
+pub use failover::{DEFAULT_BUFFER_LIMIT, StickyFailover, StickyFailoverLayer};
 pub use future::ResponseFuture;
 pub use hand_off::{StickyHandOff, StickyHandOffLayer};
 pub use layer::StickyLayer;

@@ -1,0 +1,161 @@
+use bytes::{Buf, Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The request body the failover layer sends to its inner service: the
+/// client's body held whole (so that it can be sent again, to another
+/// backend), or, when it is larger than the buffer bound, the part read so
+/// far followed by the rest as it streams (sent once).
+#[derive(Debug)]
+pub struct ReplayBody<B> {
+    kind: Kind<B>,
+}
+
+#[derive(Debug)]
+enum Kind<B> {
+    Whole {
+        data: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+    },
+    Streamed {
+        prefix: Option<Bytes>,
+        rest: B,
+    },
+}
+
+impl<B> ReplayBody<B> {
+    /// Whether the body is held whole, so it can be sent again.
+    #[must_use]
+    pub fn is_replayable(&self) -> bool {
+        matches!(self.kind, Kind::Whole { .. })
+    }
+
+    /// A copy for one more attempt, if the body is held whole (cheap:
+    /// `Bytes` are shared).
+    pub(crate) fn replay(&self) -> Option<Self> {
+        match &self.kind {
+            Kind::Whole { data, trailers } => Some(ReplayBody {
+                kind: Kind::Whole {
+                    data: data.clone(),
+                    trailers: trailers.clone(),
+                },
+            }),
+            Kind::Streamed { .. } => None,
+        }
+    }
+}
+
+impl<B> ReplayBody<B>
+where
+    B: Body + Unpin,
+    B::Data: Buf,
+{
+    /// Reads `body` whole if it is at most `limit` bytes; otherwise keeps
+    /// what was read and streams the rest. A body that says (by its size
+    /// hint, `Content-Length`) it is larger is not read at all.
+    pub(crate) async fn read(mut body: B, limit: usize) -> Result<Self, B::Error> {
+        if body.size_hint().lower() > limit as u64 {
+            return Ok(ReplayBody {
+                kind: Kind::Streamed {
+                    prefix: None,
+                    rest: body,
+                },
+            });
+        }
+        let mut buf = BytesMut::new();
+        let mut trailers = None;
+        while !body.is_end_stream() {
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+            let Some(frame) = frame.transpose()? else {
+                break;
+            };
+            match frame.into_data() {
+                Ok(mut data) => {
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        buf.extend_from_slice(chunk);
+                        let n = chunk.len();
+                        data.advance(n);
+                    }
+                    if buf.len() > limit {
+                        return Ok(ReplayBody {
+                            kind: Kind::Streamed {
+                                prefix: Some(buf.freeze()),
+                                rest: body,
+                            },
+                        });
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(t) = frame.into_trailers() {
+                        trailers = Some(t);
+                    }
+                }
+            }
+        }
+        Ok(ReplayBody {
+            kind: Kind::Whole {
+                data: (!buf.is_empty()).then(|| buf.freeze()),
+                trailers,
+            },
+        })
+    }
+}
+
+impl<B> Body for ReplayBody<B>
+where
+    B: Body + Unpin,
+    B::Data: Buf,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match &mut self.kind {
+            Kind::Whole { data, trailers } => Poll::Ready(
+                data.take()
+                    .map(Frame::data)
+                    .or_else(|| trailers.take().map(Frame::trailers))
+                    .map(Ok),
+            ),
+            Kind::Streamed { prefix, rest } => {
+                if let Some(prefix) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(prefix))));
+                }
+                Pin::new(rest).poll_frame(cx).map(|frame| {
+                    frame.map(|r| r.map(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining()))))
+                })
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Whole { data, trailers } => data.is_none() && trailers.is_none(),
+            Kind::Streamed { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Whole { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Kind::Streamed { prefix, rest } => {
+                let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower().saturating_add(extra));
+                if let Some(u) = inner.upper() {
+                    hint.set_upper(u.saturating_add(extra));
+                }
+                hint
+            }
+        }
+    }
+}
