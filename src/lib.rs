@@ -43,6 +43,7 @@ pub mod balance;
 pub mod carrier;
 pub mod duration;
 pub mod failover;
+pub mod forward;
 pub mod policy;
 #[cfg(feature = "serde")]
 pub mod route;
