@@ -57,11 +57,11 @@ impl Route {
             None => StickyBuilder::plain(backends),
         };
         let rule_name = rule.name().map_or_else(|| index.to_string(), str::to_owned);
-        Some(
-            builder
-                .balancer(Weighted::new())
-                .scope(format!("{}/{}/rule/{rule_name}", self.namespace(), self.name())),
-        )
+        Some(builder.balancer(Weighted::new()).scope(format!(
+            "{}/{}/rule/{rule_name}",
+            self.namespace(),
+            self.name()
+        )))
     }
 }
 
