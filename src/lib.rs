@@ -53,9 +53,12 @@ pub mod token;
 pub use balance::{BackendId, BackendState, Backends, Balance, Endpoint, InFlight};
 pub use carrier::{ClientTls, CookieAttributes};
 pub use policy::{PolicyError, SessionPersistence, SessionPolicy};
+#[allow(deprecated)]
+pub use sticky::Issue;
 pub use sticky::{
-    BuildError, Decision, InFlightBody, Issue, Outcome, Pinned, RequestHead, RequestRewrite,
-    Sticky, StickyBuilder, StickyHandOff, StickyHandOffLayer, StickyLayer, StickySessions,
+    BuildError, Decision, InFlightBody, Outcome, Pinned, RequestHead, RequestRewrite, ResponseBody,
+    SessionHeader, Sticky, StickyBuilder, StickyFailover, StickyFailoverLayer, StickyHandOff,
+    StickyHandOffLayer, StickyLayer, StickySessions,
 };
 pub use token::{KeySet, SigningKey};
 

@@ -182,7 +182,7 @@ fn sessions(backends: Backends<usize>) -> StickySessions<usize, Weighted> {
 }
 
 fn cookie_of(decision: &tower_sticky::Decision<usize>) -> HeaderMap {
-    let set_cookie = decision.issue().unwrap().value().to_str().unwrap();
+    let set_cookie = decision.session_header().unwrap().value().to_str().unwrap();
     let mut headers = HeaderMap::new();
     headers.insert(
         "cookie",
@@ -268,7 +268,7 @@ fn a_retry_never_goes_back_to_a_tried_backend_even_in_panic() {
     for _ in 0..10 {
         let d = engine.repin_excluding(head, Outcome::RepinnedDown, &[id(0)]);
         assert_eq!(d.target(), Some(&1));
-        assert!(d.issue().is_some());
+        assert!(d.session_header().is_some());
     }
     let d = engine.repin_excluding(head, Outcome::RepinnedDown, &[id(0), id(1)]);
     assert_eq!(d.outcome(), Outcome::NoBackend);

@@ -231,7 +231,7 @@ where
         mut outcome,
         endpoint,
         rewrite,
-        mut issue,
+        session_header: mut issue,
         ..
     } = sessions.decide(RequestHead::of(&req)).into_parts();
     let Some(mut endpoint) = endpoint else {
@@ -309,7 +309,7 @@ where
         let Some(next_endpoint) = next.endpoint else {
             return Ok(no_backend());
         };
-        (endpoint, outcome, issue) = (next_endpoint, next.outcome, next.issue);
+        (endpoint, outcome, issue) = (next_endpoint, next.outcome, next.session_header);
         // The session the client sent is gone with its backend: the retry's
         // new cookie is the only one written.
     }

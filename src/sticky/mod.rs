@@ -37,7 +37,7 @@
 //! request is re-decided on a backend it has not tried, with one new
 //! cookie, and sent again (its body held up to a bound), within RFC 9110
 //! §9.2.2 ([`RetryRules`](crate::failover::RetryRules)). A
-//! [`Prober`](crate::failover::Prober) (feature `prober`) brings backends
+//! `failover::Prober` (feature `prober`) brings backends
 //! back. The plain [`StickyLayer`] does none of this: it pins, and answers
 //! 503 when no backend can take a request.
 //!
@@ -104,7 +104,7 @@
 //! call: [`StickySessions::decide`] reads a borrowed [`RequestHead`] (method,
 //! URI, headers, TLS) and returns a [`Decision`]: the backend, the
 //! [`RequestRewrite`] that takes the session value out of the request, the
-//! [`Issue`] to add to the response, and an [`InFlight`](crate::balance::InFlight)
+//! [`SessionHeader`] to add to the response, and an [`InFlight`](crate::balance::InFlight)
 //! guard on demand. [`StickySessions::route_parts`] and
 //! [`StickySessions::route_headers`] make the rewrite on the spot.
 //!
@@ -169,7 +169,9 @@ mod sessions;
 
 pub use body::InFlightBody;
 pub use builder::{BuildError, BuildErrorKind, StickyBuilder};
-pub use decision::{Decision, DecisionParts, Issue, RequestRewrite};
+#[allow(deprecated)]
+pub use decision::Issue;
+pub use decision::{Decision, DecisionParts, RequestRewrite, SessionHeader};
 pub use failover::{DEFAULT_BUFFER_LIMIT, StickyFailover, StickyFailoverLayer};
 pub use future::ResponseFuture;
 pub use hand_off::{StickyHandOff, StickyHandOffLayer};

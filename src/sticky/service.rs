@@ -1,5 +1,5 @@
 use super::future::ResponseFuture;
-use super::{Issue, Pinned, RequestHead, ResponseBody, StickyLayer, StickySessions};
+use super::{Pinned, RequestHead, ResponseBody, SessionHeader, StickyLayer, StickySessions};
 use crate::balance::{Balance, InFlight, RoundRobin};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -75,7 +75,7 @@ where
 /// What both services make of a request before the inner call.
 pub(super) struct PinnedCall<T> {
     pub(super) pinned: Pinned<T>,
-    pub(super) issue: Option<Issue>,
+    pub(super) issue: Option<SessionHeader>,
     pub(super) in_flight: InFlight,
 }
 
@@ -93,7 +93,7 @@ where
         outcome,
         endpoint,
         rewrite,
-        issue,
+        session_header: issue,
         ..
     } = sessions.decide(RequestHead::of(req)).into_parts();
     let endpoint = endpoint?;
