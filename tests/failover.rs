@@ -343,3 +343,52 @@ fn health_shared_by_two_sets_is_seen_by_both_at_once() {
     cell.revive();
     assert_eq!(rule_2.health().taking_new_sessions, 2);
 }
+
+/// A one-shot HTTP server on 127.0.0.1 answering every connection with
+/// `status_line`; returns its address.
+async fn health_endpoint(status_line: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = [0u8; 512];
+            let _ = stream.read(&mut head).await;
+            assert!(head.starts_with(b"GET /healthz HTTP/1.1\r\n"));
+            let _ = stream.write_all(status_line.as_bytes()).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_prober_revives_only_ejected_backends_that_pass_its_check() {
+    use std::net::SocketAddr;
+    use tower_sticky::failover::Prober;
+    let healthy = health_endpoint("HTTP/1.1 204 No Content\r\n\r\n").await;
+    let failing = health_endpoint("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
+    let closed: SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let backends: Backends<SocketAddr> = [healthy, failing, closed]
+        .into_iter()
+        .map(|a| (BackendId::from_name(&a.to_string()), a, 1))
+        .collect();
+    let snap = backends.snapshot();
+    for e in snap.endpoints() {
+        e.health().eject(Ejection::Refused);
+    }
+    let prober =
+        Prober::http_get(backends.clone(), "/healthz").timeout(std::time::Duration::from_secs(5));
+    assert_eq!(prober.probe_once().await, 1);
+    let ejected: Vec<bool> = snap
+        .endpoints()
+        .iter()
+        .map(|e| e.health().ejection().is_some())
+        .collect();
+    assert_eq!(ejected, [false, true, true]);
+    // TCP: a listening socket is enough.
+    assert_eq!(Prober::tcp(backends).probe_once().await, 1);
+    assert!(snap.endpoints()[2].health().ejection().is_some());
+}

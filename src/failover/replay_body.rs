@@ -159,3 +159,60 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use std::convert::Infallible;
+
+    async fn collect<B: Body<Data = Bytes> + Unpin>(body: B) -> (Bytes, Option<HeaderMap>)
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let collected = body.collect().await.unwrap();
+        let trailers = collected.trailers().cloned();
+        (collected.to_bytes(), trailers)
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_bound_is_replayed_whole_with_its_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", "42".parse().unwrap());
+        let chunks = ["ab", "cd", "ef"].map(|c| Ok::<_, Infallible>(Frame::data(Bytes::from(c))));
+        let body = StreamBody::new(futures_util::stream::iter(chunks))
+            .with_trailers(std::future::ready(Some(Ok(trailers.clone()))));
+        let held = ReplayBody::read(body, 6).await.unwrap();
+        assert!(held.is_replayable());
+        let again = held.replay().unwrap();
+        assert_eq!(again.size_hint().exact(), Some(6));
+        for body in [again, held] {
+            assert_eq!(
+                collect(body).await,
+                (Bytes::from("abcdef"), Some(trailers.clone()))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_bound_streams_once_with_nothing_lost() {
+        let chunks =
+            ["abc", "def", "ghi"].map(|c| Ok::<_, Infallible>(Frame::data(Bytes::from(c))));
+        let body = StreamBody::new(futures_util::stream::iter(chunks));
+        let held = ReplayBody::read(body, 4).await.unwrap();
+        assert!(!held.is_replayable() && held.replay().is_none());
+        assert_eq!(collect(held).await.0, Bytes::from("abcdefghi"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_says_it_is_too_big_is_not_read_at_all() {
+        let held = ReplayBody::read(Full::new(Bytes::from("0123456789")), 9)
+            .await
+            .unwrap();
+        assert!(!held.is_replayable());
+        assert_eq!(held.size_hint().exact(), Some(10));
+        assert_eq!(collect(held).await.0, Bytes::from("0123456789"));
+        let empty = ReplayBody::read(Full::new(Bytes::new()), 0).await.unwrap();
+        assert!(empty.is_replayable() && empty.is_end_stream());
+    }
+}

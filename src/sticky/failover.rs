@@ -36,6 +36,11 @@ pub const DEFAULT_BUFFER_LIMIT: usize = 64 * 1024;
 /// defaults: [`ConnectErrors`] (a refused connection is a failure),
 /// [`RetryRules::new`], [`PassiveHealth::new`], bodies held up to
 /// [`DEFAULT_BUFFER_LIMIT`].
+///
+/// An ejected backend stays out until something revives it: run a
+/// `failover::Prober` (feature `prober`) over the same backends, or call
+/// [`HealthCell::revive`](crate::balance::HealthCell::revive). Meanwhile
+/// the panic rule keeps a set whose every backend is ejected serving.
 #[must_use]
 pub struct StickyFailoverLayer<T, B = RoundRobin, C = ConnectErrors> {
     config: Config<T, B, C>,
