@@ -62,6 +62,19 @@ fn proxy(
     })
 }
 
+/// Pods for which `dead` holds refuse connections; the others answer.
+fn refusing(
+    dead: impl Fn(&str) -> bool + Clone + Send + 'static,
+) -> impl Fn(&str) -> Behaviour + Clone + Send + 'static {
+    move |pod| {
+        if dead(pod) {
+            Behaviour::Refuses
+        } else {
+            Behaviour::Answers
+        }
+    }
+}
+
 fn request(method: Method, cookie: Option<&str>, body: &'static str) -> Request<Full<Bytes>> {
     let mut req = Request::builder().method(method);
     if let Some(c) = cookie {
@@ -69,6 +82,14 @@ fn request(method: Method, cookie: Option<&str>, body: &'static str) -> Request<
     }
     req.body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap()
+}
+
+/// One request through `svc`, once it is ready.
+async fn call<S>(svc: &mut S, req: Request<Full<Bytes>>) -> Result<S::Response, S::Error>
+where
+    S: Service<Request<Full<Bytes>>>,
+{
+    svc.ready().await?.call(req).await
 }
 
 fn session_cookies<B>(res: &Response<B>) -> Vec<String> {
@@ -87,22 +108,12 @@ async fn a_refused_pinned_backend_fails_over_with_one_new_cookie_and_stays_down(
     let log = Log::default();
     let dead = Arc::new(Mutex::new(None::<&'static str>));
     let is_dead = Arc::clone(&dead);
-    let behaviour = move |pod: &str| {
-        if *is_dead.lock().unwrap() == Some(pod) {
-            Behaviour::Refuses
-        } else {
-            Behaviour::Answers
-        }
-    };
+    let behaviour = refusing(move |pod| *is_dead.lock().unwrap() == Some(pod));
     let mut svc = StickyLayer::from_sessions(sessions)
         .failover()
         .layer(proxy(behaviour, log.clone()));
 
-    let first = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Method::GET, None, ""))
+    let first = call(&mut svc, request(Method::GET, None, ""))
         .await
         .unwrap();
     let pinned = first.body().get_ref().unwrap().clone();
@@ -113,11 +124,7 @@ async fn a_refused_pinned_backend_fails_over_with_one_new_cookie_and_stays_down(
         .to_owned();
     *dead.lock().unwrap() = Some(PODS.iter().find(|p| **p == pinned).copied().unwrap());
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Method::GET, Some(&cookie), ""))
+    let res = call(&mut svc, request(Method::GET, Some(&cookie), ""))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -131,11 +138,7 @@ async fn a_refused_pinned_backend_fails_over_with_one_new_cookie_and_stays_down(
 
     let new_cookie = new[0].split(';').next().unwrap().to_owned();
     for _ in 0..10 {
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(Method::GET, Some(&new_cookie), ""))
+        let res = call(&mut svc, request(Method::GET, Some(&new_cookie), ""))
             .await
             .unwrap();
         assert_eq!(res.body().get_ref(), Some(&other));
@@ -147,22 +150,12 @@ async fn a_refused_pinned_backend_fails_over_with_one_new_cookie_and_stays_down(
 async fn a_refused_post_is_answered_by_another_backend_with_the_same_bytes() {
     let sessions = sessions(seed_policy(), pods(&PODS[..3]), &ManualClock::new(T0));
     let log = Log::default();
-    let behaviour = |pod: &str| {
-        if pod == PODS[0] {
-            Behaviour::Refuses
-        } else {
-            Behaviour::Answers
-        }
-    };
+    let behaviour = refusing(|pod| pod == PODS[0]);
     let mut svc = StickyLayer::from_sessions(sessions)
         .failover()
         .layer(proxy(behaviour, log.clone()));
     // Round robin: the first new session goes to PODS[0], which refuses.
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Method::POST, None, "order=42"))
+    let res = call(&mut svc, request(Method::POST, None, "order=42"))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -189,11 +182,7 @@ async fn a_post_a_backend_acted_on_is_not_replayed_and_gets_502() {
         .failover()
         .classify(classify);
     let mut svc = layer.layer(proxy(|_: &str| Behaviour::ActsThenResets, log.clone()));
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Method::POST, None, "pay=1"))
+    let res = call(&mut svc, request(Method::POST, None, "pay=1"))
         .await
         .unwrap();
     assert_eq!(res.status(), 502);
@@ -201,11 +190,7 @@ async fn a_post_a_backend_acted_on_is_not_replayed_and_gets_502() {
     assert_eq!(log.lock().unwrap().len(), 1, "the POST ran once");
 
     // A GET is retried once, on another backend, then given up.
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Method::GET, None, ""))
+    let res = call(&mut svc, request(Method::GET, None, ""))
         .await
         .unwrap();
     assert_eq!(res.status(), 502);
@@ -220,22 +205,12 @@ async fn a_body_over_the_bound_is_streamed_once_and_not_replayed() {
         // Fresh pods each time: round robin sends the first request to
         // PODS[0], which refuses.
         let sessions = sessions(seed_policy(), pods(&PODS[..2]), &ManualClock::new(T0));
-        let behaviour = |pod: &str| {
-            if pod == PODS[0] {
-                Behaviour::Refuses
-            } else {
-                Behaviour::Answers
-            }
-        };
+        let behaviour = refusing(|pod| pod == PODS[0]);
         let layer = StickyLayer::from_sessions(sessions)
             .failover()
             .buffer_limit(4);
         let mut svc = layer.layer(proxy(behaviour, Log::default()));
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(Method::PUT, None, body))
+        let res = call(&mut svc, request(Method::PUT, None, body))
             .await
             .unwrap();
         assert_eq!(res.status(), status, "{body}");
@@ -247,11 +222,7 @@ async fn errors_that_are_not_backend_failures_reach_the_caller() {
     let sessions = sessions(seed_policy(), pods(&PODS[..2]), &ManualClock::new(T0));
     let layer = StickyLayer::from_sessions(sessions).failover();
     let mut svc = layer.layer(proxy(|_: &str| Behaviour::ActsThenResets, Log::default()));
-    let err = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Method::GET, None, ""))
+    let err = call(&mut svc, request(Method::GET, None, ""))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
