@@ -152,6 +152,35 @@ proptest! {
     }
 
     #[test]
+    fn a_set_serves_whenever_its_membership_would_whatever_health_says(
+        weights in prop::collection::vec(0u32..3, 1..10),
+        states in prop::collection::vec(any::<u8>(), 0..10),
+        ejected in prop::collection::vec(any::<bool>(), 0..10),
+    ) {
+        let backends = pods(&weights, &states);
+        let snap = backends.snapshot();
+        for (e, &out) in snap.endpoints().iter().zip(&ejected) {
+            if out {
+                e.health().eject(Ejection::Probe);
+            }
+        }
+        let could = snap.endpoints().iter().any(|e| e.takes_new_sessions_ignoring_health());
+        let engine = sessions(backends.clone());
+        let (method, uri, none) = (Method::GET, Uri::from_static("/"), HeaderMap::new());
+        let d = engine.decide(RequestHead::new(&method, &uri, &none));
+        prop_assert_eq!(d.endpoint().is_some(), could);
+        if let Some(e) = d.endpoint() {
+            prop_assert!(e.takes_new_sessions_ignoring_health());
+            // Only in panic does an ejected endpoint get a new session.
+            prop_assert!(e.takes_new_sessions() || snap.in_panic());
+        }
+        prop_assert_eq!(
+            backends.health().in_panic,
+            could && !snap.endpoints().iter().any(|e| e.takes_new_sessions())
+        );
+    }
+
+    #[test]
     fn suspect_failures_eject_at_most_one_endpoint_in_ten(
         n in 1usize..40,
         hits in prop::collection::vec(0usize..40, 0..200),
