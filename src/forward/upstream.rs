@@ -86,3 +86,32 @@ where
     point_at(req, pinned.target());
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http2_request_keeps_its_authority_as_host_and_schemes_follow_the_target() {
+        // HTTP/2: the authority is in the URI, no Host header.
+        let mut req = Request::builder()
+            .uri("https://shop.example/a?b=1")
+            .body(())
+            .unwrap();
+        let target = (Scheme::HTTPS, Authority::from_static("pod-a.internal:8443"));
+        point_at(&mut req, &target);
+        assert_eq!(req.uri(), "https://pod-a.internal:8443/a?b=1");
+        assert_eq!(req.headers()["host"], "shop.example");
+
+        // IPv6 targets render as authorities; no Host is invented.
+        let mut req = Request::builder().uri("/").body(()).unwrap();
+        let v6: SocketAddr = "[::1]:3000".parse().unwrap();
+        point_at(&mut req, &v6);
+        assert_eq!(req.uri(), "http://[::1]:3000/");
+        assert!(req.headers().get("host").is_none());
+        assert!(
+            !point_at_pinned::<_, SocketAddr>(&mut req),
+            "not behind the layer"
+        );
+    }
+}
