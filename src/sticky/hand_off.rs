@@ -9,7 +9,7 @@
 
 use super::future::ResponseFuture;
 use super::service::pin_request;
-use super::{InFlightBody, Pinned, StickySessions};
+use super::{Pinned, ResponseBody, StickySessions};
 use crate::balance::{Balance, RoundRobin};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -96,6 +96,13 @@ impl<S, T, B> Layer<S> for StickyHandOffLayer<T, B> {
 /// Middleware that pins each request to a backend by its session and calls
 /// the inner service with `(Pinned<T>, Request<B>)`; see
 /// [`StickyHandOffLayer`].
+///
+/// # Bounds, and why
+///
+/// The same as [`Sticky`](super::Sticky)'s, except that the inner service
+/// takes `(Pinned<T>, Request<ReqBody>)`: the choice comes as an argument,
+/// so a resumed request allocates nothing. No bound on the response body:
+/// the layer's own `503` uses [`ResponseBody`]'s empty body.
 #[derive(Debug)]
 pub struct StickyHandOff<S, T, B = RoundRobin> {
     inner: S,
@@ -136,11 +143,10 @@ impl<S, T, B> StickyHandOff<S, T, B> {
 impl<S, T, B, ReqBody, ResBody> Service<Request<ReqBody>> for StickyHandOff<S, T, B>
 where
     S: Service<(Pinned<T>, Request<ReqBody>), Response = Response<ResBody>>,
-    ResBody: Default,
     T: Send + Sync + 'static,
     B: Balance<T>,
 {
-    type Response = Response<InFlightBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

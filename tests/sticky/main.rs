@@ -1,6 +1,8 @@
 //! The layer end to end: what a client and the proxied backend see.
 
+mod failover;
 mod hand_off;
+mod one_cookie;
 mod strict;
 mod support;
 

@@ -801,11 +801,13 @@ impl Proxy {
         {
             upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
         }
-        if let Target::Sticky(sessions) = &rule.target {
-            crate::headers::strip_session(resp.headers_mut(), sessions.policy());
+        if let Target::Sticky(sessions) = &rule.target
+            && let Some(policy) = sessions.policy()
+        {
+            crate::headers::strip_session(resp.headers_mut(), policy);
         }
         if let Some(decision) = choice.decision.take() {
-            if decision.issue().is_some() {
+            if decision.session_header().is_some() {
                 crate::headers::make_private(resp.headers_mut());
             }
             decision.apply(resp.headers_mut());
