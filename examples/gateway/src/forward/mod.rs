@@ -26,22 +26,18 @@
 
 pub mod probe;
 mod replay;
+pub mod upstream;
 
 use crate::rules::{Rule, Target, Upstream};
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 pub use replay::Streamed;
 use replay::{ReqBody, read_body};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tower_sticky::balance::{BackendState, Balance, Endpoint, InFlight, PickContext};
 use tower_sticky::sticky::{Decision, InFlightBody, Outcome, RequestHead};
@@ -53,8 +49,6 @@ pub type UpstreamBody = Either<Full<Bytes>, Streamed>;
 /// in flight on the backend until it ends), or the gateway's own.
 pub type ClientBody = Either<InFlightBody<Incoming>, Full<Bytes>>;
 
-/// How long connecting to a backend may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a backend may take to send its response head.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an upgraded (WebSocket, …) tunnel may live.
@@ -71,13 +65,6 @@ pub const MAX_RETRIES: usize = 3;
 const REPICK_TRIES: usize = 64;
 /// How long a client may take to send a body that is being buffered.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle upstream connections kept per backend address and worker thread.
-const MAX_IDLE_PER_UPSTREAM: usize = 256;
-/// An upstream connection unused for this long is closed (HAProxy's
-/// `pool-purge-delay` is 5 s too). Under `--http-reuse safe` every new client
-/// connection opens a fresh upstream connection that then joins the idle
-/// pool: without this the pool only ever grew, towards the cap (RELIABILITY.md).
-pub const UPSTREAM_IDLE_MAX: Duration = Duration::from_secs(5);
 
 /// Failure handling, from the command line.
 #[derive(Clone, Copy, Debug)]
@@ -118,295 +105,24 @@ impl Options {
     }
 }
 
-/// Marks the first request of a client connection (a request extension):
-/// under `--http-reuse safe` it never rides an idle upstream connection.
-#[derive(Clone, Copy, Debug)]
-pub struct FirstRequest;
+/// What a client connection hands each of its requests: the client's
+/// address (for `X-Forwarded-For`) and its claim on the upstream
+/// connections it opens ([`upstream::Owner`]).
+#[derive(Debug)]
+pub struct Client {
+    /// The client's IP address, as a header value.
+    pub ip: HeaderValue,
+    /// The upstream connections this client connection owns.
+    pub owner: upstream::Owner,
+}
 
-/// The proxy: rules and router. Upstream connections live in a pool per
-/// worker thread (`POOL`).
+/// The proxy: rules and router. Upstream connections live in
+/// [`upstream`]'s pool per worker thread.
 #[derive(Debug)]
 pub struct Proxy {
     /// The configuration snapshot; a request loads it once and keeps it.
     current: Arc<arc_swap::ArcSwap<crate::rules::Compiled>>,
     options: Options,
-}
-
-thread_local! {
-    /// This worker's HTTP/1.1 connections to each backend address. Every
-    /// worker runs a single-threaded runtime, so a connection, its task and
-    /// the requests sent over it stay on one thread: no locks, no channel
-    /// between threads. A sender goes back in as soon as its response head
-    /// is out, and is only taken again once `is_ready()` says the previous
-    /// response is done with.
-    ///
-    /// hyper-util's pool cannot say "not for a client connection's first
-    /// request" or "at most N per endpoint, then queue" (BENCHMARKS.md,
-    /// section 6), hence this one.
-    static POOL: RefCell<HashMap<String, Upstreams, AddrHash>> =
-        const { RefCell::new(HashMap::with_hasher(AddrHash::with_seed(0))) };
-}
-
-/// foldhash for the pool's keys: backend addresses come from the
-/// operator's configuration, not from clients, so SipHash's flooding
-/// resistance buys nothing on this per-request lookup.
-type AddrHash = foldhash::fast::FixedState;
-
-/// This worker's connections to one backend address.
-#[derive(Default)]
-struct Upstreams {
-    /// Checked in, and reusable once `is_ready()`.
-    idle: Vec<Upconn>,
-    /// Open connections (idle, busy or being opened), for the cap.
-    open: usize,
-    /// Woken when one closes or is checked in, for requests in the queue.
-    freed: Arc<tokio::sync::Notify>,
-}
-
-/// One HTTP/1.1 connection to a backend.
-struct Upconn {
-    sender: SendRequest<UpstreamBody>,
-    /// When it was last checked in.
-    since: Instant,
-    /// Bytes the backend has sent on it so far: whether an attempt that
-    /// failed got any of its answer.
-    read: Arc<AtomicU64>,
-}
-
-/// An idle connection to `addr` ready for a request, if this worker has one.
-fn checkout(addr: &str) -> Option<Upconn> {
-    POOL.with_borrow_mut(|pool| {
-        let idle = &mut pool.get_mut(addr)?.idle;
-        // Bounded by MAX_IDLE_PER_UPSTREAM.
-        let mut i = idle.len();
-        while i > 0 {
-            i -= 1;
-            if idle[i].sender.is_closed() {
-                idle.swap_remove(i);
-            } else if idle[i].sender.is_ready() {
-                return Some(idle.swap_remove(i));
-            }
-        }
-        None
-    })
-}
-
-/// Puts a connection back, to be reused once its response is done.
-fn checkin(addr: &str, mut sender: Upconn) {
-    if sender.sender.is_closed() {
-        return;
-    }
-    sender.since = crate::coarse::now();
-    POOL.with_borrow_mut(|pool| {
-        // One lookup: a connection checked in was reserved, so its address
-        // is there.
-        let Some(up) = pool.get_mut(addr) else {
-            return;
-        };
-        if up.idle.len() < MAX_IDLE_PER_UPSTREAM {
-            up.idle.push(sender);
-        }
-        up.freed.notify_one();
-    });
-}
-
-/// Closes this worker's upstream connections idle for more than
-/// [`UPSTREAM_IDLE_MAX`], every second, for ever (each worker runs it on
-/// its own runtime, which ends with the worker).
-pub async fn purge_idle_upstreams() {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let now = Instant::now();
-        // Dropping a sender ends its connection's task, which then releases
-        // its place (later, outside this borrow).
-        POOL.with_borrow_mut(|pool| {
-            for up in pool.values_mut() {
-                up.idle
-                    .retain(|c| now.saturating_duration_since(c.since) <= UPSTREAM_IDLE_MAX);
-            }
-        });
-    }
-}
-
-/// Room for one more connection to `addr`: `Ok` counts it as open (the
-/// caller connects), `Err` is what to wait on. Under the cap with nothing
-/// to give, a `fresh_only` request evicts an idle connection to make room.
-fn reserve(addr: &str, cap: usize, fresh_only: bool) -> Result<(), Arc<tokio::sync::Notify>> {
-    POOL.with_borrow_mut(|pool| {
-        let up = pool.entry_ref(addr);
-        if up.open < cap {
-            up.open += 1;
-            return Ok(());
-        }
-        if fresh_only {
-            // Its task ends once its response is done, freeing a place.
-            up.idle.pop();
-        }
-        Err(Arc::clone(&up.freed))
-    })
-}
-
-/// A connection to `addr` closed (or never opened).
-fn released(addr: &str) {
-    POOL.with_borrow_mut(|pool| {
-        if let Some(up) = pool.get_mut(addr) {
-            up.open = up.open.saturating_sub(1);
-            up.freed.notify_one();
-        }
-    });
-}
-
-/// `HashMap::entry` without allocating the key when it is there.
-trait EntryRef {
-    fn entry_ref(&mut self, addr: &str) -> &mut Upstreams;
-}
-
-impl EntryRef for HashMap<String, Upstreams, AddrHash> {
-    fn entry_ref(&mut self, addr: &str) -> &mut Upstreams {
-        if !self.contains_key(addr) {
-            self.insert(addr.to_owned(), Upstreams::default());
-        }
-        self.get_mut(addr).expect("inserted above")
-    }
-}
-
-/// A connection for one attempt: a reusable idle one unless `fresh_only`,
-/// else a new one within `--max-upstream-connections`, waiting up to
-/// `--upstream-queue-timeout` at the cap. `Ok((conn, reused))`.
-async fn acquire(
-    addr: &str,
-    options: &Options,
-    fresh_only: bool,
-) -> Result<(Upconn, bool), Acquire> {
-    let deadline = tokio::time::Instant::now() + options.queue_timeout;
-    // Bounded by the deadline: every turn waits for a freed connection.
-    loop {
-        if !fresh_only && let Some(c) = checkout(addr) {
-            return Ok((c, true));
-        }
-        match reserve(addr, options.max_upstream, fresh_only) {
-            Ok(()) => {
-                // Boxed: opening a connection is rare next to reusing one,
-                // and its future (hyper's handshake) would otherwise widen
-                // every request's future, which is moved around.
-                return match Box::pin(connect(addr)).await {
-                    Ok(c) => Ok((c, false)),
-                    Err(detail) => {
-                        released(addr);
-                        Err(Acquire::Connect(detail))
-                    }
-                };
-            }
-            Err(freed) => {
-                if tokio::time::timeout_at(deadline, freed.notified())
-                    .await
-                    .is_err()
-                {
-                    return Err(Acquire::Saturated);
-                }
-            }
-        }
-    }
-}
-
-/// Why [`acquire`] gave no connection.
-enum Acquire {
-    Connect(String),
-    Saturated,
-}
-
-/// A new connection to `addr` (`TCP_NODELAY`), its task spawned on this
-/// worker; counted open by the caller, released when its task ends. The
-/// error says why, for the log.
-async fn connect(addr: &str) -> Result<Upconn, String> {
-    let stream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("connect to {addr}: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "connect to {addr}: timed out after {CONNECT_TIMEOUT:?}"
-                ));
-            }
-        };
-    let _ = stream.set_nodelay(true);
-    let read = Arc::new(AtomicU64::new(0));
-    let io = Counted {
-        inner: stream,
-        read: Arc::clone(&read),
-    };
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        // Request heads are small: one buffer, one plain send.
-        .writev(false)
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("handshake with {addr}: {}", error_chain(&e)))?;
-    let key = addr.to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!("upstream connection: {e}");
-        }
-        released(&key);
-    });
-    Ok(Upconn {
-        sender,
-        read,
-        since: crate::coarse::now(),
-    })
-}
-
-/// An upstream socket that counts the bytes read from it.
-struct Counted {
-    inner: tokio::net::TcpStream,
-    read: Arc<AtomicU64>,
-}
-
-impl tokio::io::AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.read.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl tokio::io::AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }
 
 /// Where one attempt goes, and the session decision to write back.
@@ -565,11 +281,7 @@ impl Proxy {
     }
 
     /// Serves one client request.
-    pub async fn serve(
-        &self,
-        mut req: Request<Incoming>,
-        client_ip: &HeaderValue,
-    ) -> Response<ClientBody> {
+    pub async fn serve(&self, mut req: Request<Incoming>, client: &Client) -> Response<ClientBody> {
         // What the access log needs, kept only when it is on.
         let access =
             tracing::enabled!(target: "gateway::access", tracing::Level::INFO).then(|| Access {
@@ -593,10 +305,6 @@ impl Proxy {
             return refuse(access, Some(rule), None, reason::NO_BACKEND_REFS, "-");
         }
         let upgrade = crate::headers::upgrade_protocol(&req);
-        // `--http-reuse safe`: a client connection's first request gets an
-        // upstream connection no other client has used.
-        let first_fresh = self.options.reuse == crate::cli::Reuse::Safe
-            && req.extensions().get::<FirstRequest>().is_some();
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let mut choice = match first_choice(rule, &mut req) {
             Ok(c) => c,
@@ -613,7 +321,7 @@ impl Proxy {
         head.has_host = crate::headers::prepare_request(
             &mut head.headers,
             &head.uri,
-            client_ip,
+            &client.ip,
             upgrade.as_ref(),
         );
         let deadline = crate::coarse::now() + BODY_TIMEOUT;
@@ -652,8 +360,9 @@ impl Proxy {
                 .send(
                     &choice.endpoint,
                     up_req,
+                    &client.owner,
                     upgrade.is_some(),
-                    fresh_same || first_fresh,
+                    fresh_same,
                 )
                 .await
             {
@@ -829,6 +538,7 @@ impl Proxy {
         &self,
         endpoint: &Endpoint<Upstream>,
         req: Request<UpstreamBody>,
+        owner: &upstream::Owner,
         upgrade: bool,
         fresh: bool,
     ) -> Result<Response<Incoming>, Failure> {
@@ -836,11 +546,13 @@ impl Proxy {
         // who drained a backend sees when it has nothing left to answer.
         let _waiting = crate::discover::membership::Waiting::start(&endpoint.target().member);
         let addr = endpoint.target().member.addr.as_str();
-        let fresh = upgrade || fresh || self.options.reuse == crate::cli::Reuse::Never;
-        let (mut conn, mut reused) = match acquire(addr, &self.options, fresh).await {
+        let fresh = upgrade || fresh;
+        let (mut conn, mut reused) = match upstream::acquire(addr, owner, &self.options, fresh)
+            .await
+        {
             Ok(got) => got,
-            Err(Acquire::Connect(detail)) => return Err(Failure::Connect(req, detail)),
-            Err(Acquire::Saturated) => return Err(Failure::Saturated),
+            Err(upstream::Acquire::Connect(detail)) => return Err(Failure::Connect(req, detail)),
+            Err(upstream::Acquire::Saturated) => return Err(Failure::Saturated),
         };
         let watch = match req.body() {
             Either::Right(s) => Some(Arc::clone(&s.watch)),
@@ -855,8 +567,8 @@ impl Proxy {
             let read_before = conn.read.load(Ordering::Relaxed);
             match crate::coarse::timeout_at(deadline, conn.sender.try_send_request(req)).await {
                 Ok(Ok(resp)) => {
-                    if !upgrade && self.options.reuse != crate::cli::Reuse::Never {
-                        checkin(addr, conn);
+                    if !upgrade {
+                        upstream::checkin(addr, owner, conn);
                     }
                     return Ok(resp);
                 }
@@ -876,12 +588,14 @@ impl Proxy {
                         Some(unsent) if reused => {
                             req = unsent;
                             reused = false;
-                            conn = match acquire(addr, &self.options, true).await {
+                            conn = match upstream::acquire(addr, owner, &self.options, true).await {
                                 Ok((c, _)) => c,
-                                Err(Acquire::Connect(detail)) => {
+                                Err(upstream::Acquire::Connect(detail)) => {
                                     return Err(Failure::Connect(req, detail));
                                 }
-                                Err(Acquire::Saturated) => return Err(Failure::Saturated),
+                                Err(upstream::Acquire::Saturated) => {
+                                    return Err(Failure::Saturated);
+                                }
                             };
                         }
                         unsent => {

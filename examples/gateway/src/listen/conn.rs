@@ -283,14 +283,12 @@ pub fn connection_limit(max: usize) -> Arc<Semaphore> {
     Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS)))
 }
 
-/// What the requests of one client connection share: whether it is idle,
-/// and whether its first request has come (for the upstream reuse policy).
+/// Whether a client connection is idle, shared by its requests.
 #[derive(Debug)]
 pub struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds from `epoch` to the last request start or end.
     last: AtomicU64,
-    requests: AtomicU64,
     epoch: Instant,
 }
 
@@ -299,7 +297,6 @@ impl Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             last: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -312,11 +309,10 @@ impl Activity {
         );
     }
 
-    /// A request starts; says whether it is the connection's first.
-    pub fn start(&self) -> bool {
+    /// A request starts.
+    pub fn start(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.stamp();
-        self.requests.fetch_add(1, Ordering::Relaxed) == 0
     }
 
     /// A request's response head has gone back.

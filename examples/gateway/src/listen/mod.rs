@@ -115,25 +115,28 @@ pub(crate) async fn serve(
         .keep_alive_interval(limits.h2_keepalive_interval)
         .keep_alive_timeout(limits.h2_keepalive_interval);
     let h2_idle = limits.h2_idle_timeout;
+    let reuse = limits.reuse;
     // This worker's idle upstream connections are closed after a while.
-    tokio::spawn(proxy::purge_idle_upstreams());
+    tokio::spawn(proxy::upstream::purge_idle());
     let accepted = |stream: tokio::net::TcpStream,
                     peer: std::net::SocketAddr,
                     permit: tokio::sync::OwnedSemaphorePermit| {
         let _ = stream.set_nodelay(true);
-        // One Arc clone per request for all three.
+        // One Arc clone per request for all three. The client's upstream
+        // connections are closed when the last of them is dropped.
         let ctx = Arc::new((
             Arc::clone(&proxy),
-            headers::client_ip(peer),
+            proxy::Client {
+                ip: headers::client_ip(peer),
+                owner: proxy::upstream::Owner::new(reuse),
+            },
             conn::Activity::new(),
         ));
         let activity = Arc::clone(&ctx);
-        let service = hyper::service::service_fn(move |mut req| {
+        let service = hyper::service::service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
             async move {
-                if ctx.2.start() {
-                    req.extensions_mut().insert(proxy::FirstRequest);
-                }
+                ctx.2.start();
                 let http1 = req.version() < http::Version::HTTP_2;
                 let mut resp = ctx.0.serve(req, &ctx.1).await;
                 ctx.2.end();

@@ -10,6 +10,7 @@ mod hardening;
 mod health_check;
 mod in_flight;
 mod operations;
+mod ownership;
 mod proxying;
 mod raw;
 mod reuse_and_limits;

@@ -329,16 +329,27 @@ fn open_fds(pid: u32) -> usize {
 
 #[test]
 fn idle_upstream_connections_are_closed_after_a_while() {
-    // Under --http-reuse safe each new client connection's first request
-    // opens a fresh upstream connection, which then joins the idle pool.
-    let (_pods, backend) = crate::support::echoes(1);
-    let gw = crate::support::seed_gateway(&backend, &["--threads", "1"]);
-    let get = b"GET /get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    assert!(exchange(&gw.addr, get).0.contains("200"));
+    // Under --http-reuse always the upstream connections of clients that
+    // left stay in the worker's pool (under safe they close with their
+    // client: tests/gateway/ownership.rs). Twelve clients at once on a
+    // slow backend need twelve of them.
+    let (backend, _) = slow_backend(Duration::from_millis(300));
+    let flag = format!("backend={}", backend.addr);
+    let gw = gateway(&[
+        "--threads",
+        "1",
+        "--backend",
+        &flag,
+        "--http-reuse",
+        "always",
+    ]);
+    assert!(concurrent(&gw.addr, 1)[0].starts_with("HTTP/1.1 200"));
     let base = open_fds(gw.pid());
-    for _ in 0..12 {
-        assert!(exchange(&gw.addr, get).0.contains("200"));
-    }
+    let statuses = concurrent(&gw.addr, 12);
+    assert!(
+        statuses.iter().all(|s| s.starts_with("HTTP/1.1 200")),
+        "{statuses:?}"
+    );
     assert!(
         eventually(Duration::from_secs(5), || open_fds(gw.pid()) >= base + 10),
         "the pool did not grow: {} descriptors, {base} before",
