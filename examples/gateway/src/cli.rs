@@ -109,13 +109,12 @@ pub struct Args {
 pub enum Reuse {
     /// Every request on a connection of its own.
     Never,
-    /// A client connection's first request never rides an idle connection
-    /// (which another client may have used); its later requests may
-    /// (HAProxy's `http-reuse safe`, its default).
+    /// A client connection reuses only the upstream connections it opened;
+    /// they close when it ends, and no other client ever gets one.
     Safe,
-    /// Any request may ride any idle connection (the aggressive mode: a
-    /// backend that desynchronises can hand one client's response to
-    /// another).
+    /// Any request may ride any idle connection of the worker, which
+    /// outlives its client (the aggressive mode: a backend that
+    /// desynchronises can hand one client's response to another).
     Always,
 }
 
