@@ -39,6 +39,7 @@
 pub mod answer;
 pub mod forward;
 pub mod listen;
+pub mod pin;
 pub mod route;
 
 pub mod admin;
@@ -164,12 +165,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     let listen = args.listen.clone();
     let admin_addr = args.admin.clone();
     let health_check_path = args.health_check_path.clone();
-    let proxy_options = proxy::Options {
-        down_after: args.down_after,
-        retry_buffer: args.retry_buffer,
-        ..proxy::Options::default()
-    }
-    .limits(&args.limits);
+    let proxy_options = forward::Options::from_args(&args);
     let limits = Arc::new(args.limits.clone());
     let connections = conn::connection_limit(limits.max_connections);
     // The slice files' watcher reads them first: a change while start-up

@@ -13,6 +13,7 @@ mod operations;
 mod ownership;
 mod proxying;
 mod raw;
+mod retries;
 mod reuse_and_limits;
 mod sessions;
 mod shutdown;
