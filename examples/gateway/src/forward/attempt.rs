@@ -55,8 +55,9 @@ pub enum Next {
     SameFresh,
     /// Another endpoint, under a new session.
     Other,
-    /// No further attempt: answer from this failure.
-    Stop(Failure),
+    /// No further attempt: answer from this failure (boxed: it carries a
+    /// request, and stopping is the rare case).
+    Stop(Box<Failure>),
 }
 
 /// What a failure says about the endpoint.
@@ -110,7 +111,7 @@ impl Retry {
             Failure::Refused(req, detail) => {
                 body.put_back(req);
                 if self.refused_moves == MAX_REFUSED_MOVES {
-                    return (Next::Stop(Failure::BadResponse(detail)), Blame::Down);
+                    return (Next::Stop(Box::new(Failure::BadResponse(detail))), Blame::Down);
                 }
                 self.refused_moves += 1;
                 (Next::Other, Blame::Down)
@@ -124,7 +125,7 @@ impl Retry {
                 (self.move_once(Failure::BadResponse(detail)), Blame::Count)
             }
             Failure::AfterWrite { reused, detail } => self.after_write(reused, detail, body),
-            other => (Next::Stop(other), Blame::None),
+            other => (Next::Stop(Box::new(other)), Blame::None),
         }
     }
 
@@ -142,7 +143,7 @@ impl Retry {
         self.failed_after_write = true;
         let failure = Failure::AfterWrite { reused, detail };
         if !again {
-            return (Next::Stop(failure), blame);
+            return (Next::Stop(Box::new(failure)), blame);
         }
         (self.move_once(failure), blame)
     }
@@ -150,7 +151,7 @@ impl Retry {
     /// Another endpoint, if this request has not moved after a failure yet.
     fn move_once(&mut self, failure: Failure) -> Next {
         if self.other_moves > 0 {
-            return Next::Stop(failure);
+            return Next::Stop(Box::new(failure));
         }
         self.other_moves += 1;
         Next::Other

@@ -276,7 +276,7 @@ impl Proxy {
             fresh = false;
             match next {
                 Next::SameFresh => fresh = true,
-                Next::Stop(failure) => break failure,
+                Next::Stop(failure) => break *failure,
                 Next::Other => {
                     if r.rule.strict && r.choice.resumed() {
                         let why = Some("the session's backend failed (strict sessions)");
