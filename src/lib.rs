@@ -42,6 +42,7 @@
 pub mod balance;
 pub mod carrier;
 pub mod duration;
+pub mod failover;
 pub mod policy;
 #[cfg(feature = "serde")]
 pub mod route;

@@ -15,7 +15,7 @@ use tower_sticky::carrier::ClientTls;
 use tower_sticky::duration::Duration;
 use tower_sticky::policy::SessionPolicy;
 use tower_sticky::sticky::{
-    InFlightBody, Outcome, Pinned, StickyBuilder, StickyHandOffLayer, StickyLayer, StickySessions,
+    Outcome, Pinned, ResponseBody, StickyBuilder, StickyHandOffLayer, StickyLayer, StickySessions,
 };
 use tower_sticky::token::{KeySet, ManualClock, SigningKey};
 
@@ -111,7 +111,7 @@ where
 /// allocation of its own.
 fn allocations_per_resumed_request<S>(svc: S) -> u64
 where
-    S: Service<Request<()>, Response = Response<InFlightBody<Option<Outcome>>>, Error = Infallible>,
+    S: Service<Request<()>, Response = Response<ResponseBody<Option<Outcome>>>, Error = Infallible>,
 {
     allocations_per_resumed_request_with(svc, |_| {})
 }
@@ -123,14 +123,14 @@ fn allocations_per_resumed_request_with<S>(
     prepare: impl FnOnce(&mut Request<()>),
 ) -> u64
 where
-    S: Service<Request<()>, Response = Response<InFlightBody<Option<Outcome>>>, Error = Infallible>,
+    S: Service<Request<()>, Response = Response<ResponseBody<Option<Outcome>>>, Error = Infallible>,
 {
     let mut template = resumed_request(&mut svc);
     prepare(&mut template);
     // Warm up: the per-thread memo of verified tokens, lazy statics.
     for _ in 0..10 {
         let res = call(&mut svc, template.clone());
-        assert_eq!(*res.body().get_ref(), Some(Outcome::Resumed));
+        assert_eq!(res.body().get_ref(), Some(&Some(Outcome::Resumed)));
     }
     let requests: Vec<_> = (0..REQUESTS).map(|_| template.clone()).collect();
     let mut responses = Vec::with_capacity(requests.len());

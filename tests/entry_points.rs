@@ -262,7 +262,7 @@ async fn the_layer_counts_a_request_until_its_body_ends() {
         .call(Request::new(()))
         .await
         .unwrap();
-    let pod = res.body().get_ref().clone();
+    let pod = res.body().get_ref().expect("a backend answered").clone();
     let snap = backends.snapshot();
     let endpoint = snap.get(BackendId::from_name(&pod)).unwrap();
     assert_eq!(endpoint.in_flight(), 1, "headers sent, body not yet");

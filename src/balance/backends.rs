@@ -74,6 +74,94 @@ impl<T> Snapshot<T> {
     pub fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
     }
+
+    /// The position of the endpoint with `id` in
+    /// [`endpoints`](Self::endpoints).
+    #[must_use]
+    pub fn position(&self, id: BackendId) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    /// A snapshot of the endpoints whose ids are not in `ids` (the
+    /// backends a request already tried), in the same order. Allocates:
+    /// meant for the retry path.
+    #[must_use]
+    pub fn without(&self, ids: &[BackendId]) -> Snapshot<T> {
+        Snapshot::build(
+            self.endpoints
+                .iter()
+                .filter(|e| !ids.contains(&e.id()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Whether the panic rule holds: no endpoint takes new sessions, but
+    /// some would if their health were not heard (every one that could
+    /// serve is ejected). Then none is down: new sessions go to the
+    /// ejected endpoints, and sessions on them stay, as with Envoy's panic
+    /// threshold. Scans the endpoints; the request path calls it only when
+    /// its backend is down or no backend was found.
+    #[must_use]
+    pub fn in_panic(&self) -> bool {
+        let mut could = false;
+        for e in &self.endpoints {
+            if e.takes_new_sessions() {
+                return false;
+            }
+            could |= e.takes_new_sessions_ignoring_health();
+        }
+        could
+    }
+
+    /// What the health of this set looks like now: for `/backends`,
+    /// `/metrics` and logs.
+    #[must_use]
+    pub fn health(&self) -> SetHealth {
+        let mut health = SetHealth {
+            endpoints: self.endpoints.len(),
+            taking_new_sessions: 0,
+            ejected: 0,
+            held_back: 0,
+            in_panic: false,
+        };
+        for e in &self.endpoints {
+            health.taking_new_sessions += usize::from(e.takes_new_sessions());
+            health.ejected += usize::from(e.health().ejection().is_some());
+            health.held_back += usize::from(e.health().held_back());
+        }
+        health.in_panic = self.in_panic();
+        health
+    }
+}
+
+/// The health of one [`Backends`] set at one moment; see
+/// [`Snapshot::health`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SetHealth {
+    /// Endpoints in the set.
+    pub endpoints: usize,
+    /// Endpoints that take new sessions now.
+    pub taking_new_sessions: usize,
+    /// Endpoints the health voice took down
+    /// ([`HealthCell::eject`](super::HealthCell::eject)).
+    pub ejected: usize,
+    /// Endpoints past the failure threshold that the ejection cap keeps in
+    /// service ([`HealthCell::held_back`](super::HealthCell::held_back)):
+    /// the cap is holding ejections back.
+    pub held_back: usize,
+    /// The panic rule holds ([`Snapshot::in_panic`]): every endpoint that
+    /// could serve is ejected, so all of them serve.
+    pub in_panic: bool,
+}
+
+impl SetHealth {
+    /// Whether the ejection cap is holding ejections back.
+    #[must_use]
+    pub fn cap_holding(&self) -> bool {
+        self.held_back > 0
+    }
 }
 
 /// The backends behind one route rule; cheap to clone and share.
@@ -193,7 +281,15 @@ impl<T> Backends<T> {
         }
     }
 
-    /// Sets a backend's state; false if there is no such backend.
+    /// The health of the set now; see [`Snapshot::health`].
+    #[must_use]
+    pub fn health(&self) -> SetHealth {
+        self.load().health()
+    }
+
+    /// Sets a backend's state (its membership voice, see
+    /// [`HealthCell`](super::HealthCell)); false if there is no such
+    /// backend.
     pub fn set_state(&self, id: BackendId, state: BackendState) -> bool {
         match self.snapshot().get(id) {
             Some(e) => {

@@ -53,6 +53,61 @@ pub trait Balance<T>: Send + Sync + 'static {
     /// [take new sessions](Endpoint::takes_new_sessions).
     fn pick(&self, ctx: &PickContext<'_>, backends: &Snapshot<T>) -> Option<usize>;
 
+    /// The index in `backends` of a backend for a new session other than
+    /// those in `tried` (the backends a request already failed on), or
+    /// `None` when every backend that takes new sessions was tried.
+    ///
+    /// The default asks [`pick`](Self::pick) once, over a snapshot without
+    /// the tried backends, so the balancer's own spread (weights, load,
+    /// round robin) holds for retries too; if the balancer still answers
+    /// nothing usable, the first untried backend that takes new sessions is
+    /// taken. So it terminates, and finds a different backend whenever one
+    /// exists, whatever the balancer, in the spirit of Pingora's
+    /// `select_with` but without a bound on attempts.
+    ///
+    /// ```
+    /// use tower_sticky::balance::{Balance, Backends, BackendId, PickContext, Snapshot};
+    ///
+    /// // A balancer that always wants pod-a.
+    /// let stubborn = |_: &PickContext<'_>, s: &Snapshot<&str>| s.position(BackendId::from_name("pod-a"));
+    /// let backends: Backends<&str> = ["pod-a", "pod-b", "pod-c"]
+    ///     .into_iter()
+    ///     .map(|p| (BackendId::from_name(p), p, 1))
+    ///     .collect();
+    /// let (req, snap) = (http::Request::new(()), backends.snapshot());
+    /// let ctx = PickContext { method: req.method(), uri: req.uri(), headers: req.headers() };
+    ///
+    /// let tried = [BackendId::from_name("pod-a")];
+    /// let other = stubborn.pick_excluding(&ctx, &snap, &tried).unwrap();
+    /// assert_ne!(*snap.endpoints()[other].target(), "pod-a");
+    /// let all = ["pod-a", "pod-b", "pod-c"].map(BackendId::from_name);
+    /// assert_eq!(stubborn.pick_excluding(&ctx, &snap, &all), None);
+    /// ```
+    fn pick_excluding(
+        &self,
+        ctx: &PickContext<'_>,
+        backends: &Snapshot<T>,
+        tried: &[BackendId],
+    ) -> Option<usize> {
+        let fits = |i: usize| {
+            backends
+                .endpoints()
+                .get(i)
+                .is_some_and(|e| e.takes_new_sessions() && !tried.contains(&e.id()))
+        };
+        let picked = if tried.is_empty() {
+            self.pick(ctx, backends)
+        } else {
+            let rest = backends.without(tried);
+            self.pick(ctx, &rest)
+                .and_then(|i| rest.endpoints().get(i))
+                .and_then(|e| backends.position(e.id()))
+        };
+        picked
+            .filter(|&i| fits(i))
+            .or_else(|| (0..backends.len()).find(|&i| fits(i)))
+    }
+
     /// Whether the backend a session is pinned to may still take it.
     fn resolve<'a>(&self, backends: &'a Snapshot<T>, id: BackendId) -> Resolution<'a, T> {
         match backends.get(id) {

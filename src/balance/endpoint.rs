@@ -1,6 +1,6 @@
-use super::BackendId;
+use super::{BackendId, HealthCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Whether a backend takes new sessions, existing sessions, or nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -14,35 +14,19 @@ pub enum BackendState {
     Down,
 }
 
-impl BackendState {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => BackendState::Serving,
-            1 => BackendState::Draining,
-            _ => BackendState::Down,
-        }
-    }
-
-    fn as_u8(self) -> u8 {
-        match self {
-            BackendState::Serving => 0,
-            BackendState::Draining => 1,
-            BackendState::Down => 2,
-        }
-    }
-}
-
 /// One backend: its id, what the proxy needs to reach it (`target`), its
 /// weight for new sessions, its state, and its in-flight request count.
 ///
 /// State and in-flight count are atomics, so health checks and the request
-/// path update them without rebuilding the membership.
+/// path update them without rebuilding the membership. The state lives in a
+/// [`HealthCell`], which endpoints of several [`Backends`](super::Backends)
+/// sets can share ([`with_health`](Self::with_health)).
 #[derive(Debug)]
 pub struct Endpoint<T> {
     id: BackendId,
     target: T,
     weight: u32,
-    state: AtomicU8,
+    health: Arc<HealthCell>,
     in_flight: AtomicUsize,
 }
 
@@ -54,9 +38,29 @@ impl<T> Endpoint<T> {
             id,
             target,
             weight,
-            state: AtomicU8::new(BackendState::Serving.as_u8()),
+            health: Arc::new(HealthCell::new()),
             in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// An endpoint whose state lives in `health`, a cell other endpoints
+    /// (of other [`Backends`](super::Backends) sets) may share: one
+    /// backend's health, seen by every set at once.
+    #[must_use]
+    pub fn with_health(id: BackendId, target: T, weight: u32, health: Arc<HealthCell>) -> Self {
+        Endpoint {
+            id,
+            target,
+            weight,
+            health,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// The cell that holds the state (shared or not).
+    #[must_use]
+    pub fn health(&self) -> &Arc<HealthCell> {
+        &self.health
     }
 
     /// The backend's id.
@@ -78,21 +82,30 @@ impl<T> Endpoint<T> {
         self.weight
     }
 
-    /// The current state.
+    /// The current state: the stricter of the membership and health voices
+    /// (see [`HealthCell`]).
     #[must_use]
     pub fn state(&self) -> BackendState {
-        BackendState::from_u8(self.state.load(Ordering::Relaxed))
+        self.health.state()
     }
 
-    /// Changes the state.
+    /// Changes the membership voice of the state (what discovery or the
+    /// operator says); a health ejection still wins over it.
     pub fn set_state(&self, state: BackendState) {
-        self.state.store(state.as_u8(), Ordering::Relaxed);
+        self.health.set_membership(state);
     }
 
     /// Whether it may take a new session: serving, with a non-zero weight.
     #[must_use]
     pub fn takes_new_sessions(&self) -> bool {
         self.weight > 0 && self.state() == BackendState::Serving
+    }
+
+    /// Whether it would take a new session if the health voice were not
+    /// heard: what the panic rule serves.
+    #[must_use]
+    pub fn takes_new_sessions_ignoring_health(&self) -> bool {
+        self.weight > 0 && self.health.membership() == BackendState::Serving
     }
 
     /// Requests counted in flight on it ([`InFlight`] guards alive): sent

@@ -2,7 +2,10 @@
 //!
 //! * [`BackendId`]: the opaque, stable id a session token carries.
 //! * [`Endpoint`]: one backend with its [`BackendState`] (serving, draining,
-//!   down), weight and in-flight count.
+//!   down), weight and in-flight count. The state lives in a [`HealthCell`]
+//!   that endpoints of several sets can share: the membership voice
+//!   (discovery, drain) and the health voice (passive health, a prober),
+//!   the strictest winning.
 //! * [`Backends`]: the membership, changed at run time
 //!   ([`tower::discover::Change`] works), read through `arc-swap`: no lock.
 //! * [`DiscoverBackends`]: feeds a [`tower::discover::Discover`] stream of
@@ -11,7 +14,12 @@
 //!   backend id. Built-ins: [`RoundRobin`], [`Random`],
 //!   [`PowerOfTwoChoices`] (fewest in-flight of two), [`Weighted`], and
 //!   with the `tower-load` feature `P2cByLoad` (the lower
-//!   `tower::load::Load` of two).
+//!   `tower::load::Load` of two). [`Balance::pick_excluding`] picks a
+//!   backend other than those a request already tried, whatever the
+//!   balancer.
+//! * [`SetHealth`]: how many endpoints of a set serve, are ejected, or are
+//!   held in service by the ejection cap, and whether the panic rule holds
+//!   (every endpoint that could serve is ejected, so all serve).
 //!
 //! ```
 //! use tower_sticky::balance::{Balance, BackendId, BackendState, Backends, PickContext, Resolution, RoundRobin};
@@ -40,6 +48,7 @@ mod backends;
 mod balancer;
 mod discover;
 mod endpoint;
+mod health;
 mod p2c;
 #[cfg(feature = "tower-load")]
 mod p2c_load;
@@ -49,10 +58,11 @@ mod round_robin;
 mod weighted;
 
 pub use backend_id::BackendId;
-pub use backends::{Backends, Snapshot};
+pub use backends::{Backends, SetHealth, Snapshot};
 pub use balancer::{Balance, PickContext, Resolution};
 pub use discover::{Applied, DiscoverBackends, Discovered};
 pub use endpoint::{BackendState, Endpoint, InFlight};
+pub use health::{Ejection, HealthCell};
 pub use p2c::PowerOfTwoChoices;
 #[cfg(feature = "tower-load")]
 pub use p2c_load::P2cByLoad;

@@ -1,5 +1,5 @@
 use super::rng::Rng;
-use super::{Balance, PickContext, Snapshot};
+use super::{Balance, Endpoint, PickContext, Snapshot};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// 2^64 / φ: adding it walks the Weyl sequence `frac(n·φ)` in 64-bit fixed
@@ -96,12 +96,20 @@ impl Default for Weighted {
     }
 }
 
-impl<T: Send + Sync + 'static> Balance<T> for Weighted {
-    fn pick(&self, _: &PickContext<'_>, backends: &Snapshot<T>) -> Option<usize> {
+impl Weighted {
+    /// The weighted pick over the endpoints for which `eligible` holds
+    /// (what [`pick`](Balance::pick) does with those that take new
+    /// sessions; the engine's panic rule with those that would, health
+    /// aside).
+    pub(crate) fn pick_where<T>(
+        &self,
+        backends: &Snapshot<T>,
+        eligible: impl Fn(&Endpoint<T>) -> bool,
+    ) -> Option<usize> {
         let list = backends.endpoints();
         let weight = |i: usize| {
             let e = &list[i];
-            if e.takes_new_sessions() {
+            if eligible(e) {
                 u64::from(e.weight())
             } else {
                 0
@@ -121,5 +129,11 @@ impl<T: Send + Sync + 'static> Balance<T> for Weighted {
                 false
             }
         })
+    }
+}
+
+impl<T: Send + Sync + 'static> Balance<T> for Weighted {
+    fn pick(&self, _: &PickContext<'_>, backends: &Snapshot<T>) -> Option<usize> {
+        self.pick_where(backends, Endpoint::takes_new_sessions)
     }
 }

@@ -2,8 +2,8 @@ use super::StickyHandOffLayer;
 use super::StickySessions;
 use super::layer::StickyLayer;
 use super::observe::Observer;
-use super::sessions::{OnOutcome, Shared};
-use crate::balance::{Backends, Balance, RoundRobin};
+use super::sessions::{OnOutcome, SessionRules, Shared};
+use crate::balance::{Backends, Balance, RoundRobin, Weighted};
 use crate::carrier::CookieAttributes;
 use crate::duration::Duration;
 use crate::policy::{PersistenceType, SessionPolicy};
@@ -16,8 +16,8 @@ use std::sync::Arc;
 /// is checked once, in [`build`](Self::build).
 #[must_use]
 pub struct StickyBuilder<T, B = RoundRobin> {
-    policy: SessionPolicy,
-    keys: KeySet,
+    /// `None`: plain mode.
+    session: Option<(SessionPolicy, KeySet)>,
     backends: Backends<T>,
     balancer: B,
     clock: Arc<dyn Clock>,
@@ -35,7 +35,7 @@ pub struct StickyBuilder<T, B = RoundRobin> {
 impl<T, B> fmt::Debug for StickyBuilder<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StickyBuilder")
-            .field("policy", &self.policy)
+            .field("policy", &self.session.as_ref().map(|(p, _)| p))
             .field("attributes", &self.attributes)
             .finish_non_exhaustive()
     }
@@ -45,9 +45,48 @@ impl<T: Send + Sync + 'static> StickyBuilder<T, RoundRobin> {
     /// Sessions under `policy`, signed with `keys`, over `backends`, new
     /// sessions spread round-robin.
     pub fn new(policy: SessionPolicy, keys: KeySet, backends: Backends<T>) -> Self {
+        Self::with_session(Some((policy, keys)), backends)
+    }
+
+    /// Plain mode, for a rule without `sessionPersistence`: the same engine,
+    /// backends and balancer, but no session. [`decide`](StickySessions::decide)
+    /// only picks a backend ([`Outcome::Picked`](super::Outcome::Picked)),
+    /// issues nothing and strips nothing from the request;
+    /// [`repin_excluding`](StickySessions::repin_excluding) picks another.
+    /// The session options (cookie attributes, strict, ...) have no effect.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method, Uri};
+    /// use tower_sticky::balance::{BackendId, Backends};
+    /// use tower_sticky::sticky::{Outcome, RequestHead, StickyBuilder};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pods: Backends<&str> = ["pod-a", "pod-b"].into_iter().map(|p| (BackendId::from_name(p), p, 1)).collect();
+    /// let plain = StickyBuilder::plain(pods).scope("httproute/default/web/rule/1").build()?;
+    /// assert!(plain.policy().is_none());
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("cookie", "Session-A=whatever".parse()?);
+    /// let (method, uri) = (Method::GET, Uri::from_static("/"));
+    /// let picks: Vec<_> = (0..4)
+    ///     .map(|_| plain.decide(RequestHead::new(&method, &uri, &headers)))
+    ///     .inspect(|d| {
+    ///         assert_eq!(d.outcome(), Outcome::Picked);
+    ///         assert!(d.issue().is_none() && d.rewrite().is_none());
+    ///     })
+    ///     .map(|d| *d.target().unwrap())
+    ///     .collect();
+    /// assert_eq!(picks, ["pod-a", "pod-b", "pod-a", "pod-b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn plain(backends: Backends<T>) -> Self {
+        Self::with_session(None, backends)
+    }
+
+    fn with_session(session: Option<(SessionPolicy, KeySet)>, backends: Backends<T>) -> Self {
         StickyBuilder {
-            policy,
-            keys,
+            session,
             backends,
             balancer: RoundRobin::new(),
             clock: Arc::new(SystemClock),
@@ -68,8 +107,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
     /// Chooses how new sessions are spread.
     pub fn balancer<B2: Balance<T>>(self, balancer: B2) -> StickyBuilder<T, B2> {
         StickyBuilder {
-            policy: self.policy,
-            keys: self.keys,
+            session: self.session,
             backends: self.backends,
             balancer,
             clock: self.clock,
@@ -170,77 +208,38 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
 
     /// Checks the configuration and builds the shared engine.
     pub fn build(self) -> Result<StickySessions<T, B>, BuildError> {
-        self.attributes.check()?;
-        let mut lifetime = Lifetime::for_policy(&self.policy);
-        if let Some(skew) = self.skew {
-            lifetime = lifetime.skew(skew);
-        }
-        if let Some(step) = self.refresh_after {
-            match self.policy.idle_timeout() {
-                None => return Err(BuildError::new(BuildErrorKind::RefreshWithoutIdleTimeout)),
-                Some(idle) if step > idle || step.is_zero() => {
-                    return Err(BuildError::new(BuildErrorKind::RefreshOutOfRange {
-                        idle_timeout: idle,
-                        refresh_after: step,
-                    }));
-                }
-                Some(_) => lifetime = lifetime.refresh_after(step),
+        let (rules, label) = match self.session {
+            Some((policy, keys)) => {
+                let (rules, label) = session_rules(
+                    policy,
+                    keys,
+                    self.attributes,
+                    self.skew,
+                    self.refresh_after,
+                    self.scope,
+                )?;
+                let rules = SessionRules {
+                    forward: self.forward,
+                    cache_private: self.cache_private,
+                    remember_tokens: self.remember_tokens,
+                    strict: self.strict,
+                    ..rules
+                };
+                (Some(rules), label)
             }
-        }
-        let header = match self.policy.kind() {
-            PersistenceType::Cookie => http::header::SET_COOKIE,
-            PersistenceType::Header => {
-                let name = HeaderName::from_bytes(self.policy.name().as_bytes())
-                    .map_err(|_| BuildError::new(BuildErrorKind::InvalidHeaderName))?;
-                if RESERVED_HEADERS.contains(&name.as_str()) {
-                    return Err(BuildError::new(BuildErrorKind::ReservedHeader(name)));
-                }
-                name
-            }
-        };
-        let (token_scope, label): (Vec<u8>, Arc<str>) = match self.scope {
-            Some(scope) => (scope.as_bytes().to_vec(), scope.into()),
             None => (
-                // Kept as it always was: tokens issued before the scope label
-                // existed still verify.
-                format!(
-                    "{:?}\0{}\0{}",
-                    self.policy.kind(),
-                    self.policy.name(),
-                    self.policy.cookie_path()
-                )
-                .into_bytes(),
-                format!(
-                    "{}:{}:{}",
-                    match self.policy.kind() {
-                        PersistenceType::Cookie => "cookie",
-                        PersistenceType::Header => "header",
-                    },
-                    self.policy.name(),
-                    self.policy.cookie_path()
-                )
-                .into(),
+                None,
+                self.scope.unwrap_or_else(|| "plain".to_owned()).into(),
             ),
         };
-        let codec = TokenCodec::new(self.keys, token_scope);
-        let cookie_name_plain =
-            crate::carrier::CookieName::new(self.policy.name().as_bytes()).is_plain();
         Ok(StickySessions::from_shared(Shared {
             observer: Observer::new(label),
-            policy: self.policy,
-            codec,
-            lifetime,
+            rules,
             backends: self.backends,
             balancer: self.balancer,
             clock: self.clock,
-            attributes: self.attributes,
-            forward: self.forward,
-            header,
-            cookie_name_plain,
-            cache_private: self.cache_private,
-            remember_tokens: self.remember_tokens,
-            strict: self.strict,
             on_outcome: self.on_outcome,
+            fallback: Weighted::new(),
         }))
     }
 
@@ -255,6 +254,86 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
     pub fn hand_off_layer(self) -> Result<StickyHandOffLayer<T, B>, BuildError> {
         self.build().map(StickyHandOffLayer::from_sessions)
     }
+}
+
+/// The session half of [`StickyBuilder::build`]: checks the policy's
+/// options and derives the token scope and the metrics label. The flags the
+/// caller sets afterwards start off.
+fn session_rules(
+    policy: SessionPolicy,
+    keys: KeySet,
+    attributes: CookieAttributes,
+    skew: Option<Duration>,
+    refresh_after: Option<Duration>,
+    scope: Option<String>,
+) -> Result<(SessionRules, Arc<str>), BuildError> {
+    attributes.check()?;
+    let mut lifetime = Lifetime::for_policy(&policy);
+    if let Some(skew) = skew {
+        lifetime = lifetime.skew(skew);
+    }
+    if let Some(step) = refresh_after {
+        match policy.idle_timeout() {
+            None => return Err(BuildError::new(BuildErrorKind::RefreshWithoutIdleTimeout)),
+            Some(idle) if step > idle || step.is_zero() => {
+                return Err(BuildError::new(BuildErrorKind::RefreshOutOfRange {
+                    idle_timeout: idle,
+                    refresh_after: step,
+                }));
+            }
+            Some(_) => lifetime = lifetime.refresh_after(step),
+        }
+    }
+    let header = match policy.kind() {
+        PersistenceType::Cookie => http::header::SET_COOKIE,
+        PersistenceType::Header => {
+            let name = HeaderName::from_bytes(policy.name().as_bytes())
+                .map_err(|_| BuildError::new(BuildErrorKind::InvalidHeaderName))?;
+            if RESERVED_HEADERS.contains(&name.as_str()) {
+                return Err(BuildError::new(BuildErrorKind::ReservedHeader(name)));
+            }
+            name
+        }
+    };
+    let (token_scope, label): (Vec<u8>, Arc<str>) = match scope {
+        Some(scope) => (scope.as_bytes().to_vec(), scope.into()),
+        None => (
+            // Kept as it always was: tokens issued before the scope label
+            // existed still verify.
+            format!(
+                "{:?}\0{}\0{}",
+                policy.kind(),
+                policy.name(),
+                policy.cookie_path()
+            )
+            .into_bytes(),
+            format!(
+                "{}:{}:{}",
+                match policy.kind() {
+                    PersistenceType::Cookie => "cookie",
+                    PersistenceType::Header => "header",
+                },
+                policy.name(),
+                policy.cookie_path()
+            )
+            .into(),
+        ),
+    };
+    let codec = TokenCodec::new(keys, token_scope);
+    let cookie_name_plain = crate::carrier::CookieName::new(policy.name().as_bytes()).is_plain();
+    let rules = SessionRules {
+        policy,
+        codec,
+        lifetime,
+        attributes,
+        forward: false,
+        header,
+        cookie_name_plain,
+        cache_private: false,
+        remember_tokens: false,
+        strict: false,
+    };
+    Ok((rules, label))
 }
 
 /// Header names a session must not travel in.

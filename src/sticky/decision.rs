@@ -246,7 +246,16 @@ impl Issue {
     }
 
     /// Adds the header to a response, next to any the application set.
+    ///
+    /// One session cookie, always: when the response already sets this
+    /// session's cookie (the inner service re-pinned the request with
+    /// [`StickySessions::repin`](super::StickySessions::repin) and wrote its
+    /// newer cookie), that one stays and this one is dropped, since a
+    /// browser keeps the last of two and this one is stale.
     pub fn apply(self, response: &mut HeaderMap) {
+        if self.appends() && self.already_set(response) {
+            return;
+        }
         if self.cache_private(response.contains_key(CACHE_CONTROL)) {
             response.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
         }
@@ -256,4 +265,23 @@ impl Issue {
             response.insert(self.name, self.value);
         }
     }
+
+    /// Whether `response` already has a `Set-Cookie` for this cookie name.
+    fn already_set(&self, response: &HeaderMap) -> bool {
+        let name = cookie_name(self.value.as_bytes());
+        response
+            .get_all(SET_COOKIE)
+            .iter()
+            .any(|v| cookie_name(v.as_bytes()) == name)
+    }
+}
+
+/// The cookie name of a `Set-Cookie` value: the bytes before the first
+/// `=`, without surrounding blanks.
+fn cookie_name(set_cookie: &[u8]) -> &[u8] {
+    let end = set_cookie
+        .iter()
+        .position(|&b| b == b'=')
+        .unwrap_or(set_cookie.len());
+    set_cookie[..end].trim_ascii()
 }

@@ -1,4 +1,4 @@
-use super::{InFlightBody, Issue};
+use super::{InFlightBody, Issue, ResponseBody};
 use crate::balance::InFlight;
 use http::{HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -48,9 +48,8 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Default,
 {
-    type Output = Result<Response<InFlightBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -66,16 +65,22 @@ where
                     issue.apply(response.headers_mut());
                 }
                 let in_flight = in_flight.take();
-                Poll::Ready(Ok(response.map(|body| InFlightBody::new(body, in_flight))))
+                Poll::Ready(Ok(response.map(|body| {
+                    ResponseBody::backend(InFlightBody::new(body, in_flight))
+                })))
             }
-            KindProj::NoBackend => {
-                let mut response = Response::new(InFlightBody::default());
-                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                response
-                    .headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                Poll::Ready(Ok(response))
-            }
+            KindProj::NoBackend => Poll::Ready(Ok(no_backend())),
         }
     }
+}
+
+/// The layer's own answer when no backend can take a request: `503`,
+/// `Retry-After: 1`, an empty body.
+pub(super) fn no_backend<B>() -> Response<ResponseBody<B>> {
+    let mut response = Response::new(ResponseBody::generated());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }

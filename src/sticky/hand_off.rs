@@ -9,7 +9,7 @@
 
 use super::future::ResponseFuture;
 use super::service::pin_request;
-use super::{InFlightBody, Pinned, StickySessions};
+use super::{Pinned, ResponseBody, StickySessions};
 use crate::balance::{Balance, RoundRobin};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -136,11 +136,10 @@ impl<S, T, B> StickyHandOff<S, T, B> {
 impl<S, T, B, ReqBody, ResBody> Service<Request<ReqBody>> for StickyHandOff<S, T, B>
 where
     S: Service<(Pinned<T>, Request<ReqBody>), Response = Response<ResBody>>,
-    ResBody: Default,
     T: Send + Sync + 'static,
     B: Balance<T>,
 {
-    type Response = Response<InFlightBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

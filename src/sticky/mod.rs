@@ -102,6 +102,7 @@ mod observe;
 mod outcome;
 mod pinned;
 mod request;
+mod response_body;
 mod service;
 mod sessions;
 
@@ -114,5 +115,6 @@ pub use layer::StickyLayer;
 pub use outcome::Outcome;
 pub use pinned::Pinned;
 pub use request::RequestHead;
+pub use response_body::ResponseBody;
 pub use service::Sticky;
 pub use sessions::StickySessions;

@@ -41,11 +41,15 @@ pub enum Outcome {
     /// the session's backend is down or gone, and the request is refused
     /// (503) instead of re-pinned.
     PinnedUnavailable,
+    /// Plain mode ([`StickyBuilder::plain`](super::StickyBuilder::plain), a
+    /// rule without `sessionPersistence`): a backend was picked; there is
+    /// no session.
+    Picked,
 }
 
 impl Outcome {
     /// Every outcome, in a fixed order (for pre-registered counters).
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::New,
         Outcome::Resumed,
         Outcome::Refreshed,
@@ -59,11 +63,13 @@ impl Outcome {
         Outcome::RepinnedGone,
         Outcome::NoBackend,
         Outcome::PinnedUnavailable,
+        Outcome::Picked,
     ];
 
     /// A short, stable label: `new`, `resumed`, `refreshed`, `rekeyed`,
     /// `expired`, `idle_expired`, `malformed`, `forged`, `future_dated`,
-    /// `repinned_down`, `repinned_gone`, `no_backend`, `pinned_unavailable`.
+    /// `repinned_down`, `repinned_gone`, `no_backend`, `pinned_unavailable`,
+    /// `picked`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -80,6 +86,7 @@ impl Outcome {
             Outcome::RepinnedGone => "repinned_gone",
             Outcome::NoBackend => "no_backend",
             Outcome::PinnedUnavailable => "pinned_unavailable",
+            Outcome::Picked => "picked",
         }
     }
 

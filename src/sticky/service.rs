@@ -1,5 +1,5 @@
 use super::future::ResponseFuture;
-use super::{InFlightBody, Issue, Pinned, RequestHead, StickyLayer, StickySessions};
+use super::{Issue, Pinned, RequestHead, ResponseBody, StickyLayer, StickySessions};
 use crate::balance::{Balance, InFlight, RoundRobin};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -52,11 +52,10 @@ impl<S, T, B> Sticky<S, T, B> {
 impl<S, T, B, ReqBody, ResBody> Service<Request<ReqBody>> for Sticky<S, T, B>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
     T: Send + Sync + 'static,
     B: Balance<T>,
 {
-    type Response = Response<InFlightBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

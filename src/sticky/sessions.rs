@@ -1,7 +1,10 @@
 use super::decision::{Decision, Issue, RequestRewrite};
 use super::observe::Observer;
 use super::{Outcome, RequestHead};
-use crate::balance::{BackendId, Backends, Balance, Endpoint, Resolution, RoundRobin};
+use crate::balance::{
+    BackendId, BackendState, Backends, Balance, Endpoint, Resolution, RoundRobin, Snapshot,
+    Weighted,
+};
 use crate::carrier::{
     CookieAttributes, CookieName, Secure, find_and_rewrite, find_cookie, header_values,
 };
@@ -44,18 +47,29 @@ impl<T, B> Clone for StickySessions<T, B> {
 impl<T, B> fmt::Debug for StickySessions<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StickySessions")
-            .field("policy", &self.shared.policy)
+            .field("policy", &self.shared.rules.as_ref().map(|r| &r.policy))
             .finish_non_exhaustive()
     }
 }
 
 pub(crate) struct Shared<T, B> {
-    pub(super) policy: SessionPolicy,
-    pub(super) codec: TokenCodec,
-    pub(super) lifetime: Lifetime,
+    /// `None`: plain mode, a rule without `sessionPersistence`.
+    pub(super) rules: Option<SessionRules>,
     pub(super) backends: Backends<T>,
     pub(super) balancer: B,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) on_outcome: Option<OnOutcome>,
+    pub(super) observer: Observer,
+    /// Where the engine's own picks (the panic rule) are on the weighted
+    /// sequence.
+    pub(super) fallback: Weighted,
+}
+
+/// What sessions need, checked once by the builder.
+pub(crate) struct SessionRules {
+    pub(super) policy: SessionPolicy,
+    pub(super) codec: TokenCodec,
+    pub(super) lifetime: Lifetime,
     pub(super) attributes: CookieAttributes,
     pub(super) forward: bool,
     pub(super) header: HeaderName,
@@ -66,8 +80,6 @@ pub(crate) struct Shared<T, B> {
     pub(super) remember_tokens: bool,
     /// [`StickyBuilder::strict`](super::StickyBuilder::strict).
     pub(super) strict: bool,
-    pub(super) on_outcome: Option<OnOutcome>,
-    pub(super) observer: Observer,
 }
 
 enum Judged<T> {
@@ -86,9 +98,10 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         }
     }
 
-    /// The policy the sessions follow.
-    pub fn policy(&self) -> &SessionPolicy {
-        &self.shared.policy
+    /// The policy the sessions follow; `None` in plain mode
+    /// ([`StickyBuilder::plain`](super::StickyBuilder::plain)).
+    pub fn policy(&self) -> Option<&SessionPolicy> {
+        self.shared.rules.as_ref().map(|r| &r.policy)
     }
 
     /// The backends; change membership or states through it at run time.
@@ -133,14 +146,17 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
     /// ```
     pub fn decide(&self, head: RequestHead<'_>) -> Decision<T> {
         let s = &*self.shared;
-        let now = s.clock.now();
         let snapshot = s.backends.load();
+        let Some(r) = &s.rules else {
+            return self.pick_plain(&head, &snapshot, &[]);
+        };
+        let now = s.clock.now();
 
         let mut rejected = Outcome::New;
         let mut pinned = None;
         let rewrite;
         {
-            let mut judge = |value: &[u8]| match self.judge(value, now, &snapshot) {
+            let mut judge = |value: &[u8]| match self.judge(r, value, now, &snapshot) {
                 Judged::Pinned(e, o, t, since) => {
                     pinned = Some((e, o, t, since));
                     true
@@ -152,8 +168,8 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 Judged::NotText => false,
             };
             let headers = head.headers();
-            let cookie = CookieName::checked(s.policy.name().as_bytes(), s.cookie_name_plain);
-            rewrite = match (s.policy.kind(), s.forward) {
+            let cookie = CookieName::checked(r.policy.name().as_bytes(), r.cookie_name_plain);
+            rewrite = match (r.policy.kind(), r.forward) {
                 (PersistenceType::Cookie, false) => {
                     find_and_rewrite(headers, cookie, &mut judge).map(RequestRewrite::cookies)
                 }
@@ -162,24 +178,24 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                     None
                 }
                 (PersistenceType::Header, forward) => {
-                    header_values(headers, &s.header).any(|v| judge(v.as_bytes()));
-                    (!forward && headers.contains_key(&s.header))
-                        .then(|| RequestRewrite::remove(s.header.clone()))
+                    header_values(headers, &r.header).any(|v| judge(v.as_bytes()));
+                    (!forward && headers.contains_key(&r.header))
+                        .then(|| RequestRewrite::remove(r.header.clone()))
                 }
             };
         }
         match pinned {
             Some((endpoint, outcome, reissue, since)) => {
-                let issue = reissue.map(|t| self.render(&t, now, head.is_tls()));
+                let issue = reissue.map(|t| self.render(r, &t, now, head.is_tls()));
                 let age = now.millis_since(since);
                 self.decided(outcome, Some(endpoint), rewrite, issue, Some(age))
             }
-            None if s.strict
+            None if r.strict
                 && matches!(rejected, Outcome::RepinnedDown | Outcome::RepinnedGone) =>
             {
                 self.decided(Outcome::PinnedUnavailable, None, rewrite, None, None)
             }
-            None => self.new_session(&head, rejected, rewrite, now, &snapshot),
+            None => self.new_session(&head, rejected, rewrite, now, &snapshot, &[]),
         }
     }
 
@@ -226,9 +242,106 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
     /// down). The decision has no request rewrite: the request's session
     /// value was already taken out by the first decision.
     pub fn repin(&self, head: RequestHead<'_>, outcome: Outcome) -> Decision<T> {
-        let now = self.shared.clock.now();
+        self.repin_excluding(head, outcome, &[])
+    }
+
+    /// [`repin`](Self::repin) on a backend other than those in `tried` (the
+    /// backends the request already failed on, see
+    /// [`Attempts::tried`](crate::failover::Attempts::tried)): one new
+    /// session, one new cookie. The balancer is asked once
+    /// ([`Balance::pick_excluding`]), so weights and load still decide;
+    /// whatever the balancer, a different backend is found whenever one
+    /// takes new sessions, and [`Outcome::NoBackend`] is returned when none
+    /// does. In plain mode, the decision is [`Outcome::Picked`] with nothing
+    /// to write back.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method, Uri};
+    /// use tower_sticky::balance::{BackendId, Backends, Weighted};
+    /// use tower_sticky::policy::SessionPolicy;
+    /// use tower_sticky::sticky::{Outcome, RequestHead, StickyBuilder};
+    /// use tower_sticky::token::{KeySet, SigningKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pods: Backends<&str> = [("pod-a", 98), ("pod-b", 1), ("pod-c", 1)]
+    ///     .into_iter()
+    ///     .map(|(p, w)| (BackendId::from_name(p), p, w))
+    ///     .collect();
+    /// let keys = KeySet::new(SigningKey::new([7; 32])?);
+    /// let sessions = StickyBuilder::new(SessionPolicy::cookie("Session-A")?, keys, pods)
+    ///     .balancer(Weighted::new())
+    ///     .build()?;
+    ///
+    /// let (method, uri, headers) = (Method::GET, Uri::from_static("/"), HeaderMap::new());
+    /// let head = RequestHead::new(&method, &uri, &headers);
+    /// // pod-a (weight 98) failed: the retry goes elsewhere, with a new cookie.
+    /// let tried = [BackendId::from_name("pod-a")];
+    /// for _ in 0..20 {
+    ///     let retry = sessions.repin_excluding(head, Outcome::RepinnedDown, &tried);
+    ///     assert_ne!(retry.target(), Some(&"pod-a"));
+    ///     assert!(retry.issue().is_some());
+    /// }
+    /// let all = ["pod-a", "pod-b", "pod-c"].map(BackendId::from_name);
+    /// assert_eq!(sessions.repin_excluding(head, Outcome::RepinnedDown, &all).outcome(), Outcome::NoBackend);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn repin_excluding(
+        &self,
+        head: RequestHead<'_>,
+        outcome: Outcome,
+        tried: &[BackendId],
+    ) -> Decision<T> {
         let snapshot = self.shared.backends.load();
-        self.new_session(&head, outcome, None, now, &snapshot)
+        if self.shared.rules.is_none() {
+            return self.pick_plain(&head, &snapshot, tried);
+        }
+        let now = self.shared.clock.now();
+        self.new_session(&head, outcome, None, now, &snapshot, tried)
+    }
+
+    /// Plain mode: a backend, no session.
+    fn pick_plain(
+        &self,
+        head: &RequestHead<'_>,
+        snapshot: &Snapshot<T>,
+        tried: &[BackendId],
+    ) -> Decision<T> {
+        match self.pick_new(head, snapshot, tried) {
+            Some(e) => self.decided(Outcome::Picked, Some(Arc::clone(e)), None, None, None),
+            None => self.decided(Outcome::NoBackend, None, None, None, None),
+        }
+    }
+
+    /// A backend for a new session, not in `tried`: the balancer's pick;
+    /// when there is none and the set is in panic (every backend that could
+    /// serve is ejected), one of the ejected ones, by weight.
+    fn pick_new<'s>(
+        &self,
+        head: &RequestHead<'_>,
+        snapshot: &'s Snapshot<T>,
+        tried: &[BackendId],
+    ) -> Option<&'s Arc<Endpoint<T>>> {
+        let s = &*self.shared;
+        let picked = if tried.is_empty() {
+            s.balancer.pick(&head.pick_context(), snapshot)
+        } else {
+            s.balancer
+                .pick_excluding(&head.pick_context(), snapshot, tried)
+        };
+        if let Some(e) = picked
+            .and_then(|i| snapshot.endpoints().get(i))
+            .filter(|e| e.takes_new_sessions() && !tried.contains(&e.id()))
+        {
+            return Some(e);
+        }
+        if !snapshot.in_panic() {
+            return None;
+        }
+        let i = s.fallback.pick_where(snapshot, |e| {
+            e.takes_new_sessions_ignoring_health() && !tried.contains(&e.id())
+        })?;
+        snapshot.endpoints().get(i)
     }
 
     fn new_session(
@@ -237,18 +350,14 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         outcome: Outcome,
         rewrite: Option<RequestRewrite>,
         now: Timestamp,
-        snapshot: &crate::balance::Snapshot<T>,
+        snapshot: &Snapshot<T>,
+        tried: &[BackendId],
     ) -> Decision<T> {
-        let picked = self
-            .shared
-            .balancer
-            .pick(&head.pick_context(), snapshot)
-            .and_then(|i| snapshot.endpoints().get(i))
-            .filter(|e| e.takes_new_sessions());
-        match picked {
-            Some(endpoint) => {
+        let rules = self.shared.rules.as_ref();
+        match (self.pick_new(head, snapshot, tried), rules) {
+            (Some(endpoint), Some(r)) => {
                 let token = SessionToken::new(endpoint.id(), now);
-                let issue = self.render(&token, now, head.is_tls());
+                let issue = self.render(r, &token, now, head.is_tls());
                 self.decided(
                     outcome,
                     Some(Arc::clone(endpoint)),
@@ -257,17 +366,18 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                     None,
                 )
             }
-            None => self.decided(Outcome::NoBackend, None, rewrite, None, None),
+            (Some(e), None) => self.decided(Outcome::Picked, Some(Arc::clone(e)), None, None, None),
+            (None, _) => self.decided(Outcome::NoBackend, None, rewrite, None, None),
         }
     }
 
     fn judge(
         &self,
+        s: &SessionRules,
         value: &[u8],
         now: Timestamp,
-        snapshot: &crate::balance::Snapshot<T>,
+        snapshot: &Snapshot<T>,
     ) -> Judged<T> {
-        let s = &*self.shared;
         let decoded = match s.remember_tokens.then(|| s.codec.recall(value)).flatten() {
             Some(decoded) => Ok(decoded),
             None => {
@@ -293,7 +403,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
             Verdict::IdleExpired => return Judged::Rejected(Outcome::IdleExpired),
             Verdict::Invalid => return Judged::Rejected(Outcome::FutureDated),
         };
-        match s.balancer.resolve(snapshot, token.backend()) {
+        match self.shared.balancer.resolve(snapshot, token.backend()) {
             Resolution::Pinned(e) => {
                 let (outcome, reissue) = if decoded.signed_by_old_key() {
                     (Outcome::Rekeyed, Some(token.touched(now)))
@@ -304,13 +414,19 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 };
                 Judged::Pinned(Arc::clone(e), outcome, reissue, token.issued_at())
             }
-            Resolution::Down => Judged::Rejected(Outcome::RepinnedDown),
+            // The panic rule: when every backend that could serve is
+            // ejected, none is, and sessions on them stay where they are.
+            Resolution::Down => match snapshot.get(token.backend()) {
+                Some(e) if e.health().membership() != BackendState::Down && snapshot.in_panic() => {
+                    Judged::Pinned(Arc::clone(e), Outcome::Resumed, None, token.issued_at())
+                }
+                _ => Judged::Rejected(Outcome::RepinnedDown),
+            },
             Resolution::Gone => Judged::Rejected(Outcome::RepinnedGone),
         }
     }
 
-    fn render(&self, token: &SessionToken, now: Timestamp, tls: bool) -> Issue {
-        let s = &*self.shared;
+    fn render(&self, s: &SessionRules, token: &SessionToken, now: Timestamp, tls: bool) -> Issue {
         let encoded = if s.remember_tokens {
             s.codec.encode_remembered(token)
         } else {

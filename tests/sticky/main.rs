@@ -1,6 +1,7 @@
 //! The layer end to end: what a client and the proxied backend see.
 
 mod hand_off;
+mod one_cookie;
 mod strict;
 mod support;
 

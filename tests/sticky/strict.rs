@@ -64,8 +64,10 @@ async fn strict_sessions_refuse_a_dead_pin_and_serve_everyone_else() {
 }
 
 #[test]
-fn pinned_unavailable_is_the_last_outcome_with_a_stable_label() {
-    assert_eq!(Outcome::ALL.last(), Some(&Outcome::PinnedUnavailable));
+fn pinned_unavailable_keeps_its_index_and_label_when_outcomes_are_added() {
+    // Outcomes are only ever appended: `picked` (plain mode) came after it.
+    assert_eq!(Outcome::PinnedUnavailable.index(), 12);
+    assert_eq!(Outcome::ALL.last(), Some(&Outcome::Picked));
     assert_eq!(Outcome::PinnedUnavailable.as_str(), "pinned_unavailable");
     assert_eq!(
         Outcome::ALL[Outcome::PinnedUnavailable.index()],

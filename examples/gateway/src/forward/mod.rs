@@ -388,8 +388,10 @@ fn respond(
     {
         upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
     }
-    if let Target::Sticky(sessions) = &rule.target {
-        crate::answer::headers::strip_session(resp.headers_mut(), sessions.policy());
+    if let Target::Sticky(sessions) = &rule.target
+        && let Some(policy) = sessions.policy()
+    {
+        crate::answer::headers::strip_session(resp.headers_mut(), policy);
     }
     if let Some(decision) = choice.decision.take() {
         if decision.issue().is_some() {
