@@ -201,7 +201,6 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     tokio::spawn(Arc::clone(&control).run_sighup());
     tokio::spawn(Arc::clone(&control).run_dns());
     tokio::spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
-    tokio::spawn(Arc::clone(&control).run_deadlines());
 
     // Workers 1.. get a thread and a runtime each; this thread is worker 0
     // and also keeps the admin server, the prober and the in-process echo

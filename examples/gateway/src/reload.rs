@@ -41,7 +41,6 @@ use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// What a reload re-reads.
 #[derive(Clone, Debug)]
@@ -234,7 +233,6 @@ impl Control {
             rules::apply_members(&self.current.load(), &plan);
             self.membership.commit(&plan);
         }
-        self.sync();
         inputs.sources = sources;
         Ok(())
     }
@@ -249,19 +247,6 @@ impl Control {
             keys.id_secret = current.id_secret;
         }
         Ok(keys)
-    }
-
-    /// Sets every endpoint of the current snapshot to its member's state.
-    pub fn sync(&self) {
-        let snapshot = self.current.load();
-        for rule in &snapshot.rules {
-            for e in rule.target.backends().snapshot().endpoints() {
-                let state = e.target().member.state();
-                if e.state() != state {
-                    e.set_state(state);
-                }
-            }
-        }
     }
 
     /// Drains (`Some`; with a deadline, its sessions move on once it
@@ -282,19 +267,7 @@ impl Control {
             "undrained"
         };
         tracing::info!(service, endpoint, ?drain, "{done} by the operator");
-        self.sync();
         Ok(members)
-    }
-
-    /// Applies drain deadlines that passed; run every few hundred
-    /// milliseconds.
-    pub async fn run_deadlines(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.sync();
-        }
     }
 
     /// The Prometheus page: the library's and the gateway's counters, and
@@ -302,6 +275,7 @@ impl Control {
     pub fn render_metrics(&self) -> String {
         let snapshot = self.current.load();
         for rule in &snapshot.rules {
+            crate::forward::health::render_rule(rule);
             for e in rule.target.backends().snapshot().endpoints() {
                 let t = e.target();
                 metrics::gauge!(

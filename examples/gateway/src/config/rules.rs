@@ -11,7 +11,7 @@ use crate::keys::Keys;
 use crate::router::{Entry, Router};
 use std::sync::Arc;
 use tower_sticky::balance::Weighted;
-use tower_sticky::balance::{BackendState, Backends, Discovered};
+use tower_sticky::balance::{BackendId, BackendState, Backends, Endpoint};
 use tower_sticky::policy::PersistenceType;
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{StickyBuilder, StickySessions};
@@ -29,29 +29,10 @@ pub struct Upstream {
     pub requests_metric: metrics::Counter,
 }
 
-/// How a rule spreads requests.
-#[derive(Debug)]
-pub enum Target {
-    /// `sessionPersistence`: the core's session engine.
-    Sticky(StickySessions<Upstream, Weighted>),
-    /// No persistence: plain weighted balancing.
-    Plain {
-        /// The endpoints.
-        backends: Backends<Upstream>,
-        /// Follows `backendRefs[].weight`.
-        balancer: Weighted,
-    },
-}
-
-impl Target {
-    /// The rule's endpoints.
-    pub fn backends(&self) -> &Backends<Upstream> {
-        match self {
-            Target::Sticky(s) => s.backends(),
-            Target::Plain { backends, .. } => backends,
-        }
-    }
-}
+/// How a rule spreads requests: the library's session engine, with
+/// `sessionPersistence`, or in its plain mode (a weighted pick, no session)
+/// without.
+pub type Target = StickySessions<Upstream, Weighted>;
 
 /// One HTTPRoute rule, ready to serve.
 #[derive(Debug)]
@@ -123,10 +104,11 @@ pub fn apply_members(compiled: &Compiled, plan: &Plan) {
     }
 }
 
-/// Tells a rule's `backends` its members in `plan` through the library's
-/// [`Backends::set_discovered`] (`tower::discover` changes): a new endpoint
-/// is inserted, a present one changes state, one that left is removed. A
-/// new rule's empty `backends` is filled the same way.
+/// Tells a rule's `backends` its members in `plan`: a new endpoint is
+/// inserted, built on its member's health cell (one health store per
+/// endpoint, shared by every rule), one that left is removed, one present
+/// with the same member and weight is left as it is (its state is its
+/// member's cell). A new rule's empty `backends` is filled the same way.
 fn apply_rule_members(
     backends: &Backends<Upstream>,
     refs: &[(ServiceKey, u32)],
@@ -134,17 +116,29 @@ fn apply_rule_members(
     route: &str,
     index: usize,
 ) {
-    backends.set_discovered(
-        rule_members(refs, plan)
-            .into_iter()
-            .map(|(member, state, weight)| {
-                let target = upstream(&member, route, index);
-                let found = Discovered::new(target)
-                    .weight(weight)
-                    .state(member.state_with(state));
-                (member.id, found)
-            }),
-    );
+    let wanted = rule_members(refs, plan);
+    // Sorted ids, so that a set of thousands is not compared pairwise.
+    let mut ids: Vec<BackendId> = wanted.iter().map(|(m, _, _)| m.id).collect();
+    ids.sort_unstable();
+    for e in backends.snapshot().endpoints() {
+        if ids.binary_search(&e.id()).is_err() {
+            backends.remove(e.id());
+        }
+    }
+    for (member, _, weight) in wanted {
+        let present = backends.snapshot();
+        if let Some(e) = present.get(member.id)
+            && Arc::ptr_eq(&e.target().member, &member)
+            && e.weight() == weight
+        {
+            continue;
+        }
+        let target = upstream(&member, route, index);
+        let cell = Arc::clone(&member.cell);
+        backends.insert_endpoint(Arc::new(Endpoint::with_health(
+            member.id, target, weight, cell,
+        )));
+    }
 }
 
 /// Everything the proxy serves: one immutable snapshot of the
@@ -193,23 +187,18 @@ pub fn compile(
             let route_name = format!("{ns}/{}", route.name());
             let backends: Backends<Upstream> = Backends::new();
             apply_rule_members(&backends, &refs, plan, &route_name, i);
-            let target = match rule.session_policy() {
-                Some(policy) => {
-                    let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
-                        .balancer(Weighted::new())
-                        .scope(session_scope(ns, route.name(), i, rule.name()))
-                        .strict(strict)
-                        .build()
-                        .map_err(|e| {
-                            format!("{}: spec.rules[{i}].sessionPersistence: {e}", loaded.source)
-                        })?;
-                    Target::Sticky(sessions)
-                }
-                None => Target::Plain {
-                    backends,
-                    balancer: Weighted::new(),
-                },
+            let builder = match rule.session_policy() {
+                Some(policy) => StickyBuilder::new(policy.clone(), keys.set.clone(), backends),
+                None => StickyBuilder::plain(backends),
             };
+            let target = builder
+                .balancer(Weighted::new())
+                .scope(session_scope(ns, route.name(), i, rule.name()))
+                .strict(strict)
+                .build()
+                .map_err(|e| {
+                    format!("{}: spec.rules[{i}].sessionPersistence: {e}", loaded.source)
+                })?;
             let index = rules.len();
             for matched in rule.matches() {
                 router.push(Entry::new(index, Arc::clone(&hostnames), matched.clone()));

@@ -1,38 +1,48 @@
-//! What follows a failed attempt (RFC 9110 §9.2.2): a [`Failure`] says how
-//! far the request got and carries it back when nothing of it left;
-//! [`Retry`] decides the next step and who is to blame.
+//! What follows a failed attempt. A [`Failed`] attempt says how far the
+//! request got and carries it back when nothing of it left; [`Retry`]
+//! decides the next step with the library's rules
+//! ([`tower_sticky::failover`], RFC 9110 §9.2.2) and says whom to blame.
 //!
 //! * A request that provably was not acted on may go again whatever its
-//!   method: the connection was refused (up to [`MAX_REFUSED_MOVES`] more
-//!   endpoints), or the connection took nothing of it.
+//!   method: the connection was refused (up to 3 more endpoints), or the
+//!   connection took nothing of it.
 //! * A request that went out, then got no response byte, may have been
 //!   acted on: only an idempotent method (GET, HEAD, OPTIONS, TRACE, PUT,
 //!   DELETE) with its body at hand goes again, once. A POST gets 502 and
 //!   runs once.
-//! * A response that started and then broke, or a timeout, is never
-//!   retried.
+//! * A response that started and then broke is never retried, and neither
+//!   is a timeout (after 30 s, a second wait would double it).
+//!
+//! One step is the gateway's own, before the library's rules: a pooled
+//! connection that died as a request went out (it took nothing of it, or
+//! the request is idempotent and at hand) is tried once more on a fresh
+//! connection to the same endpoint, not held against it: the backend most
+//! likely closed an idle connection (a keep-alive race), and moving the
+//! session for that would be wrong.
 
 use super::UpstreamBody;
 use super::replay::ReqBody;
 use http::{Method, Request};
-
-/// Endpoints a refused request may move on to after the first.
-pub const MAX_REFUSED_MOVES: u8 = 3;
+use tower_sticky::balance::BackendId;
+use tower_sticky::failover::{self, Attempts, Blame, BodyReplay, RetryRules};
 
 /// Why an attempt got no usable response. Each detail is for the log,
 /// never for the client.
+#[derive(Debug)]
 pub enum Failure {
-    /// No connection (refused, timed out): nothing was sent; the request
-    /// comes back.
-    Refused(Request<UpstreamBody>, String),
-    /// The connection took nothing of the request (hyper handed it back):
-    /// not acted on. `reused`: a connection that had served requests.
-    NotWritten(Request<UpstreamBody>, bool, String),
+    /// No connection (refused, timed out): nothing was sent.
+    Refused(String),
+    /// The connection took nothing of the request (hyper handed it back).
+    NotWritten {
+        /// A connection that had served requests.
+        reused: bool,
+        /// For the log.
+        detail: String,
+    },
     /// The request (or some of it) went out, and the connection died before
     /// any response byte: it may have been acted on.
     AfterWrite {
-        /// On a connection that had served requests (a keep-alive race is
-        /// likelier than a sick backend).
+        /// A connection that had served requests.
         reused: bool,
         /// For the log.
         detail: String,
@@ -48,112 +58,101 @@ pub enum Failure {
     Saturated,
 }
 
+/// A failed attempt: how, and the request when nothing of it left.
+pub struct Failed {
+    /// How it failed.
+    pub failure: Failure,
+    /// The request, unsent.
+    pub unsent: Option<Request<UpstreamBody>>,
+}
+
+impl From<Failure> for Failed {
+    fn from(failure: Failure) -> Self {
+        Failed {
+            failure,
+            unsent: None,
+        }
+    }
+}
+
 /// The step after a failed attempt.
+#[derive(Debug)]
 pub enum Next {
-    /// The same endpoint, on a fresh connection: a pooled connection died
-    /// as an idempotent request went out (not held against the endpoint).
+    /// The same endpoint, on a fresh connection (a keep-alive race).
     SameFresh,
     /// Another endpoint, under a new session.
     Other,
-    /// No further attempt: answer from this failure (boxed: it carries a
-    /// request, and stopping is the rare case).
-    Stop(Box<Failure>),
-}
-
-/// What a failure says about the endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Blame {
-    /// Nothing (the client's fault, a keep-alive race, or the request
-    /// already failed elsewhere so it may be the request's fault).
-    None,
-    /// It refused a connection: it is down, whatever the request was.
-    Down,
-    /// One more consecutive failure (`--down-after`).
-    Count,
+    /// No further attempt: answer from this failure.
+    Stop(Failure),
 }
 
 /// The retry state of one request.
 #[derive(Debug)]
 pub struct Retry {
-    idempotent: bool,
-    refused_moves: u8,
-    /// Moves after a failure that was not a refusal (at most one).
-    other_moves: u8,
+    attempts: Attempts,
     same_fresh: bool,
-    /// An attempt of this request already failed after it went out.
-    failed_after_write: bool,
-}
-
-/// RFC 9110 §9.2.2.
-pub fn idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
 }
 
 impl Retry {
-    /// For a request with `method`.
+    /// For a request with `method`. The body's replayability is checked at
+    /// each failure instead of once here: a streamed body that came back
+    /// unsent (a refused connection) can still go.
     pub fn new(method: &Method) -> Retry {
         Retry {
-            idempotent: idempotent(method),
-            refused_moves: 0,
-            other_moves: 0,
+            attempts: RetryRules::new().start(method, BodyReplay::Replayable),
             same_fresh: false,
-            failed_after_write: false,
         }
     }
 
-    /// The step after `failure`; a request that comes back gives its body
-    /// back to `body`.
-    pub fn after(&mut self, failure: Failure, body: &mut ReqBody) -> (Next, Blame) {
-        match failure {
-            Failure::Refused(req, detail) => {
-                body.put_back(req);
-                if self.refused_moves == MAX_REFUSED_MOVES {
-                    return (Next::Stop(Box::new(Failure::BadResponse(detail))), Blame::Down);
-                }
-                self.refused_moves += 1;
-                (Next::Other, Blame::Down)
-            }
-            Failure::NotWritten(req, reused, detail) => {
-                body.put_back(req);
-                if reused && !self.same_fresh {
-                    self.same_fresh = true;
-                    return (Next::SameFresh, Blame::None);
-                }
-                (self.move_once(Failure::BadResponse(detail)), Blame::Count)
-            }
-            Failure::AfterWrite { reused, detail } => self.after_write(reused, detail, body),
-            other => (Next::Stop(Box::new(other)), Blame::None),
-        }
+    /// The endpoints this request failed on.
+    pub fn tried(&self) -> &[BackendId] {
+        self.attempts.tried()
     }
 
-    fn after_write(&mut self, reused: bool, detail: String, body: &ReqBody) -> (Next, Blame) {
-        let again = self.idempotent && body.replayable();
-        if reused && again && !self.same_fresh {
-            self.same_fresh = true;
-            return (Next::SameFresh, Blame::None);
+    /// The step after `failed` on `backend`, and what it says about
+    /// `backend`; a request that comes back gives its body back to `body`.
+    pub fn after(
+        &mut self,
+        backend: BackendId,
+        failed: Failed,
+        body: &mut ReqBody,
+    ) -> (Next, Blame) {
+        if let Some(unsent) = failed.unsent {
+            body.put_back(unsent);
         }
-        let blame = if self.failed_after_write {
-            Blame::None
-        } else {
-            Blame::Count
+        let failure = failed.failure;
+        let kind = match &failure {
+            Failure::Refused(_) => failover::Failure::Connect,
+            Failure::NotWritten { reused: true, .. } | Failure::AfterWrite { reused: true, .. }
+                if !self.same_fresh && self.may_go_again(&failure, body) =>
+            {
+                self.same_fresh = true;
+                return (Next::SameFresh, Blame::None);
+            }
+            Failure::NotWritten { .. } => failover::Failure::NotWritten,
+            Failure::AfterWrite { .. } => failover::Failure::AfterWrite,
+            Failure::BadResponse(_) => failover::Failure::ResponseBroken,
+            Failure::Timeout => failover::Failure::Timeout,
+            Failure::ClientBody(_) | Failure::Saturated => {
+                return (Next::Stop(failure), Blame::None);
+            }
         };
-        self.failed_after_write = true;
-        let failure = Failure::AfterWrite { reused, detail };
-        if !again {
-            return (Next::Stop(Box::new(failure)), blame);
-        }
-        (self.move_once(failure), blame)
+        let verdict = self.attempts.failed(backend, kind);
+        let again = verdict.next == failover::Next::Retry
+            && !matches!(failure, Failure::Timeout)
+            && body.replayable();
+        let next = if again {
+            Next::Other
+        } else {
+            Next::Stop(failure)
+        };
+        (next, verdict.blame)
     }
 
-    /// Another endpoint, if this request has not moved after a failure yet.
-    fn move_once(&mut self, failure: Failure) -> Next {
-        if self.other_moves > 0 {
-            return Next::Stop(Box::new(failure));
-        }
-        self.other_moves += 1;
-        Next::Other
+    /// Whether the request may go again after `failure`: nothing of it
+    /// left, or it is idempotent; and its body is at hand.
+    fn may_go_again(&self, failure: &Failure, body: &ReqBody) -> bool {
+        let not_acted_on = matches!(failure, Failure::NotWritten { .. });
+        (not_acted_on || self.attempts.idempotent()) && body.replayable()
     }
 }

@@ -16,15 +16,16 @@
 //! backend failed gets 503 instead of another backend.
 
 mod attempt;
+pub mod health;
 pub mod probe;
 mod replay;
 mod send;
 pub mod upstream;
 
 use crate::answer::own::{self, Access, Answer, Line};
-use crate::config::rules::{Rule, Target, Upstream};
+use crate::config::rules::{Rule, Upstream};
 use crate::pin::{self, Choice};
-use attempt::{Blame, Failure, Next, Retry};
+use attempt::{Failure, Next, Retry};
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
@@ -36,7 +37,8 @@ pub use send::RESPONSE_TIMEOUT;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tower_sticky::balance::{BackendState, Endpoint, InFlight};
+use tower_sticky::balance::{Endpoint, InFlight};
+use tower_sticky::failover::PassiveHealth;
 use tower_sticky::sticky::{InFlightBody, Outcome};
 
 /// Body sent upstream: the client's, read whole (up to `--retry-buffer`,
@@ -98,6 +100,8 @@ pub struct Proxy {
     /// The configuration snapshot; a request loads it once and keeps it.
     current: Arc<arc_swap::ArcSwap<crate::config::rules::Compiled>>,
     options: Options,
+    /// The library's passive health rules, for `--down-after`.
+    passive: PassiveHealth,
 }
 
 /// What is kept of a request to send it again.
@@ -126,41 +130,16 @@ impl Proxy {
         current: Arc<arc_swap::ArcSwap<crate::config::rules::Compiled>>,
         options: Options,
     ) -> Self {
-        Proxy { current, options }
+        Proxy {
+            current,
+            passive: health::rules(options.down_after),
+            options,
+        }
     }
 
     /// The current snapshot (for the prober).
     pub fn snapshot(&self) -> Arc<crate::config::rules::Compiled> {
         self.current.load_full()
-    }
-
-    /// Marks every endpoint at `addr`, in every rule, down.
-    pub fn mark_down(&self, addr: &str, why: &str) {
-        for rule in &self.snapshot().rules {
-            for e in rule.target.backends().snapshot().endpoints() {
-                if e.target().member.addr == addr && e.state() != BackendState::Down {
-                    e.target().member.set_unhealthy(true);
-                    e.set_state(BackendState::Down);
-                    tracing::warn!(backend = %e.target().member.label, addr, route = %rule.route, rule = rule.index, "{why}: marked down");
-                }
-            }
-        }
-    }
-
-    /// What a failed attempt on `endpoint` says about its health.
-    fn blame(&self, endpoint: &Endpoint<Upstream>, blame: Blame) {
-        let member = &endpoint.target().member;
-        match blame {
-            Blame::None => {}
-            Blame::Down => self.mark_down(&member.addr, "connection refused"),
-            Blame::Count => {
-                let failures = member.health.failed();
-                if failures >= self.options.down_after {
-                    let why = format!("{failures} consecutive failed attempts");
-                    self.mark_down(&member.addr, &why);
-                }
-            }
-        }
     }
 
     /// Serves one client request: Host check, route, pin, body, attempts,
@@ -190,10 +169,10 @@ impl Proxy {
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let choice = match pin::first(rule, &mut req) {
             Ok(c) => c,
-            Err(outcome) => return unavailable(access, rule, outcome, None, None),
+            Err(outcome) => return unavailable(access, rule, Some(outcome), None, None),
         };
         let line = Line {
-            outcome: choice.outcome,
+            outcome: Some(choice.outcome),
             ..line
         };
         let (head, body) = match self.prepare(req, client, upgrade.as_ref()).await {
@@ -235,7 +214,7 @@ impl Proxy {
         );
         // A request that is not idempotent is never sent twice once it went
         // out, so its body is never kept: it streams.
-        let bound = if attempt::idempotent(&head.method) {
+        let bound = if tower_sticky::failover::is_idempotent(&head.method) {
             self.options.retry_buffer
         } else {
             0
@@ -265,18 +244,18 @@ impl Proxy {
                 match send::send(endpoint, req, &client.owner, &self.options, upgrade, fresh).await
                 {
                     Ok(resp) => {
-                        endpoint.target().member.health.succeeded();
+                        health::succeeded(&self.passive, endpoint);
                         return respond(r.access, r.rule, &mut r.choice, resp, r.client_upgrade);
                     }
                     Err(f) => f,
                 };
-            log_failure(r.rule, endpoint, &failure);
-            let (next, blame) = retry.after(failure, &mut r.body);
-            self.blame(endpoint, blame);
+            log_failure(r.rule, endpoint, &failure.failure);
+            let (next, blame) = retry.after(endpoint.id(), failure, &mut r.body);
+            health::failed(&self.passive, r.rule, endpoint, blame);
             fresh = false;
             match next {
                 Next::SameFresh => fresh = true,
-                Next::Stop(failure) => break *failure,
+                Next::Stop(failure) => break failure,
                 Next::Other => {
                     if r.rule.strict && r.choice.resumed() {
                         let why = Some("the session's backend failed (strict sessions)");
@@ -294,7 +273,7 @@ impl Proxy {
                         uri: &r.head.uri,
                         headers: &r.head.headers,
                     };
-                    match pin::repick(r.rule, &head, &r.choice) {
+                    match pin::repick(r.rule, &head, retry.tried()) {
                         Some(next) => r.choice = next,
                         None => break Failure::BadResponse("no other backend to retry on".into()),
                     }
@@ -303,7 +282,7 @@ impl Proxy {
         };
         let line = Line {
             rule: Some(r.rule),
-            outcome: r.choice.outcome,
+            outcome: Some(r.choice.outcome),
             endpoint: Some(&r.choice.endpoint),
         };
         let (answer, detail) = answer_for(failure, &r.head.method, &r.body);
@@ -315,7 +294,7 @@ impl Proxy {
 fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
     let label = &endpoint.target().member.label;
     match failure {
-        Failure::Refused(_, detail) | Failure::NotWritten(_, _, detail) => {
+        Failure::Refused(detail) | Failure::NotWritten { detail, .. } => {
             tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, "attempt failed: {detail}");
         }
         Failure::AfterWrite { reused, detail } => {
@@ -329,10 +308,10 @@ fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
 /// and the detail for the log.
 fn answer_for(failure: Failure, method: &Method, body: &ReqBody) -> (Answer, String) {
     match failure {
-        Failure::Refused(_, detail)
-        | Failure::NotWritten(_, _, detail)
+        Failure::Refused(detail)
+        | Failure::NotWritten { detail, .. }
         | Failure::BadResponse(detail) => (own::BAD_GATEWAY, detail),
-        Failure::AfterWrite { detail, .. } if !attempt::idempotent(method) => {
+        Failure::AfterWrite { detail, .. } if !tower_sticky::failover::is_idempotent(method) => {
             (own::NOT_REPLAYED, detail)
         }
         Failure::AfterWrite { detail, .. } if matches!(body, ReqBody::Streamed(_)) => {
@@ -382,15 +361,10 @@ fn respond(
     let upstream = choice.endpoint.target();
     upstream.requests_metric.increment(1);
     upstream.member.requests.fetch_add(1, Ordering::Relaxed);
-    if choice
-        .outcome
-        .is_some_and(|o| !o.is_resumed() && o != Outcome::NoBackend)
-    {
+    if choice.new_session() {
         upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
     }
-    if let Target::Sticky(sessions) = &rule.target
-        && let Some(policy) = sessions.policy()
-    {
+    if let Some(policy) = rule.target.policy() {
         crate::answer::headers::strip_session(resp.headers_mut(), policy);
     }
     if let Some(decision) = choice.decision.take() {
@@ -401,7 +375,7 @@ fn respond(
     }
     let line = Line {
         rule: Some(rule),
-        outcome: choice.outcome,
+        outcome: Some(choice.outcome),
         endpoint: Some(&choice.endpoint),
     };
     own::log(access, line, resp.status(), None);

@@ -2,7 +2,7 @@
 //! (or a fresh one), and either a response head comes back or a
 //! [`Failure`] says how far the request got.
 
-use super::attempt::Failure;
+use super::attempt::{Failed, Failure};
 use super::upstream::{self, Acquire, Owner};
 use super::{Options, UpstreamBody, error_chain};
 use crate::config::rules::Upstream;
@@ -27,15 +27,25 @@ pub(super) async fn send(
     options: &Options,
     upgrade: bool,
     fresh: bool,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<Response<Incoming>, Failed> {
     // Shown by `/backends` until the response head is in: an operator
     // who drained a backend sees when it has nothing left to answer.
     let _waiting = crate::discover::membership::Waiting::start(&endpoint.target().member);
     let addr = endpoint.target().member.addr.as_str();
     let (conn, reused) = match upstream::acquire(addr, owner, options, fresh || upgrade).await {
         Ok(got) => got,
-        Err(Acquire::Connect(detail)) => return Err(Failure::Refused(req, detail)),
-        Err(Acquire::Saturated) => return Err(Failure::Saturated),
+        Err(Acquire::Connect(detail)) => {
+            return Err(Failed {
+                failure: Failure::Refused(detail),
+                unsent: Some(req),
+            });
+        }
+        Err(Acquire::Saturated) => {
+            return Err(Failed {
+                failure: Failure::Saturated,
+                unsent: Some(req),
+            });
+        }
     };
     let watch = match req.body() {
         Either::Right(s) => Some(Arc::clone(&s.watch)),
@@ -56,16 +66,17 @@ pub(super) async fn send(
             let unsent = e.take_message();
             let detail = format!("{addr}: {}", error_chain(&e.into_error()));
             if watch.is_some_and(|w| w.client_error.load(Ordering::Relaxed)) {
-                return Err(Failure::ClientBody(format!("client body: {detail}")));
+                return Err(Failure::ClientBody(format!("client body: {detail}")).into());
             }
             if conn.read.load(Ordering::Relaxed) != read_before {
-                return Err(Failure::BadResponse(detail));
+                return Err(Failure::BadResponse(detail).into());
             }
-            Err(match unsent {
-                Some(unsent) => Failure::NotWritten(unsent, reused, detail),
+            let failure = match unsent {
+                Some(_) => Failure::NotWritten { reused, detail },
                 None => Failure::AfterWrite { reused, detail },
-            })
+            };
+            Err(Failed { failure, unsent })
         }
-        Err(_) => Err(Failure::Timeout),
+        Err(_) => Err(Failure::Timeout.into()),
     }
 }

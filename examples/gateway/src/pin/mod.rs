@@ -1,29 +1,33 @@
 //! Step 3 of a request: **pin**. The rule's session engine
 //! ([`StickySessions`](tower_sticky::sticky::StickySessions)) verifies the
 //! session value, strips it and decides the endpoint: the session's own, or
-//! a new pick (a weighted pick for rules without `sessionPersistence`).
-//! After a failed attempt, [`repick`] gives the request a new session on
-//! another endpoint.
+//! a new pick; a rule without `sessionPersistence` uses the engine's plain
+//! mode (a weighted pick, no session). After a failed attempt, [`repick`]
+//! gives the request a new session on an endpoint it has not tried yet
+//! (the library's `repin_excluding`).
+//!
+//! The library's panic rule serves ejected endpoints when every endpoint of
+//! a rule would be down, so that requests that crash their handler cannot
+//! take a Service down. An endpoint that *refused* a connection is the
+//! exception here: the request cannot have caused that, and it cannot
+//! serve, so it is skipped until the prober revives it (issue 17 scopes the
+//! panic rule to failures after the request was written). A Service whose
+//! every endpoint refuses gets 503 at once, not four connection attempts.
 
-use crate::config::rules::{Rule, Target, Upstream};
+use crate::config::rules::{Rule, Upstream};
 use http::{HeaderMap, Method, Request, Uri};
 use std::sync::Arc;
-use tower_sticky::balance::{Balance, Endpoint, InFlight, PickContext};
+use tower_sticky::balance::{BackendId, Ejection, Endpoint, InFlight};
 use tower_sticky::sticky::{Decision, Outcome, RequestHead};
-
-/// How many picks a retry may take to find a backend other than the one that
-/// failed. The weighted balancer walks a golden-ratio sequence, so it can
-/// land on the same backend several times in a row.
-const REPICK_TRIES: usize = 64;
 
 /// Where one attempt goes, and the session decision to write back.
 pub struct Choice {
     /// The endpoint.
     pub endpoint: Arc<Endpoint<Upstream>>,
-    /// The session decision (rules with `sessionPersistence`).
+    /// The session decision (what to write back; nothing in plain mode).
     pub decision: Option<Decision<Upstream>>,
-    /// What became of the request's session.
-    pub outcome: Option<Outcome>,
+    /// What became of the request's session (`picked` in plain mode).
+    pub outcome: Outcome,
     /// The request counted in flight on `endpoint` (the library's
     /// `Endpoint::in_flight`, what `PowerOfTwoChoices` compares), from the
     /// pick until the response body or the upgraded tunnel ends.
@@ -31,55 +35,52 @@ pub struct Choice {
 }
 
 impl Choice {
-    fn new(
-        endpoint: Arc<Endpoint<Upstream>>,
-        decision: Option<Decision<Upstream>>,
-        outcome: Option<Outcome>,
-    ) -> Choice {
-        let in_flight = match &decision {
-            Some(decision) => decision.in_flight(),
-            None => Some(InFlight::start(Arc::clone(&endpoint))),
+    /// The engine's `decision`, if it chose an endpoint; else its outcome.
+    fn new(decision: Decision<Upstream>) -> Result<Choice, Outcome> {
+        let outcome = decision.outcome();
+        let Some(endpoint) = decision.endpoint().cloned() else {
+            return Err(outcome);
         };
-        Choice {
+        Ok(Choice {
             endpoint,
-            decision,
+            in_flight: decision.in_flight(),
+            decision: Some(decision),
             outcome,
-            in_flight,
-        }
+        })
     }
 
     /// The request carried a valid session and went to its backend.
     pub fn resumed(&self) -> bool {
-        self.outcome.is_some_and(Outcome::is_resumed)
+        self.outcome.is_resumed()
+    }
+
+    /// The request got a new session (counted per endpoint).
+    pub fn new_session(&self) -> bool {
+        !self.outcome.is_resumed() && !matches!(self.outcome, Outcome::NoBackend | Outcome::Picked)
     }
 }
 
 /// The endpoint for a request: the session's, or a new pick. `Err`: none
 /// can take it, with the session outcome.
-pub fn first<B>(rule: &Rule, req: &mut Request<B>) -> Result<Choice, Option<Outcome>> {
-    match &rule.target {
-        Target::Sticky(sessions) => {
-            let decision = sessions.route(req);
-            let outcome = decision.outcome();
-            match decision.endpoint().cloned() {
-                Some(endpoint) => Ok(Choice::new(endpoint, Some(decision), Some(outcome))),
-                None => Err(Some(outcome)),
-            }
-        }
-        Target::Plain { backends, balancer } => {
-            let snapshot = backends.snapshot();
-            let ctx = PickContext {
-                method: req.method(),
-                uri: req.uri(),
-                headers: req.headers(),
-            };
-            balancer
-                .pick(&ctx, &snapshot)
-                .and_then(|i| snapshot.endpoints().get(i).cloned())
-                .map(|endpoint| Choice::new(endpoint, None, None))
-                .ok_or(None)
-        }
+pub fn first<B>(rule: &Rule, req: &mut Request<B>) -> Result<Choice, Outcome> {
+    let choice = Choice::new(rule.target.route(req))?;
+    if !refused(&choice.endpoint) {
+        return Ok(choice);
     }
+    if rule.strict && choice.resumed() {
+        return Err(Outcome::PinnedUnavailable);
+    }
+    let head = Head {
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+    };
+    repick(rule, &head, &[]).ok_or(Outcome::NoBackend)
+}
+
+/// Whether `endpoint` refused a connection and is not revived yet.
+fn refused(endpoint: &Endpoint<Upstream>) -> bool {
+    endpoint.health().ejection() == Some(Ejection::Refused)
 }
 
 /// What a re-pick reads of the request.
@@ -92,42 +93,21 @@ pub struct Head<'a> {
     pub headers: &'a HeaderMap,
 }
 
-/// After `previous` failed: a new session on another endpoint, if one
-/// takes new sessions.
-pub fn repick(rule: &Rule, head: &Head<'_>, previous: &Choice) -> Option<Choice> {
-    let other = |e: &Arc<Endpoint<Upstream>>| e.id() != previous.endpoint.id();
+/// After a failed attempt: a new session on an endpoint not in `tried`, if
+/// one takes new sessions.
+pub fn repick(rule: &Rule, head: &Head<'_>, tried: &[BackendId]) -> Option<Choice> {
+    let request = RequestHead::new(head.method, head.uri, head.headers);
     let snapshot = rule.target.backends().snapshot();
-    if !snapshot
-        .endpoints()
-        .iter()
-        .any(|e| other(e) && e.takes_new_sessions())
-    {
-        return None;
-    }
-    match &rule.target {
-        Target::Sticky(sessions) => {
-            for _ in 0..REPICK_TRIES {
-                let request = RequestHead::new(head.method, head.uri, head.headers);
-                let decision = sessions.repin(request, Outcome::RepinnedDown);
-                let outcome = decision.outcome();
-                let endpoint = decision.endpoint().cloned()?;
-                if other(&endpoint) {
-                    return Some(Choice::new(endpoint, Some(decision), Some(outcome)));
-                }
-            }
-            None
-        }
-        Target::Plain { balancer, .. } => {
-            let ctx = PickContext {
-                method: head.method,
-                uri: head.uri,
-                headers: head.headers,
-            };
-            (0..REPICK_TRIES)
-                .filter_map(|_| balancer.pick(&ctx, &snapshot))
-                .filter_map(|i| snapshot.endpoints().get(i).cloned())
-                .find(other)
-                .map(|endpoint| Choice::new(endpoint, None, None))
-        }
-    }
+    let mut skip = tried.to_vec();
+    skip.extend(
+        snapshot
+            .endpoints()
+            .iter()
+            .filter(|e| refused(e))
+            .map(|e| e.id()),
+    );
+    let decision = rule
+        .target
+        .repin_excluding(request, Outcome::RepinnedDown, &skip);
+    Choice::new(decision).ok()
 }

@@ -11,6 +11,7 @@ mod health_check;
 mod in_flight;
 mod operations;
 mod ownership;
+mod poison;
 mod proxying;
 mod raw;
 mod retries;
