@@ -50,16 +50,6 @@ pub mod echo;
 pub mod reload;
 pub mod shutdown;
 
-// The names these modules had before they found their step (other code and
-// other branches still use them).
-pub use answer::headers;
-pub use config::{keys, rules};
-pub use forward as proxy;
-pub use forward::probe;
-pub use listen::stray_cr;
-pub(crate) use listen::{coarse, conn};
-pub use route as router;
-
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -167,7 +157,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     let health_check_path = args.health_check_path.clone();
     let proxy_options = forward::Options::from_args(&args);
     let limits = Arc::new(args.limits.clone());
-    let connections = conn::connection_limit(limits.max_connections);
+    let connections = listen::conn::connection_limit(limits.max_connections);
     // The slice files' watcher reads them first: a change while start-up
     // reads them is then seen as a change.
     let watcher = discover::watch::Watcher::new(args.endpoints.clone());
@@ -186,14 +176,14 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         None => None,
     };
     banner(&control, embedded, addr).await;
-    let proxy = Arc::new(proxy::Proxy::new(control.current(), proxy_options));
+    let proxy = Arc::new(forward::Proxy::new(control.current(), proxy_options));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(admin) = admin {
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         println!("admin listening on http://{admin_addr}");
         tokio::spawn(admin::serve(admin, Arc::clone(&control)));
     }
-    tokio::spawn(probe::run(
+    tokio::spawn(forward::probe::run(
         Arc::clone(&proxy),
         health_check_path,
         stop_rx.clone(),

@@ -29,7 +29,7 @@
 mod backends;
 mod query;
 
-use crate::proxy::ClientBody;
+use crate::forward::ClientBody;
 use crate::reload::Control;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};

@@ -6,7 +6,7 @@
 //! survive it.
 //!
 //! **One health store.** A member owns one
-//! [`HealthCell`](tower_sticky::balance::HealthCell), and every rule's
+//! [`tower_sticky::balance::HealthCell`], and every rule's
 //! endpoint of the member is built on that same cell: a change is seen by
 //! the data path, `/backends` and `/metrics` at once, with no copy and no
 //! poll. Each voice has one writer:

@@ -1,5 +1,5 @@
 //! Passive health, as the library rules it
-//! ([`PassiveHealth`](tower_sticky::failover::PassiveHealth)), applied to
+//! ([`tower_sticky::failover::PassiveHealth`]), applied to
 //! the one health cell of each endpoint (see
 //! [`crate::discover::membership`]), and what `/metrics` says of it.
 //!

@@ -5,7 +5,7 @@
 //! answer is then assembled ([`crate::answer`]).
 //!
 //! [`Proxy::serve`] reads top to bottom in the order a request lives:
-//! the Host check, [route](crate::route), [pin](crate::pin), the body kept
+//! the Host check, [route](crate::route), [pin](mod@crate::pin), the body kept
 //! for a retry when the method allows one (`replay`), attempts, answer.
 //!
 //! Passive health: a backend that refuses a connection is marked down at

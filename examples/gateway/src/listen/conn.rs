@@ -302,7 +302,7 @@ impl Activity {
     }
 
     fn stamp(&self) {
-        let ms = crate::coarse::now().saturating_duration_since(self.epoch);
+        let ms = crate::listen::coarse::now().saturating_duration_since(self.epoch);
         self.last.store(
             u64::try_from(ms.as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,

@@ -15,7 +15,8 @@ pub(crate) mod coarse;
 pub(crate) mod conn;
 pub mod stray_cr;
 
-use crate::{cli, forward as proxy, headers};
+use crate::answer::headers;
+use crate::{cli, forward};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::sync::Arc;
 use std::task::Poll;
@@ -80,7 +81,7 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// (told by `Connection: close` or GOAWAY) or it idles (see [`conn`]).
 pub(crate) async fn serve(
     listener: TcpListener,
-    proxy: Arc<proxy::Proxy>,
+    proxy: Arc<forward::Proxy>,
     limits: &cli::Limits,
     connections: Arc<tokio::sync::Semaphore>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -117,7 +118,7 @@ pub(crate) async fn serve(
     let h2_idle = limits.h2_idle_timeout;
     let reuse = limits.reuse;
     // This worker's idle upstream connections are closed after a while.
-    tokio::spawn(proxy::upstream::purge_idle());
+    tokio::spawn(forward::upstream::purge_idle());
     let accepted = |stream: tokio::net::TcpStream,
                     peer: std::net::SocketAddr,
                     permit: tokio::sync::OwnedSemaphorePermit| {
@@ -126,9 +127,9 @@ pub(crate) async fn serve(
         // connections are closed when the last of them is dropped.
         let ctx = Arc::new((
             Arc::clone(&proxy),
-            proxy::Client {
+            forward::Client {
                 ip: headers::client_ip(peer),
-                owner: proxy::upstream::Owner::new(reuse),
+                owner: forward::upstream::Owner::new(reuse),
             },
             conn::Activity::new(),
         ));
