@@ -30,13 +30,13 @@
 //! every live session on its pod.
 
 use crate::cli::Args;
+use crate::config::keys::{self, Keys};
+use crate::config::rules::{self, Compiled};
 use crate::config::{self, LoadedRoute};
 use crate::discover::dns::{DnsName, Resolver};
 use crate::discover::endpoint_slice::{self, EndpointSlice};
 use crate::discover::membership::{Drain, Member, Membership, Unknown};
 use crate::discover::sources::Sources;
-use crate::config::keys::{self, Keys};
-use crate::config::rules::{self, Compiled};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;

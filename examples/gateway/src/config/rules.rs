@@ -4,10 +4,10 @@
 
 use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
+use crate::config::keys::Keys;
 use crate::discover::ServiceKey;
 use crate::discover::membership::{Member, Plan};
 use crate::discover::sources::service_key;
-use crate::config::keys::Keys;
 use crate::route::{Entry, Router};
 use std::sync::Arc;
 use tower_sticky::balance::Weighted;

@@ -53,6 +53,16 @@ pub struct Member {
     pub waiting: AtomicU64,
 }
 
+/// A backend address that is no `host:port`.
+#[derive(Debug, thiserror::Error)]
+#[error("backend address {addr:?}: {source}")]
+pub struct BadAddress {
+    /// The address as given.
+    pub addr: String,
+    /// Why it is no URI authority.
+    pub source: http::uri::InvalidUri,
+}
+
 /// Counts a request in [`Member::waiting`] until dropped.
 #[derive(Debug)]
 pub struct Waiting<'a>(&'a Member);
@@ -93,11 +103,12 @@ impl Member {
         label: String,
         id: BackendId,
         discovered: BackendState,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BadAddress> {
         // An address that is no URI authority (`host:port`) is refused here,
         // when the configuration loads.
-        addr.parse::<Authority>()
-            .map_err(|e| format!("backend address {addr:?}: {e}"))?;
+        if let Err(source) = addr.parse::<Authority>() {
+            return Err(BadAddress { addr, source });
+        }
         let cell = HealthCell::new();
         cell.set_membership(discovered);
         Ok(Member {
@@ -261,13 +272,16 @@ impl Membership {
                 }
                 let member = match known.iter().find(|m| m.addr == d.addr && m.id == d.id) {
                     Some(m) => Arc::clone(m),
-                    None => Arc::new(Member::new(
-                        service.clone(),
-                        d.addr.clone(),
-                        d.label.clone(),
-                        d.id,
-                        d.state,
-                    )?),
+                    None => Arc::new(
+                        Member::new(
+                            service.clone(),
+                            d.addr.clone(),
+                            d.label.clone(),
+                            d.id,
+                            d.state,
+                        )
+                        .map_err(|e| e.to_string())?,
+                    ),
                 };
                 members.push((member, d.state));
             }

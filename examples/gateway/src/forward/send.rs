@@ -34,9 +34,9 @@ pub(super) async fn send(
     let addr = endpoint.target().member.addr.as_str();
     let (conn, reused) = match upstream::acquire(addr, owner, options, fresh || upgrade).await {
         Ok(got) => got,
-        Err(Acquire::Connect(detail)) => {
+        Err(Acquire::Connect(e)) => {
             return Err(Failed {
-                failure: Failure::Refused(detail),
+                failure: Failure::Refused(e.to_string()),
                 unsent: Some(req),
             });
         }

@@ -240,8 +240,8 @@ fn entry<'a>(pool: &'a mut HashMap<String, Upstreams, AddrHash>, addr: &str) -> 
 
 /// Why [`acquire`] gave no connection.
 pub(super) enum Acquire {
-    /// Connecting failed (refused, timed out): the detail for the log.
-    Connect(String),
+    /// Connecting failed (refused, timed out).
+    Connect(ConnectError),
     /// `--max-upstream-connections` reached and none freed in time.
     Saturated,
 }
@@ -269,9 +269,9 @@ pub(super) async fn acquire(
                 // every request's future, which is moved around.
                 return match Box::pin(connect(addr, owner.id)).await {
                     Ok(c) => Ok((c, false)),
-                    Err(detail) => {
+                    Err(e) => {
                         released(addr);
-                        Err(Acquire::Connect(detail))
+                        Err(Acquire::Connect(e))
                     }
                 };
             }
@@ -287,20 +287,49 @@ pub(super) async fn acquire(
     }
 }
 
+/// Why a connection to a backend could not be made (for the log: it
+/// names the address).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The TCP connect failed (refused, unreachable).
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        /// The backend's address.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The TCP connect took longer than [`CONNECT_TIMEOUT`].
+    #[error("connect to {addr}: timed out after {CONNECT_TIMEOUT:?}")]
+    Timeout {
+        /// The backend's address.
+        addr: String,
+    },
+    /// The HTTP/1.1 handshake failed.
+    #[error("handshake with {addr}: {source}")]
+    Handshake {
+        /// The backend's address.
+        addr: String,
+        /// What hyper said.
+        source: hyper::Error,
+    },
+}
+
 /// A new connection to `addr` (`TCP_NODELAY`), its task spawned on this
-/// worker; counted open by the caller, released when its task ends. The
-/// error says why, for the log.
-async fn connect(addr: &str, owner: OwnerId) -> Result<Upconn, String> {
-    let stream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("connect to {addr}: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "connect to {addr}: timed out after {CONNECT_TIMEOUT:?}"
-                ));
-            }
-        };
+/// worker; counted open by the caller, released when its task ends.
+async fn connect(addr: &str, owner: OwnerId) -> Result<Upconn, ConnectError> {
+    let connecting = tokio::net::TcpStream::connect(addr);
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(source)) => {
+            let addr = addr.to_owned();
+            return Err(ConnectError::Connect { addr, source });
+        }
+        Err(_) => {
+            let addr = addr.to_owned();
+            return Err(ConnectError::Timeout { addr });
+        }
+    };
     let _ = stream.set_nodelay(true);
     let read = Arc::new(AtomicU64::new(0));
     let io = Counted {
@@ -312,7 +341,10 @@ async fn connect(addr: &str, owner: OwnerId) -> Result<Upconn, String> {
         .writev(false)
         .handshake(TokioIo::new(io))
         .await
-        .map_err(|e| format!("handshake with {addr}: {}", super::error_chain(&e)))?;
+        .map_err(|source| ConnectError::Handshake {
+            addr: addr.to_owned(),
+            source,
+        })?;
     let key = addr.to_owned();
     tokio::spawn(async move {
         // Ends when the backend closes, when bytes arrive while no request
