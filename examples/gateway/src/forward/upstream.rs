@@ -14,8 +14,9 @@
 //! once (hyper's client connection does so when it reads while no request is
 //! in flight), and is never handed out again.
 //!
-//! Connections are counted per endpoint address for
-//! `--max-upstream-connections`: at the cap, a request waits for a place
+//! Each open connection holds a permit of its endpoint's tokio
+//! [`Semaphore`] for `--max-upstream-connections` (per worker), given back
+//! when its task ends: at the cap, a request waits for a place
 //! (`--upstream-queue-timeout`), and closes an idle connection of another
 //! client to make one: closing never lends it.
 //!
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Options, UpstreamBody};
 
@@ -121,14 +123,15 @@ thread_local! {
 type AddrHash = foldhash::fast::FixedState;
 
 /// This worker's connections to one backend address.
-#[derive(Default)]
 struct Upstreams {
     /// Checked in, and reusable by their owner once `is_ready()`.
     idle: Vec<Upconn>,
-    /// Open connections (idle, busy or being opened), for the cap.
-    open: usize,
-    /// Woken when one closes or is checked in, for requests in the queue.
-    freed: Arc<tokio::sync::Notify>,
+    /// A permit per open connection (idle, busy or being opened), held by
+    /// its task: `--max-upstream-connections`.
+    places: Arc<Semaphore>,
+    /// Woken when one is checked in, for requests waiting at the cap (under
+    /// `always` they may take it).
+    checked_in: Arc<tokio::sync::Notify>,
 }
 
 /// One HTTP/1.1 connection to a backend.
@@ -180,7 +183,7 @@ pub(super) fn checkin(addr: &str, owner: &Owner, mut conn: Upconn) {
         if up.idle.len() < MAX_IDLE_PER_UPSTREAM {
             up.idle.push(conn);
         }
-        up.freed.notify_one();
+        up.checked_in.notify_one();
     });
 }
 
@@ -204,38 +207,28 @@ pub async fn purge_idle() {
     }
 }
 
-/// Room for one more connection to `addr`: `Ok` counts it as open (the
-/// caller connects), `Err` is what to wait on. At the cap, an idle
-/// connection is closed to make room (its task ends once its response is
-/// done, freeing a place): it is closed, never lent.
-fn reserve(addr: &str, cap: usize) -> Result<(), Arc<tokio::sync::Notify>> {
+/// The cap's semaphore of `addr` and its check-in signal.
+fn places(addr: &str, cap: usize) -> (Arc<Semaphore>, Arc<tokio::sync::Notify>) {
     POOL.with_borrow_mut(|pool| {
-        let up = entry(pool, addr);
-        if up.open < cap {
-            up.open += 1;
-            return Ok(());
+        if !pool.contains_key(addr) {
+            let up = Upstreams {
+                idle: Vec::new(),
+                places: Arc::new(Semaphore::new(cap.clamp(1, Semaphore::MAX_PERMITS))),
+                checked_in: Arc::default(),
+            };
+            pool.insert(addr.to_owned(), up);
         }
-        up.idle.pop();
-        Err(Arc::clone(&up.freed))
+        let up = pool.get_mut(addr).expect("inserted above");
+        (Arc::clone(&up.places), Arc::clone(&up.checked_in))
     })
 }
 
-/// A connection to `addr` closed (or never opened).
-fn released(addr: &str) {
-    let _ = POOL.try_with(|pool| {
-        if let Some(up) = pool.borrow_mut().get_mut(addr) {
-            up.open = up.open.saturating_sub(1);
-            up.freed.notify_one();
-        }
-    });
-}
-
-/// `HashMap::entry` without allocating the key when it is there.
-fn entry<'a>(pool: &'a mut HashMap<String, Upstreams, AddrHash>, addr: &str) -> &'a mut Upstreams {
-    if !pool.contains_key(addr) {
-        pool.insert(addr.to_owned(), Upstreams::default());
-    }
-    pool.get_mut(addr).expect("inserted above")
+/// At the cap: closes an idle connection to `addr` to make room (its task
+/// ends once its response is done, and gives its place back). It is
+/// closed, never lent.
+fn evict_one(addr: &str) {
+    let evicted = POOL.with_borrow_mut(|pool| pool.get_mut(addr).and_then(|up| up.idle.pop()));
+    drop(evicted);
 }
 
 /// Why [`acquire`] gave no connection.
@@ -257,33 +250,38 @@ pub(super) async fn acquire(
 ) -> Result<(Upconn, bool), Acquire> {
     let fresh = fresh || owner.reuse == Reuse::Never;
     let deadline = tokio::time::Instant::now() + options.queue_timeout;
-    // Bounded by the deadline: every turn waits for a freed connection.
+    // Bounded by the deadline: every turn waits for a place or a check-in.
     loop {
         if !fresh && let Some(c) = checkout(addr, owner.id) {
             return Ok((c, true));
         }
-        match reserve(addr, options.max_upstream) {
-            Ok(()) => {
-                // Boxed: opening a connection is rare next to reusing one,
-                // and its future (hyper's handshake) would otherwise widen
-                // every request's future, which is moved around.
-                return match Box::pin(connect(addr, owner.id)).await {
-                    Ok(c) => Ok((c, false)),
-                    Err(e) => {
-                        released(addr);
-                        Err(Acquire::Connect(e))
+        let (places, checked_in) = places(addr, options.max_upstream);
+        let place = match Arc::clone(&places).try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                evict_one(addr);
+                let waited = tokio::time::timeout_at(deadline, async {
+                    tokio::select! {
+                        place = places.acquire_owned() => place.ok(),
+                        () = checked_in.notified() => None,
                     }
-                };
-            }
-            Err(freed) => {
-                if tokio::time::timeout_at(deadline, freed.notified())
-                    .await
-                    .is_err()
-                {
-                    return Err(Acquire::Saturated);
+                });
+                match waited.await {
+                    Err(_) => return Err(Acquire::Saturated),
+                    // A connection came back: maybe one this request may
+                    // take; else another turn.
+                    Ok(None) => continue,
+                    Ok(Some(place)) => place,
                 }
             }
-        }
+        };
+        // Boxed: opening a connection is rare next to reusing one, and its
+        // future (hyper's handshake) would otherwise widen every request's
+        // future, which is moved around.
+        return match Box::pin(connect(addr, owner.id, place)).await {
+            Ok(c) => Ok((c, false)),
+            Err(e) => Err(Acquire::Connect(e)),
+        };
     }
 }
 
@@ -316,8 +314,12 @@ pub enum ConnectError {
 }
 
 /// A new connection to `addr` (`TCP_NODELAY`), its task spawned on this
-/// worker; counted open by the caller, released when its task ends.
-async fn connect(addr: &str, owner: OwnerId) -> Result<Upconn, ConnectError> {
+/// worker; the task holds `place` (under the cap) until it ends.
+async fn connect(
+    addr: &str,
+    owner: OwnerId,
+    place: OwnedSemaphorePermit,
+) -> Result<Upconn, ConnectError> {
     let connecting = tokio::net::TcpStream::connect(addr);
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(s)) => s,
@@ -345,14 +347,13 @@ async fn connect(addr: &str, owner: OwnerId) -> Result<Upconn, ConnectError> {
             addr: addr.to_owned(),
             source,
         })?;
-    let key = addr.to_owned();
     tokio::spawn(async move {
         // Ends when the backend closes, when bytes arrive while no request
         // is in flight, or when every sender is dropped.
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!("upstream connection: {e}");
         }
-        released(&key);
+        drop(place);
     });
     Ok(Upconn {
         sender,
