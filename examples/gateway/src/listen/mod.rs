@@ -83,6 +83,8 @@ struct Server {
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     h2_idle: Duration,
     reuse: cli::Reuse,
+    /// This worker's drain.
+    drain: conn::Drain,
 }
 
 /// What the requests of one client connection share: the proxy, the
@@ -92,6 +94,7 @@ struct ClientConn {
     proxy: Arc<forward::Proxy>,
     client: forward::Client,
     activity: conn::Activity,
+    drain: conn::Drain,
 }
 
 impl Server {
@@ -130,6 +133,7 @@ impl Server {
             http2,
             h2_idle: limits.h2_idle_timeout,
             reuse: limits.reuse,
+            drain: conn::Drain::new(),
         }
     }
 
@@ -151,23 +155,23 @@ impl Server {
                 owner: forward::upstream::Owner::new(self.reuse),
             },
             activity: conn::Activity::new(),
+            drain: self.drain.clone(),
         });
         let activity = Arc::clone(&ctx);
         let service = hyper::service::service_fn(move |req| request(Arc::clone(&ctx), req));
-        let slot = conn::Slot::new();
         let (http1, http2, h2_idle) = (self.http1.clone(), self.http2.clone(), self.h2_idle);
-        tokio::spawn(async move {
-            let activity = &activity.activity;
-            let served = match conn::sniff(&slot, &stream).await {
+        self.drain.spawn(async move {
+            let (activity, drain) = (&activity.activity, &activity.drain);
+            let served = match conn::sniff(drain, &stream).await {
                 None => return,
                 Some(conn::Proto::Http2) => {
                     let c = http2.serve_connection(TokioIo::new(stream), service);
-                    conn::watched(slot, c, activity, Some(h2_idle)).await
+                    conn::watched(drain, c, activity, Some(h2_idle)).await
                 }
                 Some(conn::Proto::Http1) => {
                     let io = TokioIo::new(stray_cr::StrayCr::new(stream));
                     let c = http1.serve_connection(io, service).with_upgrades();
-                    conn::watched(slot, c, activity, None).await
+                    conn::watched(drain, c, activity, None).await
                 }
             };
             if let Err(e) = served {
@@ -190,7 +194,7 @@ async fn request(
     // In a drain the client closes after this response instead of sending
     // its next request onto a connection about to close (an upgrade's 101
     // keeps its own `Connection`).
-    if http1 && conn::draining() && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+    if http1 && ctx.drain.draining() && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         resp.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
@@ -238,7 +242,7 @@ pub(crate) async fn serve(
 /// The drain after the stop, for at most [`DRAIN_TIMEOUT`].
 async fn drain(server: &Server, listener: TcpListener, connections: &Arc<tokio::sync::Semaphore>) {
     tracing::info!("shutting down: finishing in-flight requests");
-    conn::start_drain();
+    server.drain.start();
     let drain = async {
         // Clients whose connection the kernel completed before the stop
         // have likely written a request already: closing the listener
@@ -254,7 +258,7 @@ async fn drain(server: &Server, listener: TcpListener, connections: &Arc<tokio::
             }
         }
         drop(listener);
-        conn::drained().await;
+        server.drain.drained().await;
     };
     match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
         Ok(()) => tracing::info!("all connections closed"),
