@@ -2,39 +2,12 @@
 //! opens (`--http-reuse safe`). Raw bytes on real sockets, as an attacker
 //! would send them.
 
-use crate::raw::RawBackend;
+use crate::raw::{cl0_backend, read_response};
 use crate::support::gateway;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
-
-/// One response (status line and `Content-Length` body) from `s`.
-fn read_response(s: &mut TcpStream) -> (String, String) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    // Bounded by the read timeout and the byte count.
-    while got.len() < 1 << 20 {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).into_owned();
-            let len: usize = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            if got.len() >= end + 4 + len {
-                let body = String::from_utf8_lossy(&got[end + 4..end + 4 + len]).into_owned();
-                return (head.lines().next().unwrap_or("").to_owned(), body);
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    (String::new(), String::from_utf8_lossy(&got).into_owned())
-}
 
 /// A keep-alive client connection to the gateway.
 fn client(gw: &str) -> TcpStream {
@@ -51,22 +24,6 @@ fn get(s: &mut TcpStream, path: &str) -> String {
     let (status, body) = read_response(s);
     assert!(status.starts_with("HTTP/1.1 200"), "{path}: {status:?}");
     body
-}
-
-/// A backend with a CL.0 bug: `POST /x` is answered without reading its
-/// body, which then is the next request; `/slow` is answered a second later.
-fn cl0_backend() -> RawBackend {
-    RawBackend::start(|req| match req.path() {
-        "/x" => req.reply("x"),
-        "/slow" => {
-            std::thread::sleep(Duration::from_millis(1000));
-            req.reply("smuggled /slow");
-        }
-        path => {
-            let path = path.to_owned();
-            req.reply(&path);
-        }
-    })
 }
 
 /// The keep-alive victim variant of issue 17: the victim's connection

@@ -2,6 +2,7 @@
 //! that may have been acted on is never sent again unless its method is
 //! idempotent; one that provably was not (a refused connection) moves on.
 
+use crate::raw::{content_length, read_response};
 use crate::support::{Http, echoes, open, seed_gateway, visit};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -40,12 +41,7 @@ fn serve(mut s: TcpStream, posts: &AtomicUsize) {
     for _ in 0..10_000 {
         if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&got[..end]).into_owned();
-            let len: usize = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
+            let len = content_length(&head);
             if got.len() < end + 4 + len {
                 match s.read(&mut buf) {
                     Ok(0) | Err(_) => return,
@@ -86,34 +82,6 @@ fn reset(s: TcpStream) {
             let _ = s.set_zero_linger();
         }
     });
-}
-
-/// One response's status line from `s` (`Content-Length` framed), and
-/// its body.
-fn read_response(s: &mut TcpStream) -> (String, String) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    // Bounded by the read timeout and the byte count.
-    while got.len() < 1 << 20 {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).into_owned();
-            let len: usize = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            if got.len() >= end + 4 + len {
-                let body = String::from_utf8_lossy(&got[end + 4..end + 4 + len]).into_owned();
-                return (head.lines().next().unwrap_or("").to_owned(), body);
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    (String::new(), String::from_utf8_lossy(&got).into_owned())
 }
 
 fn post(s: &mut TcpStream, body_len: usize) -> (String, String) {
