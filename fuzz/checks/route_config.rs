@@ -18,7 +18,7 @@ use http::{Method, Request};
 use std::sync::Arc;
 use tower_sticky::route::{Hostname, PathMatcher, RouteMatch, ValueMatcher};
 use tower_sticky_gateway::config::load_str;
-use tower_sticky_gateway::router::{Entry, Router};
+use tower_sticky_gateway::route::{Entry, Router};
 
 const FILE: &str = "fuzz-routes.yaml";
 

@@ -1,4 +1,4 @@
-//! The stray-CR head rewriter (`tower_sticky_gateway::stray_cr`) against a
+//! The stray-CR head rewriter (`tower_sticky_gateway::listen::stray_cr`) against a
 //! reference written from its specification:
 //!
 //! * the bytes come out the same however the stream is split into reads and
@@ -17,7 +17,7 @@
 //! Shared by the `stray_cr` fuzz target and the gateway's corpus replay test.
 //! Input layout: one byte choosing the read sizes, then the request stream.
 
-use tower_sticky_gateway::stray_cr::{MAX_TRAILING_CRS, read_through, rewrite_all};
+use tower_sticky_gateway::listen::stray_cr::{MAX_TRAILING_CRS, read_through, rewrite_all};
 
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';

@@ -263,6 +263,35 @@ impl<T> Backends<T> {
         });
     }
 
+    /// Replaces the whole membership with `endpoints` in one swap, in their
+    /// order (a repeated id replaces the earlier entry in place). Endpoints
+    /// that left have their sessions re-pin on their next request.
+    /// Linear in endpoints, where [`insert_endpoint`](Self::insert_endpoint)
+    /// and [`remove`](Self::remove) copy the list once per call: a
+    /// membership of thousands is set with one of these.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_sticky::balance::{BackendId, Backends, Endpoint};
+    ///
+    /// let backends: Backends<&str> = Backends::new();
+    /// backends.replace_all((0..3).map(|i| {
+    ///     Arc::new(Endpoint::new(BackendId::from_name(&format!("pod-{i}")), "10.0.0.1:80", 1))
+    /// }));
+    /// assert_eq!(backends.snapshot().len(), 3);
+    /// backends.replace_all([]);
+    /// assert!(backends.snapshot().is_empty());
+    /// ```
+    pub fn replace_all(&self, endpoints: impl IntoIterator<Item = Arc<Endpoint<T>>>) {
+        let list = dedup(endpoints);
+        let _writer = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.shared.current.store(Arc::new(Snapshot::build(list)));
+    }
+
     /// Removes a backend. Its sessions re-pin on their next request.
     pub fn remove(&self, id: BackendId) -> bool {
         let mut found = false;
@@ -315,23 +344,37 @@ impl<T> Backends<T> {
     }
 }
 
+/// `endpoints` in order, a repeated id replacing the earlier entry in place.
+fn dedup<T>(endpoints: impl IntoIterator<Item = Arc<Endpoint<T>>>) -> Vec<Arc<Endpoint<T>>> {
+    let mut list: Vec<Arc<Endpoint<T>>> = Vec::new();
+    let mut seen: HashMap<BackendId, usize> = HashMap::new();
+    for endpoint in endpoints {
+        match seen.get(&endpoint.id()) {
+            Some(&i) => list[i] = endpoint,
+            None => {
+                seen.insert(endpoint.id(), list.len());
+                list.push(endpoint);
+            }
+        }
+    }
+    list
+}
+
 impl<T> FromIterator<(BackendId, T, u32)> for Backends<T> {
     /// Serving backends; a repeated id replaces the earlier entry in place.
     fn from_iter<I: IntoIterator<Item = (BackendId, T, u32)>>(iter: I) -> Self {
-        let mut list: Vec<Arc<Endpoint<T>>> = Vec::new();
-        let mut seen: HashMap<BackendId, usize> = HashMap::new();
-        for (id, target, weight) in iter {
-            let endpoint = Arc::new(Endpoint::new(id, target, weight));
-            match seen.get(&id) {
-                Some(&i) => list[i] = endpoint,
-                None => {
-                    seen.insert(id, list.len());
-                    list.push(endpoint);
-                }
-            }
-        }
+        iter.into_iter()
+            .map(|(id, target, weight)| Arc::new(Endpoint::new(id, target, weight)))
+            .collect()
+    }
+}
+
+impl<T> FromIterator<Arc<Endpoint<T>>> for Backends<T> {
+    /// These endpoints, in whatever state (and health cell) they have; a
+    /// repeated id replaces the earlier entry in place.
+    fn from_iter<I: IntoIterator<Item = Arc<Endpoint<T>>>>(iter: I) -> Self {
         Backends {
-            shared: Shared::new(Snapshot::build(list)),
+            shared: Shared::new(Snapshot::build(dedup(iter))),
         }
     }
 }

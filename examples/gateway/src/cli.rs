@@ -51,8 +51,10 @@ pub struct Args {
     #[arg(long = "strict-sessions")]
     pub strict_sessions: bool,
 
-    /// Consecutive failed attempts (refused, reset, or closed before any
-    /// response byte) that mark a backend down until the prober revives it.
+    /// Consecutive failures after the request went out (reset, or closed
+    /// before any response byte) that mark a backend down until the prober
+    /// revives it, at most 1 in 10 of a Service's endpoints (at least 1). A
+    /// refused connection marks it down at once.
     #[arg(long = "down-after", default_value_t = 3, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub down_after: u32,
@@ -64,8 +66,9 @@ pub struct Args {
     #[arg(long = "health-check-path", value_name = "PATH", value_parser = parse_check_path)]
     pub health_check_path: Option<String>,
 
-    /// Request bodies up to this many bytes are buffered, so that a request
-    /// whose backend failed before answering can be retried elsewhere.
+    /// Bodies of idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT,
+    /// DELETE) up to this many bytes are buffered, so that one whose backend
+    /// failed before answering can be retried elsewhere; other bodies stream.
     #[arg(long = "retry-buffer", default_value_t = 64 * 1024, value_name = "BYTES")]
     pub retry_buffer: usize,
 
@@ -166,13 +169,12 @@ pub struct AdminFlags {
 pub enum Reuse {
     /// Every request on a connection of its own.
     Never,
-    /// A client connection's first request never rides an idle connection
-    /// (which another client may have used); its later requests may
-    /// (HAProxy's `http-reuse safe`, its default).
+    /// A client connection reuses only the upstream connections it opened;
+    /// they close when it ends, and no other client ever gets one.
     Safe,
-    /// Any request may ride any idle connection (the aggressive mode: a
-    /// backend that desynchronises can hand one client's response to
-    /// another).
+    /// Any request may ride any idle connection of the worker, which
+    /// outlives its client (the aggressive mode: a backend that
+    /// desynchronises can hand one client's response to another).
     Always,
 }
 

@@ -39,6 +39,7 @@
 pub mod answer;
 pub mod forward;
 pub mod listen;
+pub mod pin;
 pub mod route;
 
 pub mod admin;
@@ -48,16 +49,6 @@ pub mod discover;
 pub mod echo;
 pub mod reload;
 pub mod shutdown;
-
-// The names these modules had before they found their step (other code and
-// other branches still use them).
-pub use answer::headers;
-pub use config::{keys, rules};
-pub use forward as proxy;
-pub use forward::probe;
-pub use listen::stray_cr;
-pub(crate) use listen::{coarse, conn};
-pub use route as router;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -135,9 +126,39 @@ const SESSION_AGE_BUCKETS: &[f64] = &[
     86400.0,
 ];
 
-async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
-    // The recorder first: the library resolves its counters against the
-    // recorder installed when they are first used.
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration (routes, keys, endpoints) did not load.
+    #[error(transparent)]
+    Config(#[from] reload::ReloadError),
+    /// The control plane's thread could not be started.
+    #[error("cannot start the control-plane thread: {0}")]
+    ControlPlane(std::io::Error),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// `--listen`.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The admin address could not be bound.
+    #[error("cannot listen on {addr} (--admin): {source}")]
+    Admin {
+        /// `--admin`.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Worker(std::io::Error),
+}
+
+/// The Prometheus recorder, with the session-age buckets, and its upkeep
+/// task; `None` (and a warning) if it cannot be installed.
+fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(SESSION_AGE.to_owned()),
@@ -160,47 +181,54 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
             }
         });
     }
+    metrics
+}
+
+async fn run(args: cli::Args, threads: usize) -> Result<(), StartError> {
+    // The recorder first: the library resolves its counters against the
+    // recorder installed when they are first used.
+    let metrics = install_metrics();
     let embedded = args.routes.is_empty();
     let listen = args.listen.clone();
     let admin_addr = args.admin.clone();
     let admin_options = admin::Options::from_flags(&args.admin_limits);
     let health_check_path = args.health_check_path.clone();
-    let proxy_options = proxy::Options {
-        down_after: args.down_after,
-        retry_buffer: args.retry_buffer,
-        ..proxy::Options::default()
-    }
-    .limits(&args.limits);
+    let proxy_options = forward::Options::from_args(&args);
     let limits = Arc::new(args.limits.clone());
-    let connections = conn::connection_limit(limits.max_connections);
+    let connections = listen::conn::connection_limit(limits.max_connections);
     // The slice files' watcher reads them first: a change while start-up
     // reads them is then seen as a change.
     let watcher = discover::watch::Watcher::new(args.endpoints.clone());
     let control = reload::Control::start(args.control_settings(), metrics)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StartError::Config)?;
 
+    let listen_error = |source| StartError::Listen {
+        addr: listen.clone(),
+        source,
+    };
     let listeners = listen::bind_all(&listen, threads)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
+        .map_err(listen_error)?;
+    let addr = listeners[0].local_addr().map_err(listen_error)?;
+    let admin_error = |addr: &str| {
+        let addr = addr.to_owned();
+        move |source| StartError::Admin { addr, source }
+    };
     let admin = match &admin_addr {
-        Some(a) => Some(
-            // Bound here, served from the control plane's runtime.
-            admin::bind(a)
-                .await
-                .map_err(|e| format!("cannot listen on {a} (--admin): {e}"))?,
-        ),
+        // Bound here, served from the control plane's runtime.
+        Some(a) => Some(admin::bind(a).await.map_err(admin_error(a))?),
         None => None,
     };
     banner(&control, embedded, addr).await;
-    let proxy = Arc::new(proxy::Proxy::new(control.current(), proxy_options));
+    let proxy = Arc::new(forward::Proxy::new(control.current(), proxy_options));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The control plane's tasks run on a thread of their own.
-    let plane = reload::control_thread()
-        .map_err(|e| format!("cannot start the control-plane thread: {e}"))?;
+    let plane = reload::control_thread().map_err(StartError::ControlPlane)?;
     if let Some(admin) = admin {
-        let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+        let admin_addr = admin
+            .local_addr()
+            .map_err(admin_error(admin_addr.as_deref().unwrap_or_default()))?;
         println!("admin listening on http://{admin_addr}");
         admin::warn_if_exposed(admin_addr);
         let (control, options) = (Arc::clone(&control), admin_options);
@@ -211,7 +239,7 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
             }
         });
     }
-    tokio::spawn(probe::run(
+    tokio::spawn(forward::probe::run(
         Arc::clone(&proxy),
         health_check_path,
         stop_rx.clone(),
@@ -219,42 +247,25 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
     plane.spawn(Arc::clone(&control).run_sighup());
     plane.spawn(Arc::clone(&control).run_dns());
     plane.spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
-    plane.spawn(Arc::clone(&control).run_deadlines());
 
     // Workers 1.. get a thread and a runtime each; this thread is worker 0
     // and also keeps the prober and the in-process echo replicas (which
     // must outlive every worker's drain).
     let mut listeners = listeners.into_iter();
-    let own = listeners.next().ok_or("no listener")?;
+    let own = listeners
+        .next()
+        .expect("bind_all binds at least one listener");
     let mut done = Vec::new();
     for (i, listener) in listeners.enumerate() {
-        let listener = listener.into_std().map_err(|e| e.to_string())?;
-        let proxy = Arc::clone(&proxy);
-        let (limits, connections) = (Arc::clone(&limits), Arc::clone(&connections));
-        let stop = stop_rx.clone();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        done.push(done_rx);
-        std::thread::Builder::new()
-            .name(format!("gateway-worker-{}", i + 1))
-            .spawn(move || {
-                let runtime = match worker_runtime() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!("worker {}: cannot start its runtime: {e}", i + 1);
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => {
-                            listen::serve(listener, proxy, &limits, connections, stop).await
-                        }
-                        Err(e) => tracing::error!("worker {}: {e}", i + 1),
-                    }
-                });
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        let listener = listener.into_std().map_err(listen_error)?;
+        let worker = Worker {
+            number: i + 1,
+            proxy: Arc::clone(&proxy),
+            limits: Arc::clone(&limits),
+            connections: Arc::clone(&connections),
+            stop: stop_rx.clone(),
+        };
+        done.push(worker.spawn(listener).map_err(StartError::Worker)?);
     }
     println!("listening on http://{addr}");
 
@@ -272,6 +283,56 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), String> {
         let _ = d.await;
     }
     Ok(())
+}
+
+/// What a worker thread serves with.
+struct Worker {
+    /// 1.. (worker 0 is the main thread).
+    number: usize,
+    proxy: Arc<forward::Proxy>,
+    limits: Arc<cli::Limits>,
+    connections: Arc<tokio::sync::Semaphore>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Worker {
+    /// Starts its thread and runtime on `listener`; the receiver hears when
+    /// it has drained.
+    fn spawn(
+        self,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("gateway-worker-{}", self.number))
+            .spawn(move || {
+                let n = self.number;
+                let runtime = match worker_runtime() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!("worker {n}: cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            let Worker {
+                                proxy,
+                                limits,
+                                connections,
+                                stop,
+                                ..
+                            } = self;
+                            listen::serve(listener, proxy, &limits, connections, stop).await;
+                        }
+                        Err(e) => tracing::error!("worker {n}: {e}"),
+                    }
+                });
+                let _ = done_tx.send(());
+            })?;
+        Ok(done_rx)
+    }
 }
 
 /// Says what the gateway serves and how to try it.

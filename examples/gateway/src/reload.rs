@@ -38,14 +38,14 @@
 //! every live session on its pod.
 
 use crate::cli::BackendSpec;
+use crate::config::keys::{self, Keys};
+use crate::config::rules::{self, Compiled};
 use crate::config::{self, LoadedRoute};
 use crate::discover::dns::{DnsName, Resolver};
 use crate::discover::endpoint_slice::{self, EndpointSlice};
 use crate::discover::membership::{Drain, Member, Membership, Unknown};
 use crate::discover::sizes::Sizes;
 use crate::discover::sources::Sources;
-use crate::keys::{self, Keys};
-use crate::rules::{self, Compiled};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -400,7 +400,6 @@ impl Control {
                 .unwrap_or_else(PoisonError::into_inner)
                 .update(&desired);
         }
-        self.sync();
         inputs.sources = sources;
         Ok(())
     }
@@ -415,19 +414,6 @@ impl Control {
             keys.id_secret = current.id_secret;
         }
         Ok(keys)
-    }
-
-    /// Sets every endpoint of the current snapshot to its member's state.
-    pub fn sync(&self) {
-        let snapshot = self.current.load();
-        for rule in &snapshot.rules {
-            for e in rule.target.backends().snapshot().endpoints() {
-                let state = e.target().member.state();
-                if e.state() != state {
-                    e.set_state(state);
-                }
-            }
-        }
     }
 
     /// Drains (`Some`; with a deadline, its sessions move on once it
@@ -448,24 +434,16 @@ impl Control {
             "undrained"
         };
         tracing::info!(service, endpoint, ?drain, "{done} by the operator");
-        self.sync();
         Ok(members)
-    }
-
-    /// Applies drain deadlines that passed; run every few hundred
-    /// milliseconds.
-    pub async fn run_deadlines(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.sync();
-        }
     }
 
     /// The Prometheus page: the library's and the gateway's counters, and
     /// the per-endpoint series of the endpoints there are now.
     pub fn render_metrics(&self) -> String {
+        let snapshot = self.current.load();
+        for rule in &snapshot.rules {
+            crate::forward::health::render_rule(rule);
+        }
         let mut page = self
             .metrics
             .as_ref()

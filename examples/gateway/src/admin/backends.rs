@@ -2,7 +2,7 @@
 
 use super::{json, query, quoted, text};
 use crate::discover::membership::{Drain, Member, Unknown, state_name};
-use crate::proxy::ClientBody;
+use crate::forward::ClientBody;
 use crate::reload::Control;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -15,19 +15,35 @@ use std::time::Instant;
 /// endpoint of it in the current configuration (`Endpoint::in_flight`:
 /// from the pick until the response body ends). A request that started on
 /// a configuration since replaced by a reload is not among them.
-fn in_flight(control: &Control) -> HashMap<*const Member, usize> {
-    let mut counts = HashMap::new();
+fn in_flight(control: &Control) -> HashMap<*const Member, Seen> {
+    let mut counts: HashMap<*const Member, Seen> = HashMap::new();
     for rule in &control.current().load().rules {
-        for e in rule.target.backends().snapshot().endpoints() {
-            *counts.entry(Arc::as_ptr(&e.target().member)).or_default() += e.in_flight();
+        let snapshot = rule.target.backends().snapshot();
+        let in_panic = snapshot.in_panic();
+        for e in snapshot.endpoints() {
+            let seen = counts.entry(Arc::as_ptr(&e.target().member)).or_default();
+            seen.in_flight += e.in_flight();
+            seen.in_panic |= in_panic;
         }
     }
     counts
 }
 
+/// What the rules' endpoints of a member say.
+#[derive(Default)]
+struct Seen {
+    in_flight: usize,
+    /// A rule it serves is in panic: every endpoint would be down, so all
+    /// serve, ejected ones included.
+    in_panic: bool,
+}
+
 /// One endpoint as JSON.
-fn describe(m: &Arc<Member>, in_flight: &HashMap<*const Member, usize>) -> Value {
+fn describe(m: &Arc<Member>, seen: &HashMap<*const Member, Seen>) -> Value {
+    // A drain deadline that passed shows, even before its timer ran.
+    m.refresh();
     let drain = m.drain();
+    let seen = seen.get(&Arc::as_ptr(m));
     json!({
         "service": m.service.qualified(),
         "port": m.service.port,
@@ -40,10 +56,14 @@ fn describe(m: &Arc<Member>, in_flight: &HashMap<*const Member, usize>) -> Value
             d.saturating_duration_since(Instant::now()).as_millis() as u64
         }),
         "unhealthy": m.unhealthy(),
+        "ejection": m.cell.ejection().map(tower_sticky::balance::Ejection::as_str),
+        "consecutive_failures": m.cell.consecutive_failures(),
+        "held_back": m.cell.held_back(),
+        "in_panic": seen.is_some_and(|s| s.in_panic),
         "requests": m.requests.load(Ordering::Relaxed),
         "sessions": m.sessions.load(Ordering::Relaxed),
         "waiting": m.waiting.load(Ordering::Relaxed),
-        "in_flight": in_flight.get(&Arc::as_ptr(m)).copied().unwrap_or(0),
+        "in_flight": seen.map_or(0, |s| s.in_flight),
     })
 }
 
@@ -56,12 +76,6 @@ pub fn list(control: &Control) -> Response<ClientBody> {
         .iter()
         .map(|m| describe(m, &in_flight))
         .collect();
-    // A drain deadline that passed is applied before the answer leaves, and
-    // after the states above were read: the other order leaves a window
-    // where a deadline passing between the two shows "down" while requests
-    // still see the endpoint draining, until the next tick of
-    // `run_deadlines`.
-    control.sync();
     json(StatusCode::OK, &Value::Array(all))
 }
 

@@ -114,7 +114,7 @@ impl AsyncWrite for Watched {
 /// it.
 pub async fn serve<S>(stream: TcpStream, head_timeout: Duration, idle_timeout: Duration, service: S)
 where
-    S: Service<http::Request<Incoming>, Response = http::Response<crate::proxy::ClientBody>>,
+    S: Service<http::Request<Incoming>, Response = http::Response<crate::forward::ClientBody>>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     S::Future: Send + 'static,
 {

@@ -46,7 +46,7 @@ pub mod conn;
 pub mod guard;
 mod query;
 
-use crate::proxy::ClientBody;
+use crate::forward::ClientBody;
 use crate::reload::Control;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};

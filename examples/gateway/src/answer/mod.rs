@@ -4,7 +4,8 @@
 //! whenever a token is issued, and the session decision written as
 //! `Set-Cookie` (or the session header) by the library's
 //! [`Decision::apply`](tower_sticky::sticky::Decision::apply); or one of
-//! the gateway's own fixed error lines (`forward`'s `reason`). On the way in,
+//! the gateway's own fixed error lines ([`own`], every answer the gateway writes itself). On the way in,
 //! [`headers`] also prepares the request (`X-Forwarded-*`, `Host`).
 
 pub mod headers;
+pub mod own;

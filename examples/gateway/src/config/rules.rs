@@ -4,14 +4,14 @@
 
 use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
+use crate::config::keys::Keys;
 use crate::discover::ServiceKey;
 use crate::discover::membership::{Member, Plan};
 use crate::discover::sources::service_key;
-use crate::keys::Keys;
-use crate::router::{Entry, Router};
+use crate::route::{Entry, Router};
 use std::sync::Arc;
 use tower_sticky::balance::Weighted;
-use tower_sticky::balance::{BackendState, Backends, Discovered};
+use tower_sticky::balance::{BackendState, Backends, Endpoint};
 use tower_sticky::policy::PersistenceType;
 use tower_sticky::route::Hostname;
 use tower_sticky::sticky::{StickyBuilder, StickySessions};
@@ -56,29 +56,10 @@ pub struct Upstream {
     pub requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// How a rule spreads requests.
-#[derive(Debug)]
-pub enum Target {
-    /// `sessionPersistence`: the core's session engine.
-    Sticky(StickySessions<Upstream, Weighted>),
-    /// No persistence: plain weighted balancing.
-    Plain {
-        /// The endpoints.
-        backends: Backends<Upstream>,
-        /// Follows `backendRefs[].weight`.
-        balancer: Weighted,
-    },
-}
-
-impl Target {
-    /// The rule's endpoints.
-    pub fn backends(&self) -> &Backends<Upstream> {
-        match self {
-            Target::Sticky(s) => s.backends(),
-            Target::Plain { backends, .. } => backends,
-        }
-    }
-}
+/// How a rule spreads requests: the library's session engine, with
+/// `sessionPersistence`, or in its plain mode (a weighted pick, no session)
+/// without.
+pub type Target = StickySessions<Upstream, Weighted>;
 
 /// One HTTPRoute rule, ready to serve.
 #[derive(Debug)]
@@ -152,10 +133,12 @@ pub fn apply_members(compiled: &Compiled, plan: &Plan) {
     }
 }
 
-/// Tells a rule's `backends` its members in `plan` through the library's
-/// [`Backends::set_discovered`] (`tower::discover` changes): a new endpoint
-/// is inserted, a present one changes state, one that left is removed. A
-/// new rule's empty `backends` is filled the same way.
+/// Tells a rule's `backends` its members in `plan`, in one swap (linear in
+/// endpoints: a slice of 10,000 is one pass, issue 19 finding 3): an endpoint
+/// present with the same member and weight is kept as it is (its state is
+/// its member's cell), a new one is built on its member's health cell (one
+/// health store per endpoint, shared by every rule), one that left is gone.
+/// A new rule's empty `backends` is filled the same way.
 fn apply_rule_members(
     backends: &Backends<Upstream>,
     refs: &[(ServiceKey, u32)],
@@ -163,43 +146,20 @@ fn apply_rule_members(
     route: &str,
     index: usize,
 ) {
-    backends.set_discovered(
-        rule_members(refs, plan)
-            .into_iter()
-            .map(|(member, state, weight)| {
-                let target = upstream(&member, route, index);
-                let found = Discovered::new(target)
-                    .weight(weight)
-                    .state(member.state_with(state));
-                (member.id, found)
-            }),
-    );
-}
-
-/// A new rule's endpoints, built in one go: linear in endpoints, where
-/// [`Backends::set_discovered`] swaps a snapshot per endpoint it adds.
-fn rule_backends(
-    refs: &[(ServiceKey, u32)],
-    plan: &Plan,
-    route: &str,
-    index: usize,
-) -> Backends<Upstream> {
-    let members = rule_members(refs, plan);
-    let states: Vec<(tower_sticky::balance::BackendId, BackendState)> = members
-        .iter()
-        .map(|(member, state, _)| (member.id, member.state_with(*state)))
-        .collect();
-    let backends: Backends<Upstream> = members
+    let present = backends.snapshot();
+    let endpoints = rule_members(refs, plan)
         .into_iter()
-        .map(|(member, _, weight)| (member.id, upstream(&member, route, index), weight))
-        .collect();
-    let snapshot = backends.snapshot();
-    for (id, state) in states {
-        if let Some(e) = snapshot.get(id) {
-            e.set_state(state);
-        }
-    }
-    backends
+        .map(|(member, _, weight)| match present.get(member.id) {
+            Some(e) if Arc::ptr_eq(&e.target().member, &member) && e.weight() == weight => {
+                Arc::clone(e)
+            }
+            _ => {
+                let target = upstream(&member, route, index);
+                let cell = Arc::clone(&member.cell);
+                Arc::new(Endpoint::with_health(member.id, target, weight, cell))
+            }
+        });
+    backends.replace_all(endpoints.collect::<Vec<_>>());
 }
 
 /// Everything the proxy serves: one immutable snapshot of the
@@ -246,26 +206,22 @@ pub fn compile(
                 .map(|b| (service_key(ns, b), b.weight()))
                 .collect();
             let route_name = format!("{ns}/{}", route.name());
-            let backends = rule_backends(&refs, plan, &route_name, i);
-            let target = match rule.session_policy() {
-                Some(policy) => {
-                    let sessions = StickyBuilder::new(policy.clone(), keys.set.clone(), backends)
-                        .balancer(Weighted::new())
-                        .scope(session_scope(ns, route.name(), i, rule.name()))
-                        .strict(strict)
-                        .build()
-                        .map_err(|source| RuleError::Sticky {
-                            at: loaded.source.clone(),
-                            index: i,
-                            source,
-                        })?;
-                    Target::Sticky(sessions)
-                }
-                None => Target::Plain {
-                    backends,
-                    balancer: Weighted::new(),
-                },
+            let backends: Backends<Upstream> = Backends::new();
+            apply_rule_members(&backends, &refs, plan, &route_name, i);
+            let builder = match rule.session_policy() {
+                Some(policy) => StickyBuilder::new(policy.clone(), keys.set.clone(), backends),
+                None => StickyBuilder::plain(backends),
             };
+            let target = builder
+                .balancer(Weighted::new())
+                .scope(session_scope(ns, route.name(), i, rule.name()))
+                .strict(strict)
+                .build()
+                .map_err(|source| RuleError::Sticky {
+                    at: loaded.source.clone(),
+                    index: i,
+                    source,
+                })?;
             let index = rules.len();
             for matched in rule.matches() {
                 router.push(Entry::new(index, Arc::clone(&hostnames), matched.clone()));

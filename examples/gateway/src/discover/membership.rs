@@ -3,32 +3,32 @@
 //! A [`Member`] is one endpoint of one Service. It outlives configuration
 //! snapshots: a route reload builds new rules whose endpoints point at the
 //! same members, so an operator's drain, passive-health marks and counters
-//! survive it. A member's state combines three voices:
+//! survive it.
 //!
-//! * discovery: an EndpointSlice condition (serving, draining, down);
-//! * the operator: `POST /backends/drain` (draining, then down once its
-//!   deadline passes) and `/backends/undrain`;
-//! * health: marked down by the data path, revived by the prober.
+//! **One health store.** A member owns one
+//! [`tower_sticky::balance::HealthCell`], and every rule's
+//! endpoint of the member is built on that same cell: a change is seen by
+//! the data path, `/backends` and `/metrics` at once, with no copy and no
+//! poll. Each voice has one writer:
 //!
-//! The most restrictive wins ([`Member::state`]), and every rule's endpoint
-//! of the member is set to it ([`Control::sync`](crate::reload::Control::sync)).
+//! * discovery (an EndpointSlice condition: serving, draining, down) and
+//!   the operator (`POST /backends/drain`: draining, then down once its
+//!   deadline passes, pushed by a timer; `/backends/undrain`) make the
+//!   cell's membership voice, the stricter of the two, written here only;
+//! * passive health (the data path, through the library's
+//!   [`PassiveHealth`](tower_sticky::failover::PassiveHealth)) ejects, and
+//!   the prober ([`crate::forward::probe`]) revives: the cell's health
+//!   voice.
+//!
+//! The strictest voice wins ([`Member::state`]).
 
 use super::ServiceKey;
-use crate::probe::Health;
 use http::uri::Authority;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use tower_sticky::balance::{BackendId, BackendState};
-
-/// A backend address that is no `host:port` URI authority.
-#[derive(Debug, thiserror::Error)]
-#[error("backend address {addr:?}: {source}")]
-pub struct BadAddress {
-    addr: String,
-    source: http::uri::InvalidUri,
-}
+use tower_sticky::balance::{BackendId, BackendState, HealthCell};
 
 /// One endpoint of one Service.
 #[derive(Debug)]
@@ -43,16 +43,24 @@ pub struct Member {
     pub id: BackendId,
     /// What discovery says, and the operator's drain.
     voices: Mutex<Voices>,
-    /// Marked down by failed requests; the prober clears it.
-    unhealthy: AtomicBool,
-    /// Passive health of its address, shared with every member there.
-    pub health: Arc<Health>,
+    /// Its one health store, shared by every rule's endpoint of it.
+    pub cell: Arc<HealthCell>,
     /// Requests it answered, since start.
     pub requests: AtomicU64,
     /// Sessions it was given (new or re-pinned), since start.
     pub sessions: AtomicU64,
     /// Requests sent to it whose response head has not come back yet.
     pub waiting: AtomicU64,
+}
+
+/// A backend address that is no `host:port`.
+#[derive(Debug, thiserror::Error)]
+#[error("backend address {addr:?}: {source}")]
+pub struct BadAddress {
+    /// The address as given.
+    pub addr: String,
+    /// Why it is no URI authority.
+    pub source: http::uri::InvalidUri,
 }
 
 /// Counts a request in [`Member::waiting`] until dropped.
@@ -95,13 +103,14 @@ impl Member {
         label: String,
         id: BackendId,
         discovered: BackendState,
-        health: Arc<Health>,
     ) -> Result<Self, BadAddress> {
         // An address that is no URI authority (`host:port`) is refused here,
         // when the configuration loads.
         if let Err(source) = addr.parse::<Authority>() {
             return Err(BadAddress { addr, source });
         }
+        let cell = HealthCell::new();
+        cell.set_membership(discovered);
         Ok(Member {
             service,
             addr,
@@ -111,35 +120,41 @@ impl Member {
                 discovered,
                 drain: None,
             }),
-            unhealthy: AtomicBool::new(false),
-            health,
+            cell: Arc::new(cell),
             requests: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
         })
     }
 
-    /// The state its rules' endpoints should have now.
+    /// Its state now: the strictest of discovery, the operator's drain and
+    /// health (the cell every rule's endpoint reads).
     pub fn state(&self) -> BackendState {
-        self.state_with(self.discovered())
+        self.cell.state()
     }
 
-    /// [`state`](Self::state), were discovery to say `discovered`.
-    pub fn state_with(&self, discovered: BackendState) -> BackendState {
-        if self.unhealthy.load(Ordering::Relaxed) || discovered == BackendState::Down {
+    /// The membership voice: the stricter of discovery and the drain (down
+    /// once the drain's deadline passed).
+    fn membership(voices: Voices) -> BackendState {
+        if voices.discovered == BackendState::Down {
             return BackendState::Down;
         }
-        match self.drain() {
-            Some(Drain {
-                deadline: Some(d), ..
-            }) if Instant::now() >= d => BackendState::Down,
+        match voices.drain {
+            Some(Drain { deadline: Some(d) }) if Instant::now() >= d => BackendState::Down,
             Some(_) => BackendState::Draining,
-            None => discovered,
+            None => voices.discovered,
         }
     }
 
     fn voices(&self) -> std::sync::MutexGuard<'_, Voices> {
         self.voices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the membership voice into the cell (under the voices' lock,
+    /// so that two writers cannot leave a stale one last).
+    pub fn refresh(&self) {
+        let voices = self.voices();
+        self.cell.set_membership(Self::membership(*voices));
     }
 
     /// What discovery says.
@@ -149,7 +164,9 @@ impl Member {
 
     /// Discovery's new word.
     pub fn set_discovered(&self, s: BackendState) {
-        self.voices().discovered = s;
+        let mut voices = self.voices();
+        voices.discovered = s;
+        self.cell.set_membership(Self::membership(*voices));
     }
 
     /// The operator's drain, if any.
@@ -157,20 +174,35 @@ impl Member {
         self.voices().drain
     }
 
-    /// Drains (`Some`) or undrains (`None`).
-    pub fn set_drain(&self, drain: Option<Drain>) {
-        self.voices().drain = drain;
+    /// Drains (`Some`) or undrains (`None`). A deadline is pushed when it
+    /// passes, by a timer on the current runtime: no polling.
+    pub fn set_drain(self: &Arc<Self>, drain: Option<Drain>) {
+        {
+            let mut voices = self.voices();
+            voices.drain = drain;
+            self.cell.set_membership(Self::membership(*voices));
+        }
+        let Some(Drain { deadline: Some(at) }) = drain else {
+            return;
+        };
+        if at <= Instant::now() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let member = Arc::downgrade(self);
+        runtime.spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            if let Some(member) = member.upgrade() {
+                member.refresh();
+            }
+        });
     }
 
-    /// Whether failed requests marked it down.
+    /// Whether passive health took it down (the prober may revive it).
     pub fn unhealthy(&self) -> bool {
-        self.unhealthy.load(Ordering::Relaxed)
-    }
-
-    /// Marks it down (true) or healthy again (false); returns whether that
-    /// changed anything.
-    pub fn set_unhealthy(&self, down: bool) -> bool {
-        self.unhealthy.swap(down, Ordering::Relaxed) != down
+        self.cell.ejection().is_some()
     }
 
     /// `"serving"`, `"draining"` or `"down"`.
@@ -230,17 +262,10 @@ impl Plan {
 impl Membership {
     /// The members `desired` asks for, reusing the current member of every
     /// endpoint already known (same Service, address and id), so that its
-    /// drain, health and counters carry over (and a new one at a known
-    /// address shares its passive health). Nothing changes until
+    /// drain, health and counters carry over. Nothing changes until
     /// [`commit`](Self::commit).
     pub fn plan(&self, desired: &HashMap<ServiceKey, Vec<Desired>>) -> Result<Plan, BadAddress> {
         let current = self.members.lock().unwrap_or_else(PoisonError::into_inner);
-        // A new member shares the passive health of its address.
-        let mut health: HashMap<&str, Arc<Health>> = current
-            .values()
-            .flatten()
-            .map(|m| (m.addr.as_str(), Arc::clone(&m.health)))
-            .collect();
         let mut plan = Plan::default();
         // Linear in endpoints (hash lookups): a slice of 10,000 endpoints
         // was a quadratic scan here (issue 19, finding 3).
@@ -267,7 +292,6 @@ impl Membership {
                         d.label.clone(),
                         d.id,
                         d.state,
-                        Arc::clone(health.entry(&d.addr).or_default()),
                     )?),
                 };
                 members.push((member, d.state));
@@ -411,13 +435,17 @@ mod tests {
         assert_eq!(a.state(), BackendState::Down);
         a.set_drain(None);
         assert_eq!(a.state(), BackendState::Serving);
-        a.set_unhealthy(true);
+        a.cell.eject(tower_sticky::balance::Ejection::Refused);
         assert_eq!(a.state(), BackendState::Down);
-        a.set_unhealthy(false);
-        assert_eq!(a.state_with(BackendState::Down), BackendState::Down);
+        assert!(a.unhealthy());
+        a.cell.revive();
+        assert_eq!(a.state(), BackendState::Serving);
+        a.set_discovered(BackendState::Down);
+        assert_eq!(a.state(), BackendState::Down);
+        a.set_discovered(BackendState::Serving);
 
-        // Another Service's endpoint at the same address shares its passive
-        // health; an address seen for the first time gets its own.
+        // Another Service's endpoint at the same address is another member,
+        // with a health store of its own.
         let other = ServiceKey {
             name: "other".into(),
             ..key()
@@ -432,8 +460,6 @@ mod tests {
         m.commit(&m.plan(&want).unwrap());
         let same = &m.find("default/other", "127.0.0.1:1").unwrap()[0];
         assert!(!Arc::ptr_eq(same, &a));
-        assert!(Arc::ptr_eq(&same.health, &a.health));
-        let new = &m.find("default/other", "127.0.0.1:3").unwrap()[0];
-        assert!(!Arc::ptr_eq(&new.health, &a.health));
+        assert!(!Arc::ptr_eq(&same.cell, &a.cell));
     }
 }

@@ -1,50 +1,45 @@
-//! Steps 3 and 4 of a request: **pin** (`first_choice`, `repick`: the
-//! rule's session engine decides the backend) and **forward** (this
-//! worker's pool, reuse policy, retries), then the answer is assembled.
+//! Step 4 of a request: **forward**. The request goes upstream over a
+//! connection its client connection owns ([`upstream`]), one attempt at a
+//! time (`send`); after a failure, `attempt` decides whether it may go
+//! again (RFC 9110 §9.2.2) and who is to blame (passive health); the
+//! answer is then assembled ([`crate::answer`]).
 //!
-//! Per request: the [`Router`](crate::router::Router) picks the rule; the
-//! rule's [`StickySessions`](tower_sticky::sticky::StickySessions) verifies
-//! the session value, strips it and decides the backend (or a weighted pick
-//! for rules without persistence); the request goes upstream over a pooled
-//! HTTP/1.1 connection with hop-by-hop headers removed and `X-Forwarded-*`
-//! added, bodies streaming both ways; the decision writes `Set-Cookie` (or
-//! the session header) on the response.
+//! [`Proxy::serve`] reads top to bottom in the order a request lives:
+//! the Host check, [route](crate::route), [pin](mod@crate::pin), the body kept
+//! for a retry when the method allows one (`replay`), attempts, answer.
 //!
-//! Failures ([`crate::probe`] keeps the passive health): a backend that
-//! refuses the connection, or whose fresh connection dies before any
-//! response byte, gets a failure mark; `--down-after` consecutive marks take
-//! it down. The request is re-pinned (new session value) and retried on
-//! another backend when nothing of the answer has arrived and the request
-//! can be sent again: nothing was sent (a refused connection: up to
-//! [`MAX_RETRIES`] times), or its body was buffered whole (bodies up to
-//! `--retry-buffer` are, before anything is sent; once). A response that
-//! started and then broke is never retried. Under `--strict-sessions` a
-//! session whose backend failed gets 503 instead of another backend.
-//!
-//! Error answers (400, 502, 503, 504) carry a short fixed reason; what went
-//! wrong, with addresses and OS errors, goes to the request's log line.
+//! Passive health: a backend that refuses a connection is marked down at
+//! once; one that fails after the request went out gets a failure mark
+//! (not when the same request already failed elsewhere: then the request
+//! may be the cause), and `--down-after` consecutive marks take it down.
+//! [`probe`] revives backends. Under `--strict-sessions` a session whose
+//! backend failed gets 503 instead of another backend.
 
+mod attempt;
+pub mod health;
 pub mod probe;
 mod replay;
+mod send;
+pub mod upstream;
 
-use crate::rules::{Rule, Target, Upstream};
+use crate::answer::own::{self, Access, Answer, Line};
+use crate::config::rules::{Rule, Upstream};
+use crate::pin::{self, Choice};
+use attempt::{Failure, Next, Retry};
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 pub use replay::Streamed;
 use replay::{ReqBody, read_body};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::pin::Pin;
+pub use send::RESPONSE_TIMEOUT;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tower_sticky::balance::{BackendState, Balance, Endpoint, InFlight, PickContext};
-use tower_sticky::sticky::{Decision, InFlightBody, Outcome, RequestHead};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tower_sticky::balance::{Endpoint, InFlight};
+use tower_sticky::failover::PassiveHealth;
+use tower_sticky::sticky::{InFlightBody, Outcome};
 
 /// Body sent upstream: the client's, read whole (up to `--retry-buffer`,
 /// so that it can be sent again), or streamed after the part read so far.
@@ -53,39 +48,18 @@ pub type UpstreamBody = Either<Full<Bytes>, Streamed>;
 /// in flight on the backend until it ends), or the gateway's own.
 pub type ClientBody = Either<InFlightBody<Incoming>, Full<Bytes>>;
 
-/// How long connecting to a backend may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a backend may take to send its response head.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an upgraded (WebSocket, …) tunnel may live.
 const TUNNEL_MAX: Duration = Duration::from_secs(3600);
-/// Attempts beyond the first for a request that nothing of was sent
-/// (refused connections). A request that went out is retried at most once.
-pub const MAX_RETRIES: usize = 3;
-/// How many picks a retry may take to find a backend other than the one that
-/// failed. The weighted balancer walks a golden-ratio sequence, so it can
-/// land on the same backend several times in a row (twice in a row with two
-/// equal weights; about `w / (total - w)` times for a backend of weight `w`):
-/// one pick per endpoint (as before) was not enough with two, and a
-/// session on a refused pod got 502 although the other pod was up.
-const REPICK_TRIES: usize = 64;
 /// How long a client may take to send a body that is being buffered.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle upstream connections kept per backend address and worker thread.
-const MAX_IDLE_PER_UPSTREAM: usize = 256;
-/// An upstream connection unused for this long is closed (HAProxy's
-/// `pool-purge-delay` is 5 s too). Under `--http-reuse safe` every new client
-/// connection opens a fresh upstream connection that then joins the idle
-/// pool: without this the pool only ever grew, towards the cap (RELIABILITY.md).
-pub const UPSTREAM_IDLE_MAX: Duration = Duration::from_secs(5);
 
-/// Failure handling, from the command line.
+/// Failure handling and upstream limits, from the command line.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// `--down-after`: consecutive failures that mark a backend down.
     pub down_after: u32,
-    /// `--retry-buffer`: request bodies up to this size are read whole
-    /// before anything is sent, so that they can be sent again.
+    /// `--retry-buffer`: bodies of idempotent requests up to this size are
+    /// read whole before anything is sent, so that they can be sent again.
     pub retry_buffer: usize,
     /// `--http-reuse`.
     pub reuse: crate::cli::Reuse,
@@ -95,380 +69,39 @@ pub struct Options {
     pub queue_timeout: Duration,
 }
 
-impl Default for Options {
-    fn default() -> Self {
+impl Options {
+    /// The options the command line gives.
+    pub fn from_args(args: &crate::cli::Args) -> Self {
         Options {
-            down_after: 3,
-            retry_buffer: 64 * 1024,
-            reuse: crate::cli::Reuse::Safe,
-            max_upstream: 128,
-            queue_timeout: Duration::from_secs(5),
+            down_after: args.down_after,
+            retry_buffer: args.retry_buffer,
+            reuse: args.limits.reuse,
+            max_upstream: args.limits.max_upstream_connections.max(1),
+            queue_timeout: args.limits.upstream_queue_timeout,
         }
     }
 }
 
-impl Options {
-    /// With the connection reuse and limit flags.
-    #[must_use]
-    pub fn limits(mut self, limits: &crate::cli::Limits) -> Self {
-        self.reuse = limits.reuse;
-        self.max_upstream = limits.max_upstream_connections.max(1);
-        self.queue_timeout = limits.upstream_queue_timeout;
-        self
-    }
+/// What a client connection hands each of its requests: the client's
+/// address (for `X-Forwarded-For`) and its claim on the upstream
+/// connections it opens ([`upstream::Owner`]).
+#[derive(Debug)]
+pub struct Client {
+    /// The client's IP address, as a header value.
+    pub ip: HeaderValue,
+    /// The upstream connections this client connection owns.
+    pub owner: upstream::Owner,
 }
 
-/// Marks the first request of a client connection (a request extension):
-/// under `--http-reuse safe` it never rides an idle upstream connection.
-#[derive(Clone, Copy, Debug)]
-pub struct FirstRequest;
-
-/// The proxy: rules and router. Upstream connections live in a pool per
-/// worker thread (`POOL`).
+/// The proxy: the current snapshot of rules and router, and the options.
+/// Upstream connections live in [`upstream`]'s pool per worker thread.
 #[derive(Debug)]
 pub struct Proxy {
     /// The configuration snapshot; a request loads it once and keeps it.
-    current: Arc<arc_swap::ArcSwap<crate::rules::Compiled>>,
+    current: Arc<arc_swap::ArcSwap<crate::config::rules::Compiled>>,
     options: Options,
-}
-
-thread_local! {
-    /// This worker's HTTP/1.1 connections to each backend address. Every
-    /// worker runs a single-threaded runtime, so a connection, its task and
-    /// the requests sent over it stay on one thread: no locks, no channel
-    /// between threads. A sender goes back in as soon as its response head
-    /// is out, and is only taken again once `is_ready()` says the previous
-    /// response is done with.
-    ///
-    /// hyper-util's pool cannot say "not for a client connection's first
-    /// request" or "at most N per endpoint, then queue" (BENCHMARKS.md,
-    /// section 6), hence this one.
-    static POOL: RefCell<HashMap<String, Upstreams, AddrHash>> =
-        const { RefCell::new(HashMap::with_hasher(AddrHash::with_seed(0))) };
-}
-
-/// foldhash for the pool's keys: backend addresses come from the
-/// operator's configuration, not from clients, so SipHash's flooding
-/// resistance buys nothing on this per-request lookup.
-type AddrHash = foldhash::fast::FixedState;
-
-/// This worker's connections to one backend address.
-#[derive(Default)]
-struct Upstreams {
-    /// Checked in, and reusable once `is_ready()`.
-    idle: Vec<Upconn>,
-    /// Open connections (idle, busy or being opened), for the cap.
-    open: usize,
-    /// Woken when one closes or is checked in, for requests in the queue.
-    freed: Arc<tokio::sync::Notify>,
-}
-
-/// One HTTP/1.1 connection to a backend.
-struct Upconn {
-    sender: SendRequest<UpstreamBody>,
-    /// When it was last checked in.
-    since: Instant,
-    /// Bytes the backend has sent on it so far: whether an attempt that
-    /// failed got any of its answer.
-    read: Arc<AtomicU64>,
-}
-
-/// An idle connection to `addr` ready for a request, if this worker has one.
-fn checkout(addr: &str) -> Option<Upconn> {
-    POOL.with_borrow_mut(|pool| {
-        let idle = &mut pool.get_mut(addr)?.idle;
-        // Bounded by MAX_IDLE_PER_UPSTREAM.
-        let mut i = idle.len();
-        while i > 0 {
-            i -= 1;
-            if idle[i].sender.is_closed() {
-                idle.swap_remove(i);
-            } else if idle[i].sender.is_ready() {
-                return Some(idle.swap_remove(i));
-            }
-        }
-        None
-    })
-}
-
-/// Puts a connection back, to be reused once its response is done.
-fn checkin(addr: &str, mut sender: Upconn) {
-    if sender.sender.is_closed() {
-        return;
-    }
-    sender.since = crate::coarse::now();
-    POOL.with_borrow_mut(|pool| {
-        // One lookup: a connection checked in was reserved, so its address
-        // is there.
-        let Some(up) = pool.get_mut(addr) else {
-            return;
-        };
-        if up.idle.len() < MAX_IDLE_PER_UPSTREAM {
-            up.idle.push(sender);
-        }
-        up.freed.notify_one();
-    });
-}
-
-/// Closes this worker's upstream connections idle for more than
-/// [`UPSTREAM_IDLE_MAX`], every second, for ever (each worker runs it on
-/// its own runtime, which ends with the worker).
-pub async fn purge_idle_upstreams() {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let now = Instant::now();
-        // Dropping a sender ends its connection's task, which then releases
-        // its place (later, outside this borrow).
-        POOL.with_borrow_mut(|pool| {
-            for up in pool.values_mut() {
-                up.idle
-                    .retain(|c| now.saturating_duration_since(c.since) <= UPSTREAM_IDLE_MAX);
-            }
-        });
-    }
-}
-
-/// Room for one more connection to `addr`: `Ok` counts it as open (the
-/// caller connects), `Err` is what to wait on. Under the cap with nothing
-/// to give, a `fresh_only` request evicts an idle connection to make room.
-fn reserve(addr: &str, cap: usize, fresh_only: bool) -> Result<(), Arc<tokio::sync::Notify>> {
-    POOL.with_borrow_mut(|pool| {
-        let up = pool.entry_ref(addr);
-        if up.open < cap {
-            up.open += 1;
-            return Ok(());
-        }
-        if fresh_only {
-            // Its task ends once its response is done, freeing a place.
-            up.idle.pop();
-        }
-        Err(Arc::clone(&up.freed))
-    })
-}
-
-/// A connection to `addr` closed (or never opened).
-fn released(addr: &str) {
-    POOL.with_borrow_mut(|pool| {
-        if let Some(up) = pool.get_mut(addr) {
-            up.open = up.open.saturating_sub(1);
-            up.freed.notify_one();
-        }
-    });
-}
-
-/// `HashMap::entry` without allocating the key when it is there.
-trait EntryRef {
-    fn entry_ref(&mut self, addr: &str) -> &mut Upstreams;
-}
-
-impl EntryRef for HashMap<String, Upstreams, AddrHash> {
-    fn entry_ref(&mut self, addr: &str) -> &mut Upstreams {
-        if !self.contains_key(addr) {
-            self.insert(addr.to_owned(), Upstreams::default());
-        }
-        self.get_mut(addr).expect("inserted above")
-    }
-}
-
-/// A connection for one attempt: a reusable idle one unless `fresh_only`,
-/// else a new one within `--max-upstream-connections`, waiting up to
-/// `--upstream-queue-timeout` at the cap. `Ok((conn, reused))`.
-async fn acquire(
-    addr: &str,
-    options: &Options,
-    fresh_only: bool,
-) -> Result<(Upconn, bool), Acquire> {
-    let deadline = tokio::time::Instant::now() + options.queue_timeout;
-    // Bounded by the deadline: every turn waits for a freed connection.
-    loop {
-        if !fresh_only && let Some(c) = checkout(addr) {
-            return Ok((c, true));
-        }
-        match reserve(addr, options.max_upstream, fresh_only) {
-            Ok(()) => {
-                // Boxed: opening a connection is rare next to reusing one,
-                // and its future (hyper's handshake) would otherwise widen
-                // every request's future, which is moved around.
-                return match Box::pin(connect(addr)).await {
-                    Ok(c) => Ok((c, false)),
-                    Err(detail) => {
-                        released(addr);
-                        Err(Acquire::Connect(detail))
-                    }
-                };
-            }
-            Err(freed) => {
-                if tokio::time::timeout_at(deadline, freed.notified())
-                    .await
-                    .is_err()
-                {
-                    return Err(Acquire::Saturated);
-                }
-            }
-        }
-    }
-}
-
-/// Why [`acquire`] gave no connection.
-enum Acquire {
-    Connect(String),
-    Saturated,
-}
-
-/// A new connection to `addr` (`TCP_NODELAY`), its task spawned on this
-/// worker; counted open by the caller, released when its task ends. The
-/// error says why, for the log.
-async fn connect(addr: &str) -> Result<Upconn, String> {
-    let stream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("connect to {addr}: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "connect to {addr}: timed out after {CONNECT_TIMEOUT:?}"
-                ));
-            }
-        };
-    let _ = stream.set_nodelay(true);
-    let read = Arc::new(AtomicU64::new(0));
-    let io = Counted {
-        inner: stream,
-        read: Arc::clone(&read),
-    };
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        // Request heads are small: one buffer, one plain send.
-        .writev(false)
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("handshake with {addr}: {}", error_chain(&e)))?;
-    let key = addr.to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!("upstream connection: {e}");
-        }
-        released(&key);
-    });
-    Ok(Upconn {
-        sender,
-        read,
-        since: crate::coarse::now(),
-    })
-}
-
-/// An upstream socket that counts the bytes read from it.
-struct Counted {
-    inner: tokio::net::TcpStream,
-    read: Arc<AtomicU64>,
-}
-
-impl tokio::io::AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.read.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl tokio::io::AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// Where one attempt goes, and the session decision to write back.
-struct Choice {
-    endpoint: Arc<Endpoint<Upstream>>,
-    decision: Option<Decision<Upstream>>,
-    outcome: Option<Outcome>,
-    /// The request counted in flight on `endpoint` (the library's
-    /// `Endpoint::in_flight`, what `PowerOfTwoChoices` compares), from the
-    /// pick until the response body or the upgraded tunnel ends.
-    in_flight: Option<InFlight>,
-}
-
-impl Choice {
-    fn new(
-        endpoint: Arc<Endpoint<Upstream>>,
-        decision: Option<Decision<Upstream>>,
-        outcome: Option<Outcome>,
-    ) -> Choice {
-        let in_flight = match &decision {
-            Some(decision) => decision.in_flight(),
-            None => Some(InFlight::start(Arc::clone(&endpoint))),
-        };
-        Choice {
-            endpoint,
-            decision,
-            outcome,
-            in_flight,
-        }
-    }
-
-    /// The request carried a valid session and went to its backend.
-    fn resumed(&self) -> bool {
-        self.outcome.is_some_and(Outcome::is_resumed)
-    }
-}
-
-/// Why an attempt got no usable response. Each carries the detail for the
-/// log, never for the client.
-enum Failure {
-    /// No connection: nothing was sent, the request comes back.
-    Connect(Request<UpstreamBody>, String),
-    /// The connection died after the request (or part of it) went out and
-    /// before any byte of the answer; the request comes back if hyper had
-    /// not started sending it.
-    NoResponse {
-        unsent: Option<Request<UpstreamBody>>,
-        /// It was a pooled connection (a keep-alive race is likelier than a
-        /// sick backend).
-        reused: bool,
-        detail: String,
-    },
-    /// Some of the answer arrived, then it broke or did not parse: never
-    /// retried (the backend acted on the request).
-    BadResponse(String),
-    /// No response head in time.
-    Timeout,
-    /// The client's body broke while it was being forwarded.
-    ClientBody(String),
-    /// `--max-upstream-connections` reached and none freed within
-    /// `--upstream-queue-timeout`: nothing was sent.
-    Saturated,
+    /// The library's passive health rules, for `--down-after`.
+    passive: PassiveHealth,
 }
 
 /// What is kept of a request to send it again.
@@ -480,129 +113,92 @@ struct Head {
     has_host: bool,
 }
 
-/// The gateway's own answers: a short, fixed reason each, so that no
-/// address, port or error text reaches a client.
-mod reason {
-    use super::Answer;
-    use http::StatusCode as S;
-    pub const NO_ROUTE: Answer = (S::NOT_FOUND, "404 not found: no route matches\n");
-    pub const NO_BACKEND_REFS: Answer = (
-        S::INTERNAL_SERVER_ERROR,
-        "500 internal server error: the route rule has no backends\n",
-    );
-    pub const NO_HOST: Answer = (
-        S::BAD_REQUEST,
-        "400 bad request: HTTP/1.1 request without Host\n",
-    );
-    pub const BAD_BODY: Answer = (S::BAD_REQUEST, "400 bad request: malformed request body\n");
-    pub const SLOW_BODY: Answer = (
-        S::REQUEST_TIMEOUT,
-        "408 request timeout: the request body did not arrive in time\n",
-    );
-    pub const NO_BACKEND: Answer = (
-        S::SERVICE_UNAVAILABLE,
-        "503 service unavailable: no backend available\n",
-    );
-    pub const PIN_UNAVAILABLE: Answer = (
-        S::SERVICE_UNAVAILABLE,
-        "503 service unavailable: the session's backend is unavailable\n",
-    );
-    pub const BAD_GATEWAY: Answer = (
-        S::BAD_GATEWAY,
-        "502 bad gateway: the backend failed to answer\n",
-    );
-    pub const BODY_GONE: Answer = (
-        S::BAD_GATEWAY,
-        "502 bad gateway: the backend failed after the request body was sent; the body was too large to keep for a retry\n",
-    );
-    pub const TIMEOUT: Answer = (
-        S::GATEWAY_TIMEOUT,
-        "504 gateway timeout: the backend did not answer in time\n",
-    );
-    pub const SATURATED: Answer = (
-        S::SERVICE_UNAVAILABLE,
-        "503 service unavailable: the backend is busy\n",
-    );
+/// A routed and pinned request, ready for its attempts.
+struct Routed<'a> {
+    access: Option<&'a Access>,
+    rule: &'a Rule,
+    choice: Choice,
+    head: Head,
+    body: ReqBody,
+    /// The client's side of an upgrade (WebSocket, …).
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
-
-/// An answer the gateway writes itself: its status and its fixed text
-/// (never an address or an error chain: those go to the log).
-type Answer = (StatusCode, &'static str);
 
 impl Proxy {
     /// A proxy over the snapshots that [`crate::reload`] swaps in.
-    pub fn new(current: Arc<arc_swap::ArcSwap<crate::rules::Compiled>>, options: Options) -> Self {
-        Proxy { current, options }
+    pub fn new(
+        current: Arc<arc_swap::ArcSwap<crate::config::rules::Compiled>>,
+        options: Options,
+    ) -> Self {
+        Proxy {
+            current,
+            passive: health::rules(options.down_after),
+            options,
+        }
     }
 
     /// The current snapshot (for the prober).
-    pub fn snapshot(&self) -> Arc<crate::rules::Compiled> {
+    pub fn snapshot(&self) -> Arc<crate::config::rules::Compiled> {
         self.current.load_full()
     }
 
-    /// Marks every endpoint at `addr`, in every rule, down.
-    pub fn mark_down(&self, addr: &str, why: &str) {
-        for rule in &self.snapshot().rules {
-            for e in rule.target.backends().snapshot().endpoints() {
-                if e.target().member.addr == addr && e.state() != BackendState::Down {
-                    e.target().member.set_unhealthy(true);
-                    e.set_state(BackendState::Down);
-                    tracing::warn!(backend = %e.target().member.label, addr, route = %rule.route, rule = rule.index, "{why}: marked down");
-                }
-            }
-        }
-    }
-
-    /// A failed attempt on `endpoint`: counts towards marking it down.
-    fn failed(&self, endpoint: &Endpoint<Upstream>) {
-        let failures = endpoint.target().member.health.failed();
-        if failures >= self.options.down_after {
-            self.mark_down(
-                &endpoint.target().member.addr,
-                &format!("{failures} consecutive failed attempts"),
-            );
-        }
-    }
-
-    /// Serves one client request.
-    pub async fn serve(
-        &self,
-        mut req: Request<Incoming>,
-        client_ip: &HeaderValue,
-    ) -> Response<ClientBody> {
-        // What the access log needs, kept only when it is on.
-        let access =
-            tracing::enabled!(target: "gateway::access", tracing::Level::INFO).then(|| Access {
-                start: Instant::now(),
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-            });
+    /// Serves one client request: Host check, route, pin, body, attempts,
+    /// answer.
+    pub async fn serve(&self, mut req: Request<Incoming>, client: &Client) -> Response<ClientBody> {
+        let access = Access::start(&req);
         let access = access.as_ref();
         // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
         // without Host (the backend's address must not stand in for it).
         if req.version() == Version::HTTP_11 && !req.headers().contains_key(http::header::HOST) {
-            return refuse(access, None, None, reason::NO_HOST, "no Host");
+            return own::write(access, Line::default(), own::NO_HOST, Some("no Host"));
         }
         // In-flight requests finish on the snapshot they started with.
         let compiled = self.current.load_full();
         let Some(index) = compiled.router.find(&req) else {
-            return refuse(access, None, None, reason::NO_ROUTE, "-");
+            return own::write(access, Line::default(), own::NO_ROUTE, None);
         };
         let rule = &compiled.rules[index];
-        if rule.no_backend_refs {
-            return refuse(access, Some(rule), None, reason::NO_BACKEND_REFS, "-");
-        }
-        let upgrade = crate::headers::upgrade_protocol(&req);
-        // `--http-reuse safe`: a client connection's first request gets an
-        // upstream connection no other client has used.
-        let first_fresh = self.options.reuse == crate::cli::Reuse::Safe
-            && req.extensions().get::<FirstRequest>().is_some();
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-        let mut choice = match first_choice(rule, &mut req) {
-            Ok(c) => c,
-            Err(outcome) => return unavailable(access, rule, outcome, None, None),
+        let line = Line {
+            rule: Some(rule),
+            ..Line::default()
         };
+        if rule.no_backend_refs {
+            return own::write(access, line, own::NO_BACKEND_REFS, None);
+        }
+        let upgrade = crate::answer::headers::upgrade_protocol(&req);
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let choice = match pin::first(rule, &mut req) {
+            Ok(c) => c,
+            Err(outcome) => return unavailable(access, rule, Some(outcome), None, None),
+        };
+        let line = Line {
+            outcome: Some(choice.outcome),
+            ..line
+        };
+        let (head, body) = match self.prepare(req, client, upgrade.as_ref()).await {
+            Ok(prepared) => prepared,
+            Err((answer, why)) => return own::write(access, line, answer, Some(&why)),
+        };
+        let routed = Routed {
+            access,
+            rule,
+            choice,
+            head,
+            body,
+            client_upgrade,
+        };
+        self.attempts(routed, client).await
+    }
 
+    /// The request's head with hop-by-hop headers out and `X-Forwarded-*`
+    /// in, and its body: read whole when the method may be retried after
+    /// it went out and the body fits `--retry-buffer`, else streamed.
+    async fn prepare(
+        &self,
+        req: Request<Incoming>,
+        client: &Client,
+        upgrade: Option<&HeaderValue>,
+    ) -> Result<(Head, ReqBody), (Answer, String)> {
         let (parts, body) = req.into_parts();
         let mut head = Head {
             method: parts.method,
@@ -610,313 +206,185 @@ impl Proxy {
             headers: parts.headers,
             has_host: false,
         };
-        head.has_host = crate::headers::prepare_request(
+        head.has_host = crate::answer::headers::prepare_request(
             &mut head.headers,
             &head.uri,
-            client_ip,
-            upgrade.as_ref(),
+            &client.ip,
+            upgrade,
         );
-        let deadline = crate::coarse::now() + BODY_TIMEOUT;
-        let mut body =
-            match crate::coarse::timeout_at(deadline, read_body(body, self.options.retry_buffer))
-                .await
-            {
-                Ok(Ok(b)) => b,
-                Ok(Err(e)) => {
-                    let why = format!("client body: {}", error_chain(&e));
-                    return refuse(access, Some(rule), choice.outcome, reason::BAD_BODY, &why);
-                }
-                Err(_) => {
-                    let why = "client body timed out";
-                    return refuse(access, Some(rule), choice.outcome, reason::SLOW_BODY, why);
-                }
-            };
+        // A request that is not idempotent is never sent twice once it went
+        // out, so its body is never kept: it streams.
+        let bound = if tower_sticky::failover::is_idempotent(&head.method) {
+            self.options.retry_buffer
+        } else {
+            0
+        };
+        let deadline = crate::listen::coarse::now() + BODY_TIMEOUT;
+        match crate::listen::coarse::timeout_at(deadline, read_body(body, bound)).await {
+            Ok(Ok(body)) => Ok((head, body)),
+            Ok(Err(e)) => Err((own::BAD_BODY, format!("client body: {}", error_chain(&e)))),
+            Err(_) => Err((own::SLOW_BODY, "client body timed out".into())),
+        }
+    }
 
-        // Refused connections may be retried MAX_RETRIES times (nothing was
-        // sent); a request that went out, once.
-        let mut refused_retries = 0;
-        let mut sent_retry = false;
-        let mut fresh_same = false;
+    /// Attempts until one gets a response head or `Retry` says stop.
+    async fn attempts(&self, mut r: Routed<'_>, client: &Client) -> Response<ClientBody> {
+        let mut retry = Retry::new(&r.head.method);
+        let upgrade = r.client_upgrade.is_some();
+        let mut fresh = false;
         let failure = loop {
-            let Some(up_body) = body.for_attempt() else {
-                break Failure::NoResponse {
-                    unsent: None,
-                    reused: false,
-                    detail: "request body already sent".into(),
-                };
+            let Some(up_body) = r.body.for_attempt() else {
+                break Failure::BadResponse("request body already sent".into());
             };
             // Every attempt gets a copy of the headers: hyper keeps the map
             // it encoded to parse the response into.
-            let up_req = upstream_request(&head, head.headers.clone(), up_body);
-            let failure = match self
-                .send(
-                    &choice.endpoint,
-                    up_req,
-                    upgrade.is_some(),
-                    fresh_same || first_fresh,
-                )
-                .await
-            {
-                Ok(resp) => {
-                    choice.endpoint.target().member.health.succeeded();
-                    return self.respond(access, rule, &mut choice, resp, client_upgrade);
-                }
-                Err(f) => f,
-            };
-            fresh_same = false;
-            let label = &choice.endpoint.target().member.label;
-            let mut last_detail = String::new();
-            match failure {
-                Failure::Connect(unsent, detail) => {
-                    tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, "attempt failed: {detail}");
-                    self.failed(&choice.endpoint);
-                    body.put_back(unsent);
-                    last_detail.clone_from(&detail);
-                    if refused_retries == MAX_RETRIES {
-                        break Failure::Connect(
-                            Request::new(Either::Left(Full::default())),
-                            detail,
+            let req = upstream_request(&r.head, r.head.headers.clone(), up_body);
+            let endpoint = &r.choice.endpoint;
+            let failure =
+                match send::send(endpoint, req, &client.owner, &self.options, upgrade, fresh).await
+                {
+                    Ok(resp) => {
+                        health::succeeded(&self.passive, endpoint);
+                        return respond(r.access, r.rule, &mut r.choice, resp, r.client_upgrade);
+                    }
+                    Err(f) => f,
+                };
+            log_failure(r.rule, endpoint, &failure.failure);
+            let (next, blame) = retry.after(endpoint.id(), failure, &mut r.body);
+            health::failed(&self.passive, r.rule, endpoint, blame);
+            fresh = false;
+            match next {
+                Next::SameFresh => fresh = true,
+                Next::Stop(failure) => break failure,
+                Next::Other => {
+                    if r.rule.strict && r.choice.resumed() {
+                        let why = Some("the session's backend failed (strict sessions)");
+                        let outcome = Some(Outcome::PinnedUnavailable);
+                        return unavailable(
+                            r.access,
+                            r.rule,
+                            outcome,
+                            Some(&r.choice.endpoint),
+                            why,
                         );
                     }
-                    refused_retries += 1;
-                }
-                Failure::NoResponse {
-                    unsent,
-                    reused,
-                    detail,
-                } => {
-                    tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, reused, "attempt failed before any response byte: {detail}");
-                    let was_unsent = unsent.is_some();
-                    if let Some(unsent) = unsent {
-                        body.put_back(unsent);
+                    let head = pin::Head {
+                        method: &r.head.method,
+                        uri: &r.head.uri,
+                        headers: &r.head.headers,
+                    };
+                    match pin::repick(r.rule, &head, retry.tried()) {
+                        Some(next) => r.choice = next,
+                        None => break Failure::BadResponse("no other backend to retry on".into()),
                     }
-                    if reused && body.replayable() {
-                        // Likely the backend closed an idle connection as
-                        // the request went out: once more on a fresh
-                        // connection to the same backend, not counted.
-                        fresh_same = true;
-                        continue;
-                    }
-                    self.failed(&choice.endpoint);
-                    last_detail.clone_from(&detail);
-                    if !body.replayable() || (sent_retry && !was_unsent) {
-                        break Failure::NoResponse {
-                            unsent: None,
-                            reused,
-                            detail,
-                        };
-                    }
-                    sent_retry = true;
-                }
-                other => break other,
-            }
-            // Another backend, under a new session (or 503 if strict).
-            if rule.strict && choice.resumed() {
-                return unavailable(
-                    access,
-                    rule,
-                    Some(Outcome::PinnedUnavailable),
-                    Some(&choice.endpoint),
-                    Some("the session's backend failed (strict sessions)"),
-                );
-            }
-            match repick(rule, &head, &choice) {
-                Some(next) => choice = next,
-                None => {
-                    break Failure::BadResponse(format!(
-                        "{last_detail}; no other backend to retry on"
-                    ));
                 }
             }
         };
-        let (answer, detail) = match failure {
-            Failure::Connect(_, detail) | Failure::BadResponse(detail) => {
-                (reason::BAD_GATEWAY, detail)
-            }
-            Failure::NoResponse { detail, .. } if matches!(body, ReqBody::Streamed(_)) => {
-                (reason::BODY_GONE, detail)
-            }
-            Failure::NoResponse { detail, .. } => (reason::BAD_GATEWAY, detail),
-            Failure::Timeout => (
-                reason::TIMEOUT,
-                format!("no response head within {RESPONSE_TIMEOUT:?}"),
-            ),
-            Failure::ClientBody(detail) => (reason::BAD_BODY, detail),
-            Failure::Saturated => (
-                reason::SATURATED,
-                "every upstream connection to the backend stayed busy".into(),
-            ),
+        let line = Line {
+            rule: Some(r.rule),
+            outcome: Some(r.choice.outcome),
+            endpoint: Some(&r.choice.endpoint),
         };
-        let status = answer.0;
-        let endpoint = Some(&choice.endpoint);
-        log(
-            access,
-            Some(rule),
-            choice.outcome,
-            endpoint,
-            status,
-            Some(&detail),
-        );
-        if access.is_none() {
-            tracing::warn!(route = %rule.route, rule = rule.index, backend = %choice.endpoint.target().member.label, status = status.as_u16(), "request failed: {detail}");
-        }
-        error(answer)
+        let (answer, detail) = answer_for(failure, &r.head.method, &r.body);
+        own::write(r.access, line, answer, Some(&detail))
     }
+}
 
-    /// The backend's response, with hop-by-hop headers out, the backend's
-    /// own copy of the session cookie out, and the session written back.
-    fn respond(
-        &self,
-        access: Option<&Access>,
-        rule: &Rule,
-        choice: &mut Choice,
-        mut resp: Response<Incoming>,
-        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    ) -> Response<ClientBody> {
-        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-        match client_upgrade {
-            Some(client_upgrade) if switching => {
-                let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                let protocol = resp.headers().get(UPGRADE).cloned();
-                crate::headers::strip_hop_by_hop(resp.headers_mut());
-                if let Some(p) = protocol {
-                    resp.headers_mut().insert(UPGRADE, p);
-                    resp.headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-                }
-                tokio::spawn(tunnel(
-                    client_upgrade,
-                    upstream_upgrade,
-                    choice.in_flight.take(),
-                ));
-            }
-            _ => crate::headers::strip_hop_by_hop(resp.headers_mut()),
+/// The warning for a failed attempt.
+fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
+    let label = &endpoint.target().member.label;
+    match failure {
+        Failure::Refused(detail) | Failure::NotWritten { detail, .. } => {
+            tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, "attempt failed: {detail}");
         }
-        let upstream = choice.endpoint.target();
-        upstream.requests_metric.increment(1);
-        upstream.member.requests.fetch_add(1, Ordering::Relaxed);
-        if choice
-            .outcome
-            .is_some_and(|o| !o.is_resumed() && o != Outcome::NoBackend)
-        {
-            upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
+        Failure::AfterWrite { reused, detail } => {
+            tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, reused, "attempt failed before any response byte: {detail}");
         }
-        if let Target::Sticky(sessions) = &rule.target
-            && let Some(policy) = sessions.policy()
-        {
-            crate::headers::strip_session(resp.headers_mut(), policy);
-        }
-        if let Some(decision) = choice.decision.take() {
-            if decision.session_header().is_some() {
-                crate::headers::make_private(resp.headers_mut());
-            }
-            decision.apply(resp.headers_mut());
-        }
-        log(
-            access,
-            Some(rule),
-            choice.outcome,
-            Some(&choice.endpoint),
-            resp.status(),
-            None,
-        );
-        let in_flight = choice.in_flight.take();
-        resp.map(|body| Either::Left(InFlightBody::new(body, in_flight)))
+        _ => {}
     }
+}
 
-    /// One attempt: over a pooled connection of this worker, or a fresh
-    /// one (always fresh for an upgrade, whose connection becomes the
-    /// tunnel, and when `fresh`).
-    async fn send(
-        &self,
-        endpoint: &Endpoint<Upstream>,
-        req: Request<UpstreamBody>,
-        upgrade: bool,
-        fresh: bool,
-    ) -> Result<Response<Incoming>, Failure> {
-        // Shown by `/backends` until the response head is in: an operator
-        // who drained a backend sees when it has nothing left to answer.
-        let _waiting = crate::discover::membership::Waiting::start(&endpoint.target().member);
-        let addr = endpoint.target().member.addr.as_str();
-        let fresh = upgrade || fresh || self.options.reuse == crate::cli::Reuse::Never;
-        let (mut conn, mut reused) = match acquire(addr, &self.options, fresh).await {
-            Ok(got) => got,
-            Err(Acquire::Connect(detail)) => return Err(Failure::Connect(req, detail)),
-            Err(Acquire::Saturated) => return Err(Failure::Saturated),
-        };
-        let watch = match req.body() {
-            Either::Right(s) => Some(Arc::clone(&s.watch)),
-            Either::Left(_) => None,
-        };
-        // A coarse per-worker deadline: no timer-wheel entry per request.
-        let deadline = crate::coarse::now() + RESPONSE_TIMEOUT;
-        let mut req = req;
-        // At most twice: a pooled connection that closed before taking the
-        // request hands it back unsent, and it goes out on a fresh one.
-        loop {
-            let read_before = conn.read.load(Ordering::Relaxed);
-            match crate::coarse::timeout_at(deadline, conn.sender.try_send_request(req)).await {
-                Ok(Ok(resp)) => {
-                    if !upgrade && self.options.reuse != crate::cli::Reuse::Never {
-                        checkin(addr, conn);
-                    }
-                    return Ok(resp);
-                }
-                Ok(Err(mut e)) => {
-                    let unsent = e.take_message();
-                    let detail = format!("{addr}: {}", error_chain(&e.into_error()));
-                    if watch
-                        .as_ref()
-                        .is_some_and(|w| w.client_error.load(Ordering::Relaxed))
-                    {
-                        return Err(Failure::ClientBody(detail));
-                    }
-                    if conn.read.load(Ordering::Relaxed) != read_before {
-                        return Err(Failure::BadResponse(detail));
-                    }
-                    match unsent {
-                        Some(unsent) if reused => {
-                            req = unsent;
-                            reused = false;
-                            conn = match acquire(addr, &self.options, true).await {
-                                Ok((c, _)) => c,
-                                Err(Acquire::Connect(detail)) => {
-                                    return Err(Failure::Connect(req, detail));
-                                }
-                                Err(Acquire::Saturated) => return Err(Failure::Saturated),
-                            };
-                        }
-                        unsent => {
-                            return Err(Failure::NoResponse {
-                                unsent,
-                                reused,
-                                detail,
-                            });
-                        }
-                    }
-                }
-                Err(_) => return Err(Failure::Timeout),
-            }
+/// The gateway's answer for the failure that ended a request's attempts,
+/// and the detail for the log.
+fn answer_for(failure: Failure, method: &Method, body: &ReqBody) -> (Answer, String) {
+    match failure {
+        Failure::Refused(detail)
+        | Failure::NotWritten { detail, .. }
+        | Failure::BadResponse(detail) => (own::BAD_GATEWAY, detail),
+        Failure::AfterWrite { detail, .. } if !tower_sticky::failover::is_idempotent(method) => {
+            (own::NOT_REPLAYED, detail)
         }
+        Failure::AfterWrite { detail, .. } if matches!(body, ReqBody::Streamed(_)) => {
+            (own::BODY_GONE, detail)
+        }
+        Failure::AfterWrite { detail, .. } => (own::BAD_GATEWAY, detail),
+        Failure::Timeout => (
+            own::TIMEOUT,
+            format!("no response head within {RESPONSE_TIMEOUT:?}"),
+        ),
+        Failure::ClientBody(detail) => (own::BAD_BODY, detail),
+        Failure::Saturated => (
+            own::SATURATED,
+            "every upstream connection to the backend stayed busy".into(),
+        ),
     }
+}
+
+/// The backend's response, with hop-by-hop headers out, the backend's
+/// own copy of the session cookie out, and the session written back.
+fn respond(
+    access: Option<&Access>,
+    rule: &Rule,
+    choice: &mut Choice,
+    mut resp: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ClientBody> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    match client_upgrade {
+        Some(client_upgrade) if switching => {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let protocol = resp.headers().get(UPGRADE).cloned();
+            crate::answer::headers::strip_hop_by_hop(resp.headers_mut());
+            if let Some(p) = protocol {
+                resp.headers_mut().insert(UPGRADE, p);
+                resp.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            }
+            tokio::spawn(tunnel(
+                client_upgrade,
+                upstream_upgrade,
+                choice.in_flight.take(),
+            ));
+        }
+        _ => crate::answer::headers::strip_hop_by_hop(resp.headers_mut()),
+    }
+    let upstream = choice.endpoint.target();
+    upstream.requests_metric.increment(1);
+    upstream.member.requests.fetch_add(1, Ordering::Relaxed);
+    if choice.new_session() {
+        upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(policy) = rule.target.policy() {
+        crate::answer::headers::strip_session(resp.headers_mut(), policy);
+    }
+    if let Some(decision) = choice.decision.take() {
+        if decision.session_header().is_some() {
+            crate::answer::headers::make_private(resp.headers_mut());
+        }
+        decision.apply(resp.headers_mut());
+    }
+    let line = Line {
+        rule: Some(rule),
+        outcome: Some(choice.outcome),
+        endpoint: Some(&choice.endpoint),
+    };
+    own::log(access, line, resp.status(), None);
+    let in_flight = choice.in_flight.take();
+    resp.map(|body| Either::Left(InFlightBody::new(body, in_flight)))
 }
 
 /// 503: no backend can take the request, or (strict sessions) the
 /// session's backend cannot.
-/// An answer the gateway writes itself, before any backend was tried
-/// (`detail` goes to the access log; `-` for none).
-fn refuse(
-    access: Option<&Access>,
-    rule: Option<&Rule>,
-    outcome: Option<Outcome>,
-    answer: Answer,
-    detail: &str,
-) -> Response<ClientBody> {
-    let detail = (detail != "-").then_some(detail);
-    log(access, rule, outcome, None, answer.0, detail);
-    error(answer)
-}
-
 fn unavailable(
     access: Option<&Access>,
     rule: &Rule,
@@ -924,83 +392,18 @@ fn unavailable(
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     detail: Option<&str>,
 ) -> Response<ClientBody> {
-    let mut resp = error(if outcome == Some(Outcome::PinnedUnavailable) {
-        reason::PIN_UNAVAILABLE
+    let answer = if outcome == Some(Outcome::PinnedUnavailable) {
+        own::PIN_UNAVAILABLE
     } else {
-        reason::NO_BACKEND
-    });
-    resp.headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    log(access, Some(rule), outcome, endpoint, resp.status(), detail);
-    resp
-}
-
-/// The backend for a request: the session's, or a new pick.
-fn first_choice(rule: &Rule, req: &mut Request<Incoming>) -> Result<Choice, Option<Outcome>> {
-    match &rule.target {
-        Target::Sticky(sessions) => {
-            let decision = sessions.route(req);
-            let outcome = decision.outcome();
-            match decision.endpoint().cloned() {
-                Some(endpoint) => Ok(Choice::new(endpoint, Some(decision), Some(outcome))),
-                None => Err(Some(outcome)),
-            }
-        }
-        Target::Plain { backends, balancer } => {
-            let snapshot = backends.snapshot();
-            let ctx = PickContext {
-                method: req.method(),
-                uri: req.uri(),
-                headers: req.headers(),
-            };
-            balancer
-                .pick(&ctx, &snapshot)
-                .and_then(|i| snapshot.endpoints().get(i).cloned())
-                .map(|endpoint| Choice::new(endpoint, None, None))
-                .ok_or(None)
-        }
-    }
-}
-
-/// After `previous` failed: a new session on another backend. The balancer
-/// does not know which one failed (it may not be down yet), so it is asked
-/// up to [`REPICK_TRIES`] times for a different one.
-fn repick(rule: &Rule, head: &Head, previous: &Choice) -> Option<Choice> {
-    let other = |e: &Arc<Endpoint<Upstream>>| e.id() != previous.endpoint.id();
-    let snapshot = rule.target.backends().snapshot();
-    if !snapshot
-        .endpoints()
-        .iter()
-        .any(|e| other(e) && e.takes_new_sessions())
-    {
-        return None;
-    }
-    match &rule.target {
-        Target::Sticky(sessions) => {
-            for _ in 0..REPICK_TRIES {
-                let request = RequestHead::new(&head.method, &head.uri, &head.headers);
-                let decision = sessions.repin(request, Outcome::RepinnedDown);
-                let outcome = decision.outcome();
-                let endpoint = decision.endpoint().cloned()?;
-                if other(&endpoint) {
-                    return Some(Choice::new(endpoint, Some(decision), Some(outcome)));
-                }
-            }
-            None
-        }
-        Target::Plain { balancer, .. } => {
-            let ctx = PickContext {
-                method: &head.method,
-                uri: &head.uri,
-                headers: &head.headers,
-            };
-            (0..REPICK_TRIES)
-                .filter_map(|_| balancer.pick(&ctx, &snapshot))
-                .filter_map(|i| snapshot.endpoints().get(i).cloned())
-                .find(other)
-                .map(|endpoint| Choice::new(endpoint, None, None))
-        }
-    }
+        own::NO_BACKEND
+    };
+    let line = Line {
+        rule: Some(rule),
+        outcome,
+        endpoint,
+    };
+    own::log(access, line, answer.0, detail);
+    own::response(answer)
 }
 
 /// The request for one attempt: origin-form (`/path?query`), with the
@@ -1047,19 +450,7 @@ async fn tunnel(
     .await;
 }
 
-/// A response the gateway writes itself.
-pub fn error((status, body): Answer) -> Response<ClientBody> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
-        body.as_bytes(),
-    ))));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
+/// An error and its sources, for the log.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
@@ -1071,35 +462,4 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     s
-}
-
-/// What the access log line of a request needs from its start.
-struct Access {
-    start: Instant,
-    method: Method,
-    uri: Uri,
-}
-
-/// The access log line (nothing when the access log is off).
-fn log(
-    access: Option<&Access>,
-    rule: Option<&Rule>,
-    outcome: Option<Outcome>,
-    endpoint: Option<&Arc<Endpoint<Upstream>>>,
-    status: StatusCode,
-    error: Option<&str>,
-) {
-    let Some(access) = access else { return };
-    tracing::info!(
-        target: "gateway::access",
-        method = %access.method,
-        path = access.uri.path(),
-        route = rule.map_or("-", |r| r.route.as_str()),
-        rule = rule.map_or(-1, |r| r.index as i64),
-        outcome = outcome.map_or("-", Outcome::as_str),
-        backend = endpoint.map_or("-", |e| e.target().member.label.as_str()),
-        status = status.as_u16(),
-        error = error.unwrap_or("-"),
-        latency_us = access.start.elapsed().as_micros() as u64,
-    );
 }

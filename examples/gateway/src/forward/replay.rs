@@ -94,7 +94,7 @@ pub(super) async fn read_body(body: Incoming, bound: usize) -> Result<ReqBody, h
             watch: Arc::default(),
         }))
     };
-    if body.size_hint().lower() > bound as u64 {
+    if bound == 0 || body.size_hint().lower() > bound as u64 {
         return Ok(streamed(None, body));
     }
     let mut body = body;
@@ -128,7 +128,10 @@ impl ReqBody {
 
     /// Gives back the body of an attempt that did not send it.
     pub(super) fn put_back(&mut self, unsent: Request<UpstreamBody>) {
-        if let (ReqBody::Streamed(slot), Either::Right(s)) = (self, unsent.into_body()) {
+        // A streamed body of which something left cannot go again.
+        if let (ReqBody::Streamed(slot), Either::Right(s)) = (self, unsent.into_body())
+            && !s.watch.sent.load(Ordering::Relaxed)
+        {
             *slot = Some(s);
         }
     }

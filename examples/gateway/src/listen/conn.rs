@@ -6,7 +6,7 @@
 //! The drain (SIGTERM) loses no request of a client that keeps sending, as
 //! HAProxy's soft-stop and Envoy's drain do it: every connection is still
 //! served; each HTTP/1 response from then on carries `Connection: close`
-//! (the listener adds it, [`draining`]), so the client closes after the
+//! (the listener adds it, [`Drain::draining`]), so the client closes after the
 //! request it has in flight instead of racing a new request against an idle
 //! close; HTTP/2 connections get GOAWAY at once (their streams in flight
 //! finish); and an HTTP/1 connection is closed while idle only once it has
@@ -17,24 +17,21 @@
 //!
 //! `hyper_util`'s `auto::Builder` makes the same choice by reading the first
 //! bytes and then wraps the connection's IO in a rewinding reader for its
-//! whole life; its `GracefulShutdown` polls a watch channel's `changed()`
-//! each time the connection task wakes. Here the first bytes are peeked
-//! (nothing to rewind) and the hyper connection is served directly; the
-//! drain signal is a thread-local flag checked on each poll, whose
-//! connection wakers are woken once when the drain starts. Every worker
-//! runs its accept loop and all its connections on one thread.
+//! whole life. Here the first bytes are peeked (nothing to rewind) and the
+//! hyper connection is served directly. A worker's [`Drain`] is tokio-util's
+//! `CancellationToken` (the signal every connection of the worker listens
+//! to) and `TaskTracker` (the connection tasks the drain waits for). Every
+//! worker runs its accept loop and all its connections on one thread.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-
-use slab::Slab;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -62,24 +59,19 @@ pub enum Proto {
 /// failed, sent nothing or only part of the preface within [`SNIFF_MAX`],
 /// or sent nothing within [`DRAIN_IDLE`] of the worker's drain or, in a
 /// drain, of its accept).
-pub async fn sniff(slot: &Slot, stream: &TcpStream) -> Option<Proto> {
-    let mut look = pin!(tokio::time::timeout(SNIFF_MAX, look(stream)));
-    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    std::future::poll_fn(|cx| {
-        if let Some(since) = slot.draining(cx) {
-            // Counted from the drain's start, or from the accept for a
-            // connection accepted in the drain.
-            let grace = grace.get_or_insert_with(|| {
-                let from = since.max(Instant::now());
-                Box::pin(tokio::time::sleep_until((from + DRAIN_IDLE).into()))
-            });
-            if grace.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-        }
-        look.as_mut().poll(cx).map(|r| r.ok().flatten())
-    })
-    .await
+pub async fn sniff(drain: &Drain, stream: &TcpStream) -> Option<Proto> {
+    let look = tokio::time::timeout(SNIFF_MAX, look(stream));
+    // Counted from the drain's start, or from the accept for a connection
+    // accepted in the drain.
+    let grace = async {
+        drain.token.cancelled().await;
+        tokio::time::sleep(DRAIN_IDLE).await;
+    };
+    tokio::select! {
+        biased;
+        proto = look => proto.ok().flatten(),
+        () = grace => None,
+    }
 }
 
 async fn look(stream: &TcpStream) -> Option<Proto> {
@@ -133,69 +125,41 @@ where
     }
 }
 
-/// This worker's connections, for the drain.
-#[derive(Default)]
-struct Drain {
-    /// When the drain began.
-    since: Option<Instant>,
-    /// A waker per live connection (`None` until its first poll).
-    slots: Slab<Option<Waker>>,
-    /// The drain, waiting for `live` to reach 0.
-    waiter: Option<Waker>,
+/// One worker's graceful drain: the signal its connections listen to, and
+/// their tasks, which the drain waits for.
+#[derive(Clone, Debug, Default)]
+pub struct Drain {
+    token: CancellationToken,
+    tracker: TaskTracker,
 }
 
-thread_local! {
-    static DRAIN: RefCell<Drain> = RefCell::new(Drain::default());
-}
-
-/// A connection's place in [`DRAIN`], taken when it is accepted (so the
-/// drain also waits for connections still being sniffed) and given back
-/// when it ends or its task is dropped.
-pub struct Slot(usize);
-
-impl Slot {
+impl Drain {
+    /// A drain not started, tracking no connection yet.
     pub fn new() -> Self {
-        DRAIN.with_borrow_mut(|d| Slot(d.slots.insert(None)))
+        Self::default()
     }
-}
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let waiter = DRAIN.with_borrow_mut(|d| {
-            d.slots.try_remove(self.0);
-            if d.slots.is_empty() {
-                d.waiter.take()
-            } else {
-                None
-            }
-        });
-        if let Some(w) = waiter {
-            w.wake();
-        }
+    /// Serves a connection on a task the drain waits for.
+    pub fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
+        self.tracker.spawn(connection);
     }
-}
 
-impl Slot {
-    /// When this worker's drain began, if it has; if not, `cx`'s waker is
-    /// the one the drain wakes (usually already: a task's waker stays valid
-    /// for its whole life).
-    fn draining(&self, cx: &Context<'_>) -> Option<Instant> {
-        DRAIN.with_borrow_mut(|d| {
-            if d.since.is_none() {
-                match d.slots.get_mut(self.0).expect("a live connection's slot") {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    w => *w = Some(cx.waker().clone()),
-                }
-            }
-            d.since
-        })
+    /// Starts the drain: every connection is told (see [`watched`]).
+    pub fn start(&self) {
+        self.token.cancel();
     }
-}
 
-/// Whether this worker is draining: its HTTP/1 responses then carry
-/// `Connection: close`.
-pub fn draining() -> bool {
-    DRAIN.with_borrow(|d| d.since.is_some())
+    /// Whether the drain has started: HTTP/1 responses then carry
+    /// `Connection: close`.
+    pub fn draining(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Waits until every connection has ended (the caller bounds the wait).
+    pub async fn drained(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// Drives `conn` (HTTP/2 when `h2_idle` is given, else HTTP/1) and asks it
@@ -204,12 +168,13 @@ pub fn draining() -> bool {
 /// HTTP/1 one in a drain, once idle for [`DRAIN_IDLE`]. In-flight requests
 /// finish either way.
 pub async fn watched<C: Graceful>(
-    slot: Slot,
+    drain: &Drain,
     conn: C,
     activity: &Activity,
     h2_idle: Option<Duration>,
 ) -> C::Output {
     let mut conn = pin!(conn);
+    let mut signal = pin!(drain.token.cancelled());
     let mut asked = false;
     let mut drain_seen = false;
     // The idle limit in force (none for HTTP/1 until a drain).
@@ -218,13 +183,13 @@ pub async fn watched<C: Graceful>(
     std::future::poll_fn(move |cx| {
         if !asked {
             let mut finish = false;
-            if !drain_seen && let Some(since) = slot.draining(cx) {
+            if !drain_seen && signal.as_mut().poll(cx).is_ready() {
                 drain_seen = true;
                 if h2_idle.is_some() {
                     finish = true;
                 } else {
                     idle = Some(DRAIN_IDLE);
-                    timer.as_mut().reset((since + DRAIN_IDLE).into());
+                    timer.as_mut().reset((Instant::now() + DRAIN_IDLE).into());
                 }
             }
             if let Some(idle) = idle {
@@ -248,33 +213,6 @@ pub async fn watched<C: Graceful>(
     .await
 }
 
-/// Starts this worker's drain: every connection is told (see [`watched`]).
-pub fn start_drain() {
-    let wakers: Vec<Waker> = DRAIN.with_borrow_mut(|d| {
-        d.since.get_or_insert_with(Instant::now);
-        d.slots.iter_mut().filter_map(|(_, w)| w.take()).collect()
-    });
-    for w in wakers {
-        w.wake();
-    }
-}
-
-/// Waits until every connection of this worker has ended (the caller
-/// bounds the wait).
-pub async fn drained() {
-    std::future::poll_fn(|cx| {
-        DRAIN.with_borrow_mut(|d| {
-            if d.slots.is_empty() {
-                Poll::Ready(())
-            } else {
-                d.waiter = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-    })
-    .await;
-}
-
 /// The client connections of the whole process (every worker), for
 /// `--max-connections`: a permit per connection, held until it ends. The
 /// accept loop waits for one before it accepts, and the listen backlog holds
@@ -283,14 +221,12 @@ pub fn connection_limit(max: usize) -> Arc<Semaphore> {
     Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS)))
 }
 
-/// What the requests of one client connection share: whether it is idle,
-/// and whether its first request has come (for the upstream reuse policy).
+/// Whether a client connection is idle, shared by its requests.
 #[derive(Debug)]
 pub struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds from `epoch` to the last request start or end.
     last: AtomicU64,
-    requests: AtomicU64,
     epoch: Instant,
 }
 
@@ -299,24 +235,22 @@ impl Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             last: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
 
     fn stamp(&self) {
-        let ms = crate::coarse::now().saturating_duration_since(self.epoch);
+        let ms = crate::listen::coarse::now().saturating_duration_since(self.epoch);
         self.last.store(
             u64::try_from(ms.as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
     }
 
-    /// A request starts; says whether it is the connection's first.
-    pub fn start(&self) -> bool {
+    /// A request starts.
+    pub fn start(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.stamp();
-        self.requests.fetch_add(1, Ordering::Relaxed) == 0
     }
 
     /// A request's response head has gone back.

@@ -15,7 +15,8 @@ pub(crate) mod coarse;
 pub(crate) mod conn;
 pub mod stray_cr;
 
-use crate::{cli, forward as proxy, headers};
+use crate::answer::headers;
+use crate::{cli, forward};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::sync::Arc;
 use std::task::Poll;
@@ -74,98 +75,103 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Accepts clients until `stop` turns true, then drains (up to
-/// [`DRAIN_TIMEOUT`]): the connections the kernel has already completed are
-/// still accepted, every connection is served until its client closes it
-/// (told by `Connection: close` or GOAWAY) or it idles (see [`conn`]).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    proxy: Arc<proxy::Proxy>,
-    limits: &cli::Limits,
-    connections: Arc<tokio::sync::Semaphore>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    // HTTP/1 or h2c, chosen once per connection (conn::is_h2).
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
-        // The header-read timeout is armed for every request: a coarse
-        // per-worker deadline instead of a tokio timer entry each time.
-        .timer(coarse::CoarseTimer)
-        .header_read_timeout(Duration::from_secs(10))
-        // Heads beyond these get 431 (hyper's own defaults let one
-        // connection buffer ~400 KiB of an unfinished head).
-        .max_buf_size(limits.max_header_bytes as usize)
-        .max_headers(limits.max_headers)
-        // No read from the client while its request is in flight: hyper's
-        // EOF probe at that point reserved a fresh 8 KiB read buffer for
-        // every request (the old one is still shared with the request's
-        // header values). The cost: a client that goes away before the
-        // response head is only noticed when the head is written (within
-        // RESPONSE_TIMEOUT), and a client that half-closes after its
-        // request now gets the response.
-        .half_close(true)
-        // Small responses: one copied buffer and a plain send is cheaper
-        // than a vectored write of head and body.
-        .writev(false);
-    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(limits.max_header_bytes)
-        .keep_alive_interval(limits.h2_keepalive_interval)
-        .keep_alive_timeout(limits.h2_keepalive_interval);
-    let h2_idle = limits.h2_idle_timeout;
-    // This worker's idle upstream connections are closed after a while.
-    tokio::spawn(proxy::purge_idle_upstreams());
-    let accepted = |stream: tokio::net::TcpStream,
-                    peer: std::net::SocketAddr,
-                    permit: tokio::sync::OwnedSemaphorePermit| {
+/// How this worker serves a client connection: the HTTP/1 and HTTP/2
+/// settings (hyper's builders) and the proxy.
+struct Server {
+    proxy: Arc<forward::Proxy>,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    h2_idle: Duration,
+    reuse: cli::Reuse,
+    /// This worker's drain.
+    drain: conn::Drain,
+}
+
+/// What the requests of one client connection share: the proxy, the
+/// client (its address and the upstream connections it owns, closed when
+/// this is dropped) and whether it is idle.
+struct ClientConn {
+    proxy: Arc<forward::Proxy>,
+    client: forward::Client,
+    activity: conn::Activity,
+    drain: conn::Drain,
+}
+
+impl Server {
+    fn new(proxy: Arc<forward::Proxy>, limits: &cli::Limits) -> Server {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            // The header-read timeout is armed for every request: a coarse
+            // per-worker deadline instead of a tokio timer entry each time.
+            .timer(coarse::CoarseTimer)
+            .header_read_timeout(Duration::from_secs(10))
+            // Heads beyond these get 431 (hyper's own defaults let one
+            // connection buffer ~400 KiB of an unfinished head).
+            .max_buf_size(limits.max_header_bytes as usize)
+            .max_headers(limits.max_headers)
+            // No read from the client while its request is in flight:
+            // hyper's EOF probe at that point reserved a fresh 8 KiB read
+            // buffer for every request (the old one is still shared with
+            // the request's header values). The cost: a client that goes
+            // away before the response head is only noticed when the head
+            // is written (within RESPONSE_TIMEOUT), and a client that
+            // half-closes after its request now gets the response.
+            .half_close(true)
+            // Small responses: one copied buffer and a plain send is
+            // cheaper than a vectored write of head and body.
+            .writev(false);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .max_header_list_size(limits.max_header_bytes)
+            .keep_alive_interval(limits.h2_keepalive_interval)
+            .keep_alive_timeout(limits.h2_keepalive_interval);
+        Server {
+            proxy,
+            http1,
+            http2,
+            h2_idle: limits.h2_idle_timeout,
+            reuse: limits.reuse,
+            drain: conn::Drain::new(),
+        }
+    }
+
+    /// Serves a new client connection on a task of its own (HTTP/1 or h2c,
+    /// chosen by its first bytes); `permit` is its place under
+    /// `--max-connections`.
+    fn accepted(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let _ = stream.set_nodelay(true);
         // One Arc clone per request for all three.
-        let ctx = Arc::new((
-            Arc::clone(&proxy),
-            headers::client_ip(peer),
-            conn::Activity::new(),
-        ));
-        let activity = Arc::clone(&ctx);
-        let service = hyper::service::service_fn(move |mut req| {
-            let ctx = Arc::clone(&ctx);
-            async move {
-                if ctx.2.start() {
-                    req.extensions_mut().insert(proxy::FirstRequest);
-                }
-                let http1 = req.version() < http::Version::HTTP_2;
-                let mut resp = ctx.0.serve(req, &ctx.1).await;
-                ctx.2.end();
-                // In a drain the client closes after this response instead
-                // of sending its next request onto a connection about to
-                // close (an upgrade's 101 keeps its own `Connection`).
-                if http1
-                    && conn::draining()
-                    && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS
-                {
-                    resp.headers_mut().insert(
-                        http::header::CONNECTION,
-                        http::HeaderValue::from_static("close"),
-                    );
-                }
-                Ok::<_, std::convert::Infallible>(resp)
-            }
+        let ctx = Arc::new(ClientConn {
+            proxy: Arc::clone(&self.proxy),
+            client: forward::Client {
+                ip: headers::client_ip(peer),
+                owner: forward::upstream::Owner::new(self.reuse),
+            },
+            activity: conn::Activity::new(),
+            drain: self.drain.clone(),
         });
-        let slot = conn::Slot::new();
-        let (http1, http2) = (http1.clone(), http2.clone());
-        tokio::spawn(async move {
-            let activity = &activity.2;
-            let served = match conn::sniff(&slot, &stream).await {
+        let activity = Arc::clone(&ctx);
+        let service = hyper::service::service_fn(move |req| request(Arc::clone(&ctx), req));
+        let (http1, http2, h2_idle) = (self.http1.clone(), self.http2.clone(), self.h2_idle);
+        self.drain.spawn(async move {
+            let (activity, drain) = (&activity.activity, &activity.drain);
+            let served = match conn::sniff(drain, &stream).await {
                 None => return,
                 Some(conn::Proto::Http2) => {
                     let c = http2.serve_connection(TokioIo::new(stream), service);
-                    conn::watched(slot, c, activity, Some(h2_idle)).await
+                    conn::watched(drain, c, activity, Some(h2_idle)).await
                 }
                 Some(conn::Proto::Http1) => {
                     let io = TokioIo::new(stray_cr::StrayCr::new(stream));
                     let c = http1.serve_connection(io, service).with_upgrades();
-                    conn::watched(slot, c, activity, None).await
+                    conn::watched(drain, c, activity, None).await
                 }
             };
             if let Err(e) = served {
@@ -173,7 +179,44 @@ pub(crate) async fn serve(
             }
             drop(permit);
         });
-    };
+    }
+}
+
+/// One request of a client connection, through the proxy.
+async fn request(
+    ctx: Arc<ClientConn>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<forward::ClientBody>, std::convert::Infallible> {
+    ctx.activity.start();
+    let http1 = req.version() < http::Version::HTTP_2;
+    let mut resp = ctx.proxy.serve(req, &ctx.client).await;
+    ctx.activity.end();
+    // In a drain the client closes after this response instead of sending
+    // its next request onto a connection about to close (an upgrade's 101
+    // keeps its own `Connection`).
+    if http1 && ctx.drain.draining() && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    Ok(resp)
+}
+
+/// Accepts clients until `stop` turns true, then drains (up to
+/// [`DRAIN_TIMEOUT`]): the connections the kernel has already completed are
+/// still accepted, every connection is served until its client closes it
+/// (told by `Connection: close` or GOAWAY) or it idles (see [`conn`]).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    proxy: Arc<forward::Proxy>,
+    limits: &cli::Limits,
+    connections: Arc<tokio::sync::Semaphore>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let server = Server::new(proxy, limits);
+    // This worker's idle upstream connections are closed after a while.
+    tokio::spawn(forward::upstream::purge_idle());
     let room = || Arc::clone(&connections).acquire_owned();
     loop {
         let ((stream, peer), permit) = tokio::select! {
@@ -191,23 +234,31 @@ pub(crate) async fn serve(
                 }
             },
         };
-        accepted(stream, peer, permit);
+        server.accepted(stream, peer, permit);
     }
+    drain(&server, listener, &connections).await;
+}
+
+/// The drain after the stop, for at most [`DRAIN_TIMEOUT`].
+async fn drain(server: &Server, listener: TcpListener, connections: &Arc<tokio::sync::Semaphore>) {
     tracing::info!("shutting down: finishing in-flight requests");
-    conn::start_drain();
+    server.drain.start();
     let drain = async {
         // Clients whose connection the kernel completed before the stop
         // have likely written a request already: closing the listener
         // would reset them, so they are served (and told to close) too.
         loop {
-            let permit = room().await.expect("the semaphore is never closed");
+            let permit = Arc::clone(connections)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             match std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await {
-                Poll::Ready(Ok((stream, peer))) => accepted(stream, peer, permit),
+                Poll::Ready(Ok((stream, peer))) => server.accepted(stream, peer, permit),
                 _ => break,
             }
         }
         drop(listener);
-        conn::drained().await;
+        server.drain.drained().await;
     };
     match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
         Ok(()) => tracing::info!("all connections closed"),

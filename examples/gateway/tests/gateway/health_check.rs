@@ -3,8 +3,8 @@
 //! them stays down instead of flapping.
 
 use crate::failures::{Behaviour, RawBackend};
-use crate::support::{Http, Proc, backends, echo, seed_gateway, until_backends};
-use std::time::{Duration, Instant};
+use crate::support::{Http, Proc, backends, echo, eventually, seed_gateway, until_backends};
+use std::time::Duration;
 
 /// Whether `/backends` says the endpoint at `addr` is unhealthy.
 async fn unhealthy(http: &Http, gw: &Proc, addr: &str) -> bool {
@@ -32,15 +32,14 @@ fn checked_gateway(addr: &str) -> Proc {
 
 /// Sends requests until `addr` is marked down (bounded).
 async fn until_marked_down(http: &Http, gw: &Proc, addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !unhealthy(http, gw, addr).await {
-        assert!(
-            Instant::now() < deadline,
-            "never marked down: {}",
-            gw.logs()
-        );
+    eventually(Duration::from_secs(20), "marked down", || async {
+        if unhealthy(http, gw, addr).await {
+            return Some(());
+        }
         let _ = http.get(&format!("{}/get", gw.url), &[]).await;
-    }
+        None
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -58,15 +57,10 @@ async fn with_a_health_check_path_a_backend_that_accepts_then_resets_stays_down(
             .filter(|h| h.starts_with("GET /healthz HTTP/1.1"))
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while probes() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no HTTP probe: {:?}",
-            resetter.heads()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(20), "two HTTP probes", || async {
+        (probes() >= 2).then_some(())
+    })
+    .await;
     assert!(unhealthy(&http, &gw, &resetter.addr).await);
     let logs = gw.logs();
     assert!(!logs.contains("accepts connections again"), "{logs}");

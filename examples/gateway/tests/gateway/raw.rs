@@ -135,3 +135,53 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The `Content-Length` of a response or request head (0 without one).
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One response from `s`: its status line and its `Content-Length` body.
+/// An empty status line: no (whole) answer before the peer closed or the
+/// read timed out; the body is then what arrived.
+pub fn read_response(s: &mut TcpStream) -> (String, String) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded by the read timeout and the byte count.
+    while got.len() < 1 << 20 {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).into_owned();
+            let len = content_length(&head);
+            if got.len() >= end + 4 + len {
+                let body = String::from_utf8_lossy(&got[end + 4..end + 4 + len]).into_owned();
+                return (head.lines().next().unwrap_or("").to_owned(), body);
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (String::new(), String::from_utf8_lossy(&got).into_owned())
+}
+
+/// A backend with a CL.0 bug: it answers `POST /x` without reading the
+/// body, then takes the body for a second request, `/slow`, and answers it
+/// a second later. Everything else gets its path back.
+pub fn cl0_backend() -> RawBackend {
+    RawBackend::start(|req| match req.path() {
+        "/x" => req.reply("x"),
+        "/slow" => {
+            std::thread::sleep(Duration::from_millis(1000));
+            req.reply("smuggled /slow");
+        }
+        path => {
+            let path = path.to_owned();
+            req.reply(&path);
+        }
+    })
+}

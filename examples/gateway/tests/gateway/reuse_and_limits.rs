@@ -2,7 +2,7 @@
 //! connection reuse across clients, upstream fan-out and idle HTTP/2, and
 //! the size of a request head.
 
-use crate::raw::{RawBackend, eventually};
+use crate::raw::{RawBackend, cl0_backend, eventually, read_response};
 use crate::support::gateway;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -18,49 +18,6 @@ fn exchange(addr: &str, request: &[u8]) -> (String, String) {
         .expect("timeout");
     s.write_all(request).expect("write");
     read_response(&mut s)
-}
-
-fn read_response(s: &mut TcpStream) -> (String, String) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    // Bounded by the read timeout and the byte count.
-    while got.len() < 1 << 20 {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).into_owned();
-            let len: usize = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            if got.len() >= end + 4 + len {
-                let body = String::from_utf8_lossy(&got[end + 4..end + 4 + len]).into_owned();
-                return (head.lines().next().unwrap_or("").to_owned(), body);
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    (String::new(), String::from_utf8_lossy(&got).into_owned())
-}
-
-/// A backend with a CL.0 bug: it answers `POST /x` without reading the
-/// body, then takes the body for a second request, `/slow`, and answers it
-/// a second later. Everything else gets its path back.
-fn cl0_backend() -> RawBackend {
-    RawBackend::start(|req| match req.path() {
-        "/x" => req.reply("x"),
-        "/slow" => {
-            std::thread::sleep(Duration::from_millis(1000));
-            req.reply("smuggled /slow");
-        }
-        path => {
-            let path = path.to_owned();
-            req.reply(&path);
-        }
-    })
 }
 
 /// The attacker's request, then 50 ms later the victim's on its own
@@ -329,16 +286,27 @@ fn open_fds(pid: u32) -> usize {
 
 #[test]
 fn idle_upstream_connections_are_closed_after_a_while() {
-    // Under --http-reuse safe each new client connection's first request
-    // opens a fresh upstream connection, which then joins the idle pool.
-    let (_pods, backend) = crate::support::echoes(1);
-    let gw = crate::support::seed_gateway(&backend, &["--threads", "1"]);
-    let get = b"GET /get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    assert!(exchange(&gw.addr, get).0.contains("200"));
+    // Under --http-reuse always the upstream connections of clients that
+    // left stay in the worker's pool (under safe they close with their
+    // client: tests/gateway/ownership.rs). Twelve clients at once on a
+    // slow backend need twelve of them.
+    let (backend, _) = slow_backend(Duration::from_millis(300));
+    let flag = format!("backend={}", backend.addr);
+    let gw = gateway(&[
+        "--threads",
+        "1",
+        "--backend",
+        &flag,
+        "--http-reuse",
+        "always",
+    ]);
+    assert!(concurrent(&gw.addr, 1)[0].starts_with("HTTP/1.1 200"));
     let base = open_fds(gw.pid());
-    for _ in 0..12 {
-        assert!(exchange(&gw.addr, get).0.contains("200"));
-    }
+    let statuses = concurrent(&gw.addr, 12);
+    assert!(
+        statuses.iter().all(|s| s.starts_with("HTTP/1.1 200")),
+        "{statuses:?}"
+    );
     assert!(
         eventually(Duration::from_secs(5), || open_fds(gw.pid()) >= base + 10),
         "the pool did not grow: {} descriptors, {base} before",

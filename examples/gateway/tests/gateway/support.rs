@@ -470,7 +470,46 @@ pub fn assert_moved_only_from(r: &Resp, s: &Session, gone: &str) {
     }
 }
 
+// ---- Waiting for something to hold ----
+
+/// Runs `check` every 20 ms until it gives `Some`, for at most `limit`;
+/// panics with `what` when the time is up. Replaces a copied deadline loop:
+/// tests wait for a condition, never for a guessed time.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(done) = check().await {
+            return done;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 // ---- The admin API ----
+
+/// The value of the `/metrics` series `series` (name and labels, exactly as
+/// rendered), if the page has it.
+pub async fn metric(http: &Http, gw: &Proc, series: &str) -> Option<f64> {
+    let admin = gw.admin.as_deref().expect("--admin");
+    let page = http.get(&format!("{admin}/metrics"), &[]).await.body;
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// How many requests of `scope` had session outcome `outcome`, by
+/// `/metrics` (`tower_sticky_requests_total`).
+pub async fn outcomes(http: &Http, gw: &Proc, scope: &str, outcome: &str) -> f64 {
+    let series = format!("tower_sticky_requests_total{{scope=\"{scope}\",outcome=\"{outcome}\"}}");
+    metric(http, gw, &series).await.unwrap_or(0.0)
+}
 
 /// Polls `GET {admin}{path}` (at most 20 s) until `done` holds of the
 /// answer, and returns it.
