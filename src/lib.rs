@@ -12,9 +12,16 @@
 //! * [`balance`]: backend ids and states (serving, draining, down), runtime
 //!   membership, and the [`Balance`] trait with round robin, random,
 //!   power-of-two-choices and weighted built-ins.
-//! * [`sticky`]: the tower [`StickyLayer`], and the [`StickySessions`] engine
-//!   behind it, which any proxy can call from a borrowed request head
-//!   ([`StickySessions::decide`]).
+//! * [`sticky`]: the tower [`StickyLayer`] (and with failover,
+//!   [`StickyFailoverLayer`]), and the [`StickySessions`] engine behind it,
+//!   which any proxy can call from a borrowed request head
+//!   ([`StickySessions::decide`]); plain mode for rules without
+//!   `sessionPersistence`.
+//! * [`failover`]: the failure rules, written once: how an attempt failed,
+//!   when a request may be sent again (RFC 9110 §9.2.2), passive health
+//!   with its ejection cap, and the panic rule.
+//! * [`forward`]: pointing a request at its backend, `X-Forwarded-*`,
+//!   hop-by-hop headers.
 //! * `route` (feature `serde`, on by default): the HTTPRoute resource, as
 //!   users write it for Kubernetes, validated into typed rules.
 //!
@@ -32,6 +39,8 @@
 //!   `tower_sticky_session_age_seconds{scope}` through the `metrics` facade.
 //! * `tower-load`: `balance::P2cByLoad`, power of two choices by the
 //!   targets' own `tower::load::Load` metric.
+//! * `prober`: `failover::Prober`, which revives ejected backends by TCP
+//!   connect or HTTP `GET`, on tokio.
 //! * `test-util`: `ManualClock`, a clock for tests.
 //! * `token-internals`: the token codec and time rules, for benchmarks and
 //!   fuzzing; outside semver.
@@ -43,6 +52,7 @@ pub mod balance;
 pub mod carrier;
 pub mod duration;
 pub mod failover;
+pub mod forward;
 pub mod policy;
 #[cfg(feature = "serde")]
 pub mod route;
@@ -52,9 +62,12 @@ pub mod token;
 pub use balance::{BackendId, BackendState, Backends, Balance, Endpoint, InFlight};
 pub use carrier::{ClientTls, CookieAttributes};
 pub use policy::{PolicyError, SessionPersistence, SessionPolicy};
+#[allow(deprecated)]
+pub use sticky::Issue;
 pub use sticky::{
-    BuildError, Decision, InFlightBody, Issue, Outcome, Pinned, RequestHead, RequestRewrite,
-    Sticky, StickyBuilder, StickyHandOff, StickyHandOffLayer, StickyLayer, StickySessions,
+    BuildError, Decision, InFlightBody, Outcome, Pinned, RequestHead, RequestRewrite, ResponseBody,
+    SessionHeader, Sticky, StickyBuilder, StickyFailover, StickyFailoverLayer, StickyHandOff,
+    StickyHandOffLayer, StickyLayer, StickySessions,
 };
 pub use token::{KeySet, SigningKey};
 

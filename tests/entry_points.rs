@@ -34,7 +34,7 @@ fn sessions(policy: SessionPolicy) -> StickySessions<&'static str> {
 fn session_cookie(s: &StickySessions<&'static str>) -> (String, &'static str) {
     let (m, u, h) = (Method::GET, Uri::from_static("/"), HeaderMap::new());
     let d = s.decide(RequestHead::new(&m, &u, &h));
-    let v = d.issue().unwrap().value().to_str().unwrap();
+    let v = d.session_header().unwrap().value().to_str().unwrap();
     (
         v.split(';').next().unwrap().to_owned(),
         *d.target().unwrap(),
@@ -53,7 +53,7 @@ fn decide_changes_nothing_and_says_how_the_request_changes() {
     assert_eq!(headers, before, "decide only reads");
     assert_eq!(d.outcome(), Outcome::Resumed);
     assert_eq!(d.target(), Some(&pod));
-    assert!(d.issue().is_none());
+    assert!(d.session_header().is_none());
     let rewrite = d.rewrite().unwrap();
     assert_eq!(rewrite.name(), "cookie");
     assert_eq!(rewrite.values(), [HeaderValue::from_static("a=1; b=2")]);
@@ -102,7 +102,7 @@ fn header_policy_removes_the_session_header_and_tls_sets_secure() {
     let s = sessions(SessionPolicy::header("X-Session").unwrap());
     let (m, u) = (Method::GET, Uri::from_static("/"));
     let first = s.decide(RequestHead::new(&m, &u, &HeaderMap::new()));
-    let issue = first.issue().unwrap();
+    let issue = first.session_header().unwrap();
     assert_eq!(issue.name(), "x-session");
     assert!(!issue.appends());
     assert!(
@@ -121,7 +121,7 @@ fn header_policy_removes_the_session_header_and_tls_sets_secure() {
     let tls = cookies.decide(RequestHead::new(&m, &u, &h).tls(true));
     let plain = cookies.decide(RequestHead::new(&m, &u, &h));
     assert!(
-        tls.issue()
+        tls.session_header()
             .unwrap()
             .value()
             .to_str()
@@ -130,7 +130,7 @@ fn header_policy_removes_the_session_header_and_tls_sets_secure() {
     );
     assert!(
         !plain
-            .issue()
+            .session_header()
             .unwrap()
             .value()
             .to_str()
@@ -141,7 +141,7 @@ fn header_policy_removes_the_session_header_and_tls_sets_secure() {
     let by_scheme = cookies.decide(RequestHead::new(&m, &https, &h));
     assert!(
         by_scheme
-            .issue()
+            .session_header()
             .unwrap()
             .value()
             .to_str()
@@ -157,8 +157,8 @@ fn a_decision_splits_for_proxies_with_two_callbacks() {
 
     // Callback 1 picks the peer and keeps the rest for later.
     let mut d = s.decide(RequestHead::new(&m, &u, &h));
-    let issue = d.take_issue().unwrap();
-    assert!(d.take_issue().is_none());
+    let issue = d.take_session_header().unwrap();
+    assert!(d.take_session_header().is_none());
     // Callback 2 writes the response.
     let mut response = HeaderMap::new();
     assert!(issue.cache_private(false));
@@ -175,7 +175,7 @@ fn a_decision_splits_for_proxies_with_two_callbacks() {
         outcome,
         endpoint,
         rewrite,
-        issue,
+        session_header: issue,
         ..
     } = d.into_parts();
     assert_eq!(outcome, Outcome::New);
@@ -202,7 +202,7 @@ fn repin_from_a_head_moves_the_session_off_a_down_backend() {
     assert_eq!(repinned.outcome(), Outcome::RepinnedDown);
     assert_ne!(repinned.target(), Some(&pod));
     assert!(repinned.rewrite().is_none());
-    let new_cookie = repinned.issue().unwrap().value().to_str().unwrap();
+    let new_cookie = repinned.session_header().unwrap().value().to_str().unwrap();
     assert!(new_cookie.starts_with("Session-A="));
 }
 

@@ -152,6 +152,35 @@ proptest! {
     }
 
     #[test]
+    fn a_set_serves_whenever_its_membership_would_whatever_health_says(
+        weights in prop::collection::vec(0u32..3, 1..10),
+        states in prop::collection::vec(any::<u8>(), 0..10),
+        ejected in prop::collection::vec(any::<bool>(), 0..10),
+    ) {
+        let backends = pods(&weights, &states);
+        let snap = backends.snapshot();
+        for (e, &out) in snap.endpoints().iter().zip(&ejected) {
+            if out {
+                e.health().eject(Ejection::Probe);
+            }
+        }
+        let could = snap.endpoints().iter().any(|e| e.takes_new_sessions_ignoring_health());
+        let engine = sessions(backends.clone());
+        let (method, uri, none) = (Method::GET, Uri::from_static("/"), HeaderMap::new());
+        let d = engine.decide(RequestHead::new(&method, &uri, &none));
+        prop_assert_eq!(d.endpoint().is_some(), could);
+        if let Some(e) = d.endpoint() {
+            prop_assert!(e.takes_new_sessions_ignoring_health());
+            // Only in panic does an ejected endpoint get a new session.
+            prop_assert!(e.takes_new_sessions() || snap.in_panic());
+        }
+        prop_assert_eq!(
+            backends.health().in_panic,
+            could && !snap.endpoints().iter().any(|e| e.takes_new_sessions())
+        );
+    }
+
+    #[test]
     fn suspect_failures_eject_at_most_one_endpoint_in_ten(
         n in 1usize..40,
         hits in prop::collection::vec(0usize..40, 0..200),
@@ -182,7 +211,7 @@ fn sessions(backends: Backends<usize>) -> StickySessions<usize, Weighted> {
 }
 
 fn cookie_of(decision: &tower_sticky::Decision<usize>) -> HeaderMap {
-    let set_cookie = decision.issue().unwrap().value().to_str().unwrap();
+    let set_cookie = decision.session_header().unwrap().value().to_str().unwrap();
     let mut headers = HeaderMap::new();
     headers.insert(
         "cookie",
@@ -268,7 +297,7 @@ fn a_retry_never_goes_back_to_a_tried_backend_even_in_panic() {
     for _ in 0..10 {
         let d = engine.repin_excluding(head, Outcome::RepinnedDown, &[id(0)]);
         assert_eq!(d.target(), Some(&1));
-        assert!(d.issue().is_some());
+        assert!(d.session_header().is_some());
     }
     let d = engine.repin_excluding(head, Outcome::RepinnedDown, &[id(0), id(1)]);
     assert_eq!(d.outcome(), Outcome::NoBackend);
@@ -342,4 +371,53 @@ fn health_shared_by_two_sets_is_seen_by_both_at_once() {
     }
     cell.revive();
     assert_eq!(rule_2.health().taking_new_sessions, 2);
+}
+
+/// A one-shot HTTP server on 127.0.0.1 answering every connection with
+/// `status_line`; returns its address.
+async fn health_endpoint(status_line: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = [0u8; 512];
+            let _ = stream.read(&mut head).await;
+            assert!(head.starts_with(b"GET /healthz HTTP/1.1\r\n"));
+            let _ = stream.write_all(status_line.as_bytes()).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_prober_revives_only_ejected_backends_that_pass_its_check() {
+    use std::net::SocketAddr;
+    use tower_sticky::failover::Prober;
+    let healthy = health_endpoint("HTTP/1.1 204 No Content\r\n\r\n").await;
+    let failing = health_endpoint("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
+    let closed: SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let backends: Backends<SocketAddr> = [healthy, failing, closed]
+        .into_iter()
+        .map(|a| (BackendId::from_name(&a.to_string()), a, 1))
+        .collect();
+    let snap = backends.snapshot();
+    for e in snap.endpoints() {
+        e.health().eject(Ejection::Refused);
+    }
+    let prober =
+        Prober::http_get(backends.clone(), "/healthz").timeout(std::time::Duration::from_secs(5));
+    assert_eq!(prober.probe_once().await, 1);
+    let ejected: Vec<bool> = snap
+        .endpoints()
+        .iter()
+        .map(|e| e.health().ejection().is_some())
+        .collect();
+    assert_eq!(ejected, [false, true, true]);
+    // TCP: a listening socket is enough.
+    assert_eq!(Prober::tcp(backends).probe_once().await, 1);
+    assert!(snap.endpoints()[2].health().ejection().is_some());
 }

@@ -74,7 +74,12 @@ fn new_sessions_prefer_the_less_loaded_target_and_sessions_stay_put() {
         .map(|_| s.decide(RequestHead::new(&m, &u, &HeaderMap::new())))
         .find(|d| d.target().unwrap().name == "pod-a")
         .expect("pod-a still gets a new session now and then");
-    let set_cookie = pinned_to_a.issue().unwrap().value().to_str().unwrap();
+    let set_cookie = pinned_to_a
+        .session_header()
+        .unwrap()
+        .value()
+        .to_str()
+        .unwrap();
     let mut headers = HeaderMap::new();
     headers.insert(
         "cookie",

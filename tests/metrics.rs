@@ -132,7 +132,7 @@ fn route(sessions: &StickySessions<&'static str>, cookie: Option<&str>) -> Optio
     }
     let mut req = req.body(()).unwrap();
     let d = sessions.route(&mut req);
-    d.issue().map(|i| {
+    d.session_header().map(|i| {
         let v = i.value().to_str().unwrap();
         v.split(';').next().unwrap().to_owned()
     })

@@ -120,7 +120,7 @@ impl Fixture {
             let decision = self.sessions.route(&mut req);
             assert_eq!(decision.outcome(), path.outcome(), "{path:?}");
             assert_eq!(
-                decision.issue().is_some(),
+                decision.session_header().is_some(),
                 path != Path::Resumed,
                 "{path:?}"
             );

@@ -5,7 +5,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use tower::discover::Change;
 
-/// An immutable view of the membership at one moment.
+/// An immutable view of the membership at one moment: what a
+/// [`Balance`](super::Balance) picks from and resolves sessions against,
+/// taken from [`Backends::snapshot`]. Membership changes make a new one;
+/// endpoint states (atomics) are live in every snapshot.
 ///
 /// Lookups by id are O(1); [`endpoints`](Self::endpoints) keeps insertion
 /// order for balancers that scan.

@@ -65,10 +65,18 @@
 //! replace, and it needs tower's `retry` feature (tokio's timer) in every
 //! build. [`Attempts`] is a plain state machine any retry loop can drive.
 
+mod classify;
 mod failure;
 mod passive;
+#[cfg(feature = "prober")]
+mod prober;
+mod replay_body;
 mod retry;
 
+pub use classify::{Classify, ConnectErrors};
 pub use failure::Failure;
 pub use passive::{HealthChange, PassiveHealth};
+#[cfg(feature = "prober")]
+pub use prober::Prober;
+pub use replay_body::ReplayBody;
 pub use retry::{Attempts, Blame, BodyReplay, GiveUp, Next, RetryRules, Verdict, is_idempotent};

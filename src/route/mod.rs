@@ -37,6 +37,7 @@
 //! assert_eq!(rule.session_policy().unwrap().cookie_path(), "/v2");
 //! ```
 
+mod backends;
 mod document;
 #[cfg(feature = "gateway-api")]
 mod gateway_api;

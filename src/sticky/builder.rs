@@ -72,7 +72,7 @@ impl<T: Send + Sync + 'static> StickyBuilder<T, RoundRobin> {
     ///     .map(|_| plain.decide(RequestHead::new(&method, &uri, &headers)))
     ///     .inspect(|d| {
     ///         assert_eq!(d.outcome(), Outcome::Picked);
-    ///         assert!(d.issue().is_none() && d.rewrite().is_none());
+    ///         assert!(d.session_header().is_none() && d.rewrite().is_none());
     ///     })
     ///     .map(|d| *d.target().unwrap())
     ///     .collect();

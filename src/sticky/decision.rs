@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// A decision is made from a borrowed request head and changes nothing by
 /// itself. Apply its parts where the proxy holds them:
 /// [`rewrite`](Self::rewrite) to the request going upstream,
-/// [`issue`](Self::issue) to the response going back, and hold
+/// [`session_header`](Self::session_header) to the response going back, and hold
 /// [`in_flight`](Self::in_flight) until the response body ends. A proxy
 /// that chooses the backend in one callback and writes the response in
 /// another takes the decision apart with [`into_parts`](Self::into_parts)
@@ -22,7 +22,7 @@ pub struct Decision<T> {
     pub(super) outcome: Outcome,
     pub(super) endpoint: Option<Arc<Endpoint<T>>>,
     pub(super) rewrite: Option<RequestRewrite>,
-    pub(super) issue: Option<Issue>,
+    pub(super) issue: Option<SessionHeader>,
 }
 
 /// A [`Decision`] taken apart; see [`Decision::into_parts`].
@@ -36,7 +36,7 @@ pub struct DecisionParts<T> {
     /// The change to the request headers before they go upstream.
     pub rewrite: Option<RequestRewrite>,
     /// The headers to add to the response.
-    pub issue: Option<Issue>,
+    pub session_header: Option<SessionHeader>,
 }
 
 impl<T> Decision<T> {
@@ -84,7 +84,7 @@ impl<T> Decision<T> {
 
     /// The `Set-Cookie` or session header to add to the response, if the
     /// session was created or re-issued.
-    pub fn issue(&self) -> Option<&Issue> {
+    pub fn session_header(&self) -> Option<&SessionHeader> {
         self.issue.as_ref()
     }
 
@@ -94,8 +94,23 @@ impl<T> Decision<T> {
     }
 
     /// Takes the response headers out, leaving `None`.
-    pub fn take_issue(&mut self) -> Option<Issue> {
+    pub fn take_session_header(&mut self) -> Option<SessionHeader> {
         self.issue.take()
+    }
+
+    /// The old name of [`session_header`](Self::session_header).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `session_header`: `Issue` read like a problem"
+    )]
+    pub fn issue(&self) -> Option<&SessionHeader> {
+        self.session_header()
+    }
+
+    /// The old name of [`take_session_header`](Self::take_session_header).
+    #[deprecated(since = "0.1.0", note = "renamed `take_session_header`")]
+    pub fn take_issue(&mut self) -> Option<SessionHeader> {
+        self.take_session_header()
     }
 
     /// Takes the decision apart.
@@ -104,7 +119,7 @@ impl<T> Decision<T> {
             outcome: self.outcome,
             endpoint: self.endpoint,
             rewrite: self.rewrite,
-            issue: self.issue,
+            session_header: self.issue,
         }
     }
 
@@ -196,25 +211,32 @@ impl RequestRewrite {
 ///
 /// ```
 /// # use http::HeaderMap;
-/// # fn write(issue: tower_sticky::sticky::Issue, response: &mut HeaderMap) {
-/// if issue.cache_private(response.contains_key("cache-control")) {
+/// # fn write(header: tower_sticky::sticky::SessionHeader, response: &mut HeaderMap) {
+/// if header.cache_private(response.contains_key("cache-control")) {
 ///     response.insert("cache-control", "private".parse().unwrap());
 /// }
-/// if issue.appends() {
-///     response.append(issue.name().clone(), issue.value().clone());
+/// if header.appends() {
+///     response.append(header.name().clone(), header.value().clone());
 /// } else {
-///     response.insert(issue.name().clone(), issue.value().clone());
+///     response.insert(header.name().clone(), header.value().clone());
 /// }
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct Issue {
+pub struct SessionHeader {
     pub(super) name: HeaderName,
     pub(super) value: HeaderValue,
     pub(super) cache_private: bool,
 }
 
-impl Issue {
+/// The old name of [`SessionHeader`].
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `SessionHeader`: `Issue` read like a problem"
+)]
+pub type Issue = SessionHeader;
+
+impl SessionHeader {
     /// The header name (`set-cookie`, or the session header).
     #[must_use]
     pub fn name(&self) -> &HeaderName {

@@ -1,4 +1,4 @@
-use super::{InFlightBody, Issue, ResponseBody};
+use super::{InFlightBody, ResponseBody, SessionHeader};
 use crate::balance::InFlight;
 use http::{HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -20,7 +20,7 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            issue: Option<Issue>,
+            issue: Option<SessionHeader>,
             in_flight: Option<InFlight>,
         },
         NoBackend,
@@ -28,7 +28,7 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn called(future: F, issue: Option<Issue>, in_flight: InFlight) -> Self {
+    pub(crate) fn called(future: F, issue: Option<SessionHeader>, in_flight: InFlight) -> Self {
         ResponseFuture {
             kind: Kind::Called {
                 future,

@@ -96,6 +96,13 @@ impl<S, T, B> Layer<S> for StickyHandOffLayer<T, B> {
 /// Middleware that pins each request to a backend by its session and calls
 /// the inner service with `(Pinned<T>, Request<B>)`; see
 /// [`StickyHandOffLayer`].
+///
+/// # Bounds, and why
+///
+/// The same as [`Sticky`](super::Sticky)'s, except that the inner service
+/// takes `(Pinned<T>, Request<ReqBody>)`: the choice comes as an argument,
+/// so a resumed request allocates nothing. No bound on the response body:
+/// the layer's own `503` uses [`ResponseBody`]'s empty body.
 #[derive(Debug)]
 pub struct StickyHandOff<S, T, B = RoundRobin> {
     inner: S,

@@ -1,4 +1,4 @@
-use super::{Sticky, StickyHandOffLayer, StickySessions};
+use super::{Sticky, StickyFailoverLayer, StickyHandOffLayer, StickySessions};
 use crate::balance::RoundRobin;
 use tower_layer::Layer;
 
@@ -33,6 +33,14 @@ impl<T, B> StickyLayer<T, B> {
     /// request. See [`StickyHandOffLayer`].
     pub fn hand_off(self) -> StickyHandOffLayer<T, B> {
         StickyHandOffLayer::from_sessions(self.sessions)
+    }
+
+    /// The same sessions with failover: a request whose backend fails (by
+    /// default: refuses the connection) is marked down and sent to another
+    /// backend with one new cookie, within RFC 9110's retry rules. See
+    /// [`StickyFailoverLayer`].
+    pub fn failover(self) -> StickyFailoverLayer<T, B> {
+        StickyFailoverLayer::new(self.sessions)
     }
 }
 

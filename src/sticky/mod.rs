@@ -28,6 +28,66 @@
 //! `metrics` feature counted as `tower_sticky_requests_total{scope,outcome}`
 //! with `tower_sticky_session_age_seconds{scope}` on resumed sessions.
 //!
+//! # Failover
+//!
+//! [`StickyLayer::failover`] gives a [`StickyFailoverLayer`]: when the
+//! inner service fails in a way its [`Classify`](crate::failover::Classify)
+//! calls a backend failure (by default, a refused connection), the backend
+//! is marked ([`PassiveHealth`](crate::failover::PassiveHealth)), the
+//! request is re-decided on a backend it has not tried, with one new
+//! cookie, and sent again (its body held up to a bound), within RFC 9110
+//! §9.2.2 ([`RetryRules`](crate::failover::RetryRules)). A
+//! `failover::Prober` (feature `prober`) brings backends
+//! back. The plain [`StickyLayer`] does none of this: it pins, and answers
+//! 503 when no backend can take a request.
+//!
+//! # With hyper-util
+//!
+//! The layers need no `Default` of the response body: hyper-util's
+//! `Client`, whose responses carry hyper's `Incoming`, goes under them as
+//! it is, and the result serves hyper-util's server connections:
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use hyper::body::Incoming;
+//! use hyper_util::client::legacy::{Client, connect::HttpConnector};
+//! use hyper_util::rt::{TokioExecutor, TokioIo};
+//! use hyper_util::server::conn::auto;
+//! use hyper_util::service::TowerToHyperService;
+//! use tower::ServiceBuilder;
+//! use tower_sticky::failover::ReplayBody;
+//! use tower_sticky::forward::point_at_pinned;
+//! use tower_sticky::sticky::StickyLayer;
+//!
+//! async fn serve(stream: tokio::net::TcpStream, layer: StickyLayer<SocketAddr>, with_failover: bool) {
+//!     // Plain: the client's body and the backend's `Incoming` pass as they are.
+//!     let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build_http();
+//!     let plain = ServiceBuilder::new()
+//!         .layer(layer.clone())
+//!         .map_request(|mut req: http::Request<Incoming>| {
+//!             point_at_pinned::<_, SocketAddr>(&mut req);
+//!             req
+//!         })
+//!         .service(client);
+//!     // With failover: the client sends the held body, `ReplayBody<Incoming>`.
+//!     let client: Client<HttpConnector, ReplayBody<Incoming>> = Client::builder(TokioExecutor::new()).build_http();
+//!     let failover = ServiceBuilder::new()
+//!         .layer(layer.failover())
+//!         .map_request(|mut req: http::Request<ReplayBody<Incoming>>| {
+//!             point_at_pinned::<_, SocketAddr>(&mut req);
+//!             req
+//!         })
+//!         .service(client);
+//!     let (a, b) = (TowerToHyperService::new(plain), TowerToHyperService::new(failover));
+//!     let server = auto::Builder::new(TokioExecutor::new());
+//!     if !with_failover {
+//!         let _ = server.serve_connection(TokioIo::new(stream), a).await;
+//!     } else {
+//!         let _ = server.serve_connection(TokioIo::new(stream), b).await;
+//!     }
+//! }
+//! ```
+//!
 //! # Handing the choice over as an argument
 //!
 //! Recording [`Pinned`] in the request's `http::Extensions` allocates when
@@ -44,7 +104,7 @@
 //! call: [`StickySessions::decide`] reads a borrowed [`RequestHead`] (method,
 //! URI, headers, TLS) and returns a [`Decision`]: the backend, the
 //! [`RequestRewrite`] that takes the session value out of the request, the
-//! [`Issue`] to add to the response, and an [`InFlight`](crate::balance::InFlight)
+//! [`SessionHeader`] to add to the response, and an [`InFlight`](crate::balance::InFlight)
 //! guard on demand. [`StickySessions::route_parts`] and
 //! [`StickySessions::route_headers`] make the rewrite on the spot.
 //!
@@ -95,6 +155,7 @@
 mod body;
 mod builder;
 mod decision;
+mod failover;
 mod future;
 mod hand_off;
 mod layer;
@@ -108,7 +169,10 @@ mod sessions;
 
 pub use body::InFlightBody;
 pub use builder::{BuildError, BuildErrorKind, StickyBuilder};
-pub use decision::{Decision, DecisionParts, Issue, RequestRewrite};
+#[allow(deprecated)]
+pub use decision::Issue;
+pub use decision::{Decision, DecisionParts, RequestRewrite, SessionHeader};
+pub use failover::{DEFAULT_BUFFER_LIMIT, StickyFailover, StickyFailoverLayer};
 pub use future::ResponseFuture;
 pub use hand_off::{StickyHandOff, StickyHandOffLayer};
 pub use layer::StickyLayer;

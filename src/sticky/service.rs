@@ -1,5 +1,5 @@
 use super::future::ResponseFuture;
-use super::{Issue, Pinned, RequestHead, ResponseBody, StickyLayer, StickySessions};
+use super::{Pinned, RequestHead, ResponseBody, SessionHeader, StickyLayer, StickySessions};
 use crate::balance::{Balance, InFlight, RoundRobin};
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -7,6 +7,21 @@ use tower_service::Service;
 
 /// Middleware that pins each request to a backend by its session; see the
 /// [module docs](super).
+///
+/// # Bounds, and why
+///
+/// * `S: Service<Request<ReqBody>, Response = Response<ResBody>>`: any
+///   request and response body; the inner service finds its backend in the
+///   request's [`Pinned`] extension. Its error type is kept as it is.
+/// * `T: Send + Sync + 'static`: the backend target is shared, in an `Arc`,
+///   by the membership, the request extension and the in-flight guard.
+/// * `B: Balance<T>`: picks backends for new sessions.
+/// * No bound on `ResBody`: the response is `Response<ResponseBody<ResBody>>`,
+///   and the layer's own `503` uses [`ResponseBody`]'s empty body, so a body
+///   without `Default` (hyper's `Incoming`) goes through.
+/// * `Clone` when `S: Clone`: each clone shares the same sessions.
+///
+/// No failover here: see [`StickyFailover`](super::StickyFailover).
 #[derive(Debug)]
 pub struct Sticky<S, T, B = RoundRobin> {
     inner: S,
@@ -75,7 +90,7 @@ where
 /// What both services make of a request before the inner call.
 pub(super) struct PinnedCall<T> {
     pub(super) pinned: Pinned<T>,
-    pub(super) issue: Option<Issue>,
+    pub(super) issue: Option<SessionHeader>,
     pub(super) in_flight: InFlight,
 }
 
@@ -93,7 +108,7 @@ where
         outcome,
         endpoint,
         rewrite,
-        issue,
+        session_header: issue,
         ..
     } = sessions.decide(RequestHead::of(req)).into_parts();
     let endpoint = endpoint?;

@@ -1,4 +1,4 @@
-use super::decision::{Decision, Issue, RequestRewrite};
+use super::decision::{Decision, RequestRewrite, SessionHeader};
 use super::observe::Observer;
 use super::{Outcome, RequestHead};
 use crate::balance::{
@@ -30,7 +30,7 @@ pub(crate) type OnOutcome = Arc<dyn Fn(Outcome, Option<BackendId>) + Send + Sync
 ///   session value already taken out;
 /// * [`repin`](Self::repin): a new session after the chosen backend failed.
 ///
-/// Then [`Decision::apply`] (or [`Issue`]'s parts) writes the response
+/// Then [`Decision::apply`] (or [`SessionHeader`]'s parts) writes the response
 /// headers. Cloning is cheap and shares everything.
 pub struct StickySessions<T, B = RoundRobin> {
     shared: Arc<Shared<T, B>>,
@@ -132,7 +132,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
     /// let (method, uri) = (Method::GET, Uri::from_static("/"));
     /// let first = sessions.decide(RequestHead::new(&method, &uri, &HeaderMap::new()));
     /// assert_eq!(first.outcome(), Outcome::New);
-    /// let set_cookie = first.issue().expect("a new session is written back").value().to_str()?;
+    /// let set_cookie = first.session_header().expect("a new session is written back").value().to_str()?;
     ///
     /// let mut headers = HeaderMap::new();
     /// headers.insert("cookie", format!("theme=dark; {}", set_cookie.split(';').next().unwrap_or("")).parse()?);
@@ -279,7 +279,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
     /// for _ in 0..20 {
     ///     let retry = sessions.repin_excluding(head, Outcome::RepinnedDown, &tried);
     ///     assert_ne!(retry.target(), Some(&"pod-a"));
-    ///     assert!(retry.issue().is_some());
+    ///     assert!(retry.session_header().is_some());
     /// }
     /// let all = ["pod-a", "pod-b", "pod-c"].map(BackendId::from_name);
     /// assert_eq!(sessions.repin_excluding(head, Outcome::RepinnedDown, &all).outcome(), Outcome::NoBackend);
@@ -426,7 +426,13 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         }
     }
 
-    fn render(&self, s: &SessionRules, token: &SessionToken, now: Timestamp, tls: bool) -> Issue {
+    fn render(
+        &self,
+        s: &SessionRules,
+        token: &SessionToken,
+        now: Timestamp,
+        tls: bool,
+    ) -> SessionHeader {
         let encoded = if s.remember_tokens {
             s.codec.encode_remembered(token)
         } else {
@@ -456,7 +462,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
                 HeaderValue::from_str(encoded.as_str()).expect("base64url is a valid header value")
             }
         };
-        Issue {
+        SessionHeader {
             name: s.header.clone(),
             value,
             cache_private: s.cache_private && s.policy.kind() == PersistenceType::Cookie,
@@ -468,7 +474,7 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickySessions<T, B> {
         outcome: Outcome,
         endpoint: Option<Arc<Endpoint<T>>>,
         rewrite: Option<RequestRewrite>,
-        issue: Option<Issue>,
+        issue: Option<SessionHeader>,
         session_age_ms: Option<u64>,
     ) -> Decision<T> {
         let backend = endpoint.as_ref().map(|e| e.id());

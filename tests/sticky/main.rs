@@ -1,5 +1,6 @@
 //! The layer end to end: what a client and the proxied backend see.
 
+mod failover;
 mod hand_off;
 mod one_cookie;
 mod strict;

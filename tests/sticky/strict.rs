@@ -43,7 +43,7 @@ async fn strict_sessions_refuse_a_dead_pin_and_serve_everyone_else() {
                 .unwrap();
             let d = s.route(&mut req);
             assert_eq!(d.outcome(), Outcome::PinnedUnavailable);
-            assert!(d.endpoint().is_none() && d.issue().is_none());
+            assert!(d.endpoint().is_none() && d.session_header().is_none());
         } else {
             assert_eq!(a.status, 200);
             assert_eq!(&a.pod, pod);

@@ -9,7 +9,7 @@
 //!   copy of the request), and the chosen backend's address;
 //! * `upstream_request_filter`: the [`RequestRewrite`] takes the session
 //!   cookie out of what the backend receives;
-//! * `response_filter`: the [`Issue`](tower_sticky::sticky::Issue) writes
+//! * `response_filter`: the [`SessionHeader`](tower_sticky::sticky::SessionHeader) writes
 //!   `Set-Cookie` (and `Cache-Control: private`) when the session is new or
 //!   re-issued.
 //!
@@ -76,7 +76,11 @@ impl ProxyHttp for StickyProxy {
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(issue) = ctx.decision.as_mut().and_then(Decision::take_issue) else {
+        let Some(issue) = ctx
+            .decision
+            .as_mut()
+            .and_then(Decision::take_session_header)
+        else {
             return Ok(());
         };
         if issue.cache_private(response.headers.contains_key("cache-control")) {

@@ -371,7 +371,7 @@ fn respond(
         crate::answer::headers::strip_session(resp.headers_mut(), policy);
     }
     if let Some(decision) = choice.decision.take() {
-        if decision.issue().is_some() {
+        if decision.session_header().is_some() {
             crate::answer::headers::make_private(resp.headers_mut());
         }
         decision.apply(resp.headers_mut());
