@@ -239,11 +239,8 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), StartError> {
             }
         });
     }
-    tokio::spawn(forward::probe::run(
-        Arc::clone(&proxy),
-        health_check_path,
-        stop_rx.clone(),
-    ));
+    let prober = forward::probe::run(Arc::clone(&proxy), health_check_path, stop_rx.clone());
+    tokio::spawn(prober);
     plane.spawn(Arc::clone(&control).run_sighup());
     plane.spawn(Arc::clone(&control).run_dns());
     plane.spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
@@ -268,21 +265,22 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), StartError> {
         done.push(worker.spawn(listener).map_err(StartError::Worker)?);
     }
     println!("listening on http://{addr}");
-
-    let shutting = Arc::clone(&control);
-    tokio::spawn(async move {
-        shutdown::signal().await;
-        // `/readyz` says 503 from this moment, so that an L4 balancer
-        // stops sending new connections while in-flight ones finish.
-        shutting.shutting_down();
-        let _ = stop_tx.send(true);
-    });
+    tokio::spawn(stop_on_signal(Arc::clone(&control), stop_tx));
     listen::serve(own, proxy, &limits, connections, stop_rx).await;
     for d in done {
         // A worker drains for at most DRAIN_TIMEOUT, then reports.
         let _ = d.await;
     }
     Ok(())
+}
+
+/// Waits for SIGINT/SIGTERM, then tells `/readyz` and every worker.
+async fn stop_on_signal(control: Arc<reload::Control>, stop: tokio::sync::watch::Sender<bool>) {
+    shutdown::signal().await;
+    // `/readyz` says 503 from this moment, so that an L4 balancer stops
+    // sending new connections while in-flight ones finish.
+    control.shutting_down();
+    let _ = stop.send(true);
 }
 
 /// What a worker thread serves with.

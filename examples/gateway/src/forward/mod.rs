@@ -175,11 +175,13 @@ impl Proxy {
             outcome: Some(choice.outcome),
             ..line
         };
-        let (head, body) = match self.prepare(req, client, upgrade.as_ref()).await {
-            Ok(prepared) => prepared,
+        let (parts, body) = req.into_parts();
+        let head = Self::head(parts, client, upgrade.as_ref());
+        let body = match self.body(&head.method, body).await {
+            Ok(body) => body,
             Err((answer, why)) => return own::write(access, line, answer, Some(&why)),
         };
-        let routed = Routed {
+        let mut routed = Routed {
             access,
             rule,
             choice,
@@ -187,19 +189,13 @@ impl Proxy {
             body,
             client_upgrade,
         };
-        self.attempts(routed, client).await
+        self.attempts(&mut routed, client).await
     }
 
     /// The request's head with hop-by-hop headers out and `X-Forwarded-*`
-    /// in, and its body: read whole when the method may be retried after
-    /// it went out and the body fits `--retry-buffer`, else streamed.
-    async fn prepare(
-        &self,
-        req: Request<Incoming>,
-        client: &Client,
-        upgrade: Option<&HeaderValue>,
-    ) -> Result<(Head, ReqBody), (Answer, String)> {
-        let (parts, body) = req.into_parts();
+    /// in (built where it stays: a request's future is moved about, and
+    /// every layer that returns the head copies it).
+    fn head(parts: http::request::Parts, client: &Client, upgrade: Option<&HeaderValue>) -> Head {
         let mut head = Head {
             method: parts.method,
             uri: parts.uri,
@@ -212,23 +208,29 @@ impl Proxy {
             &client.ip,
             upgrade,
         );
+        head
+    }
+
+    /// The request's body: read whole when the method may be retried after
+    /// it went out and the body fits `--retry-buffer`, else streamed.
+    async fn body(&self, method: &Method, body: Incoming) -> Result<ReqBody, (Answer, String)> {
         // A request that is not idempotent is never sent twice once it went
         // out, so its body is never kept: it streams.
-        let bound = if tower_sticky::failover::is_idempotent(&head.method) {
+        let bound = if tower_sticky::failover::is_idempotent(method) {
             self.options.retry_buffer
         } else {
             0
         };
         let deadline = crate::listen::coarse::now() + BODY_TIMEOUT;
         match crate::listen::coarse::timeout_at(deadline, read_body(body, bound)).await {
-            Ok(Ok(body)) => Ok((head, body)),
+            Ok(Ok(body)) => Ok(body),
             Ok(Err(e)) => Err((own::BAD_BODY, format!("client body: {}", error_chain(&e)))),
             Err(_) => Err((own::SLOW_BODY, "client body timed out".into())),
         }
     }
 
     /// Attempts until one gets a response head or `Retry` says stop.
-    async fn attempts(&self, mut r: Routed<'_>, client: &Client) -> Response<ClientBody> {
+    async fn attempts(&self, r: &mut Routed<'_>, client: &Client) -> Response<ClientBody> {
         let mut retry = Retry::new(&r.head.method);
         let upgrade = r.client_upgrade.is_some();
         let mut fresh = false;
@@ -245,7 +247,8 @@ impl Proxy {
                 {
                     Ok(resp) => {
                         health::succeeded(&self.passive, endpoint);
-                        return respond(r.access, r.rule, &mut r.choice, resp, r.client_upgrade);
+                        let upgrade = r.client_upgrade.take();
+                        return respond(r.access, r.rule, &mut r.choice, resp, upgrade);
                     }
                     Err(f) => f,
                 };

