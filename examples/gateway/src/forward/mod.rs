@@ -16,6 +16,7 @@
 //! backend failed gets 503 instead of another backend.
 
 mod attempt;
+mod h2;
 pub mod health;
 pub mod probe;
 mod replay;
@@ -294,7 +295,9 @@ impl Proxy {
 fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
     let label = &endpoint.target().member.label;
     match failure {
-        Failure::Refused(detail) | Failure::NotWritten { detail, .. } => {
+        Failure::Refused(detail)
+        | Failure::NotWritten { detail, .. }
+        | Failure::StreamRefused(detail) => {
             tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, "attempt failed: {detail}");
         }
         Failure::AfterWrite { reused, detail } => {
@@ -310,6 +313,7 @@ fn answer_for(failure: Failure, method: &Method, body: &ReqBody) -> (Answer, Str
     match failure {
         Failure::Refused(detail)
         | Failure::NotWritten { detail, .. }
+        | Failure::StreamRefused(detail)
         | Failure::BadResponse(detail) => (own::BAD_GATEWAY, detail),
         Failure::AfterWrite { detail, .. } if !tower_sticky::failover::is_idempotent(method) => {
             (own::NOT_REPLAYED, detail)

@@ -49,7 +49,7 @@ pub const UPSTREAM_IDLE_MAX: Duration = Duration::from_secs(5);
 /// Who may take an idle connection: the client connection that opened it
 /// (`safe`), or anyone (`always`, the id 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct OwnerId(u64);
+pub(super) struct OwnerId(u64);
 
 /// The shared owner of `--http-reuse always`.
 const SHARED: OwnerId = OwnerId(0);
@@ -73,6 +73,16 @@ impl Owner {
         };
         Owner { id, reuse }
     }
+
+    /// Who may take the connections it opens.
+    pub(super) fn id(&self) -> OwnerId {
+        self.id
+    }
+
+    /// `--http-reuse`.
+    pub(super) fn reuse(&self) -> Reuse {
+        self.reuse
+    }
 }
 
 impl Drop for Owner {
@@ -81,6 +91,7 @@ impl Drop for Owner {
             return;
         }
         let id = self.id;
+        super::h2::forget(id);
         // Dropped outside the borrow: a sender's drop may run other code.
         // `try_with`: a worker's runtime may drop its connections while its
         // thread ends.
@@ -196,6 +207,7 @@ pub async fn purge_idle() {
     loop {
         tick.tick().await;
         let now = Instant::now();
+        super::h2::purge(now);
         // Dropping a sender ends its connection's task, which then releases
         // its place (later, outside this borrow).
         POOL.with_borrow_mut(|pool| {
@@ -229,6 +241,15 @@ fn places(addr: &str, cap: usize) -> (Arc<Semaphore>, Arc<tokio::sync::Notify>) 
 fn evict_one(addr: &str) {
     let evicted = POOL.with_borrow_mut(|pool| pool.get_mut(addr).and_then(|up| up.idle.pop()));
     drop(evicted);
+}
+
+/// A place under `--max-upstream-connections` for a new connection to
+/// `addr` (an h2c one: [`super::h2`]), waiting up to
+/// `--upstream-queue-timeout`; `None` when none freed in time.
+pub(super) async fn place(addr: &str, options: &Options) -> Option<OwnedSemaphorePermit> {
+    let (places, _) = places(addr, options.max_upstream);
+    let waited = tokio::time::timeout(options.queue_timeout, places.acquire_owned());
+    waited.await.ok()?.ok()
 }
 
 /// Why [`acquire`] gave no connection.
