@@ -4,6 +4,7 @@
 
 use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
+use crate::config::grpc_route::RouteKind;
 use crate::config::keys::Keys;
 use crate::discover::ServiceKey;
 use crate::discover::membership::{Member, Plan};
@@ -184,6 +185,23 @@ pub fn session_scope(namespace: &str, route: &str, index: usize, name: Option<&s
     }
 }
 
+/// [`session_scope`] for a route of `kind`: a GRPCRoute's scope starts
+/// with `grpcroute/`, so that its tokens never pass for those of an
+/// HTTPRoute of the same namespace/name.
+fn kind_scope(
+    kind: RouteKind,
+    namespace: &str,
+    route: &str,
+    index: usize,
+    name: Option<&str>,
+) -> String {
+    let scope = session_scope(namespace, route, index, name);
+    match kind {
+        RouteKind::Http => scope,
+        RouteKind::Grpc => scope.replacen("httproute/", "grpcroute/", 1),
+    }
+}
+
 /// Builds the rules over the Services' members in `plan` (whose endpoints
 /// outlive this snapshot); `strict` is `--strict-sessions`.
 pub fn compile(
@@ -214,7 +232,7 @@ pub fn compile(
             };
             let target = builder
                 .balancer(Weighted::new())
-                .scope(session_scope(ns, route.name(), i, rule.name()))
+                .scope(kind_scope(loaded.kind, ns, route.name(), i, rule.name()))
                 .strict(strict)
                 .build()
                 .map_err(|source| RuleError::Sticky {
@@ -224,7 +242,11 @@ pub fn compile(
                 })?;
             let index = rules.len();
             for matched in rule.matches() {
-                router.push(Entry::new(index, Arc::clone(&hostnames), matched.clone()));
+                let entry = Entry::new(index, Arc::clone(&hostnames), matched.clone());
+                router.push(match loaded.kind {
+                    RouteKind::Grpc => entry.grpc(),
+                    RouteKind::Http => entry,
+                });
             }
             rules.push(Rule {
                 refs,
@@ -289,8 +311,9 @@ fn warn_shared_cookies(routes: &[LoadedRoute]) {
                 _ => format!("header {:?}", policy.name().to_ascii_lowercase()),
             };
             let at = format!(
-                "{}: HTTPRoute {}/{} spec.rules[{i}]",
+                "{}: {} {}/{} spec.rules[{i}]",
                 loaded.source,
+                loaded.kind.as_str(),
                 route.namespace(),
                 route.name()
             );

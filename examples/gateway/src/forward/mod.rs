@@ -144,8 +144,22 @@ impl Proxy {
     }
 
     /// Serves one client request: Host check, route, pin, body, attempts,
-    /// answer.
-    pub async fn serve(&self, mut req: Request<Incoming>, client: &Client) -> Response<ClientBody> {
+    /// answer. A gRPC call gets the gateway's own answers as gRPC statuses
+    /// ([`crate::answer::grpc`]).
+    pub async fn serve(&self, req: Request<Incoming>, client: &Client) -> Response<ClientBody> {
+        if crate::route::grpc::is_grpc(&req) {
+            crate::answer::grpc::own_as_grpc(self.serve_http(req, client).await)
+        } else {
+            self.serve_http(req, client).await
+        }
+    }
+
+    /// [`serve`](Self::serve), the gateway's own answers as HTTP ones.
+    async fn serve_http(
+        &self,
+        mut req: Request<Incoming>,
+        client: &Client,
+    ) -> Response<ClientBody> {
         let access = Access::start(&req);
         let access = access.as_ref();
         // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
