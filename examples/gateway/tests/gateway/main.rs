@@ -8,6 +8,8 @@ mod control_plane;
 mod dns;
 mod failures;
 mod gep1619;
+mod grpc;
+mod grpc_support;
 mod hardening;
 mod health_check;
 mod in_flight;
