@@ -7,5 +7,6 @@
 //! the gateway's own fixed error lines ([`own`], every answer the gateway writes itself). On the way in,
 //! [`headers`] also prepares the request (`X-Forwarded-*`, `Host`).
 
+pub mod cookie;
 pub mod headers;
 pub mod own;

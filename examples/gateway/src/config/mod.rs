@@ -7,6 +7,8 @@
 //! `<file>: document <n>: <field>: <reason>`.
 
 pub mod backend_series;
+pub mod certs;
+pub mod edge;
 pub mod keys;
 pub mod order;
 pub mod rules;
