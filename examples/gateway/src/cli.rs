@@ -108,6 +108,10 @@ pub struct Args {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    /// TLS, trusted proxies, cookie attributes (issue 20).
+    #[command(flatten)]
+    pub edge: crate::config::edge::EdgeFlags,
 }
 
 impl Args {
@@ -124,6 +128,9 @@ impl Args {
             strict_sessions: self.strict_sessions,
             dns_refresh: self.dns_refresh,
             resolver: self.resolver,
+            // Checked and read in `run` (start-up errors name the flag).
+            cookie: crate::config::edge::Cookie::default(),
+            tls: None,
         }
     }
 }

@@ -8,6 +8,8 @@
 //! `<file>: document <n>: <field>: <reason>`.
 
 pub mod backend_series;
+pub mod certs;
+pub mod edge;
 pub mod grpc_route;
 pub mod keys;
 pub mod order;

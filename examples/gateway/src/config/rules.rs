@@ -80,6 +80,9 @@ pub struct Rule {
     pub no_backend_refs: bool,
     /// Its backendRefs: the Service and `weight` of each.
     pub refs: Vec<(ServiceKey, u32)>,
+    /// `--cookie-partitioned`: the session cookie it writes gets
+    /// `Partitioned` ([`crate::answer::cookie`]).
+    pub partitioned: bool,
 }
 
 impl PartialEq for Upstream {
@@ -203,12 +206,14 @@ fn kind_scope(
 }
 
 /// Builds the rules over the Services' members in `plan` (whose endpoints
-/// outlive this snapshot); `strict` is `--strict-sessions`.
+/// outlive this snapshot); `strict` is `--strict-sessions`, `cookie` the
+/// `--cookie-*` attributes.
 pub fn compile(
     routes: &[LoadedRoute],
     plan: &Plan,
     keys: &Keys,
     strict: bool,
+    cookie: &crate::config::edge::Cookie,
 ) -> Result<Compiled, RuleError> {
     warn_shared_cookies(routes);
     let mut rules = Vec::new();
@@ -234,6 +239,7 @@ pub fn compile(
                 .balancer(Weighted::new())
                 .scope(kind_scope(loaded.kind, ns, route.name(), i, rule.name()))
                 .strict(strict)
+                .cookie_attributes(cookie.attributes.clone())
                 .build()
                 .map_err(|source| RuleError::Sticky {
                     at: loaded.source.clone(),
@@ -256,6 +262,7 @@ pub fn compile(
                 strict,
                 target,
                 no_backend_refs: rule.backend_refs().is_empty(),
+                partitioned: cookie.partitioned,
             });
         }
     }

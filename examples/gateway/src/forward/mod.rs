@@ -92,6 +92,8 @@ pub struct Client {
     pub ip: HeaderValue,
     /// The upstream connections this client connection owns.
     pub owner: upstream::Owner,
+    /// TLS, trusted proxy: for `X-Forwarded-*`.
+    pub origin: crate::answer::headers::Origin,
 }
 
 /// The proxy: the current snapshot of rules and router, and the options.
@@ -226,6 +228,7 @@ impl Proxy {
             &head.uri,
             &client.ip,
             upgrade,
+            client.origin,
         );
         // A request that is not idempotent is never sent twice once it went
         // out, so its body is never kept: it streams.
@@ -390,6 +393,7 @@ fn respond(
             crate::answer::headers::make_private(resp.headers_mut());
         }
         decision.apply(resp.headers_mut());
+        crate::answer::cookie::partition(resp.headers_mut(), rule);
     }
     let line = Line {
         rule: Some(rule),

@@ -25,4 +25,6 @@ mod sessions;
 mod shutdown;
 mod support;
 mod survive;
+mod tls;
 mod walkthrough;
+mod websocket;
