@@ -1,9 +1,12 @@
 //! gRPC end to end (issue 20, points 3 and 4): a real tonic client calls
-//! three real tonic servers through a GRPCRoute, over h2c to the gateway
-//! and h2c (`--backend …=h2c://…`) to the servers.
+//! three real tonic servers through a GRPCRoute, over h2c or TLS (ALPN
+//! `h2`, certificates made by rcgen) to the gateway and h2c
+//! (`--backend …=h2c://…`) to the servers. tonic's servers speak HTTP/2
+//! only: a call that reached one went over HTTP/2.
 
 use super::grpc_support::{GrpcServer, WhoClient, grpc_servers, meta};
 use super::support::{Proc, gateway_with_routes};
+use super::tls::Pki;
 use std::collections::BTreeSet;
 
 const SESSION: &str = "x-who-session";
@@ -16,9 +19,11 @@ fn who_route(persistence: &str) -> String {
     )
 }
 
-fn header_gateway(backend: &str) -> Proc {
+fn header_gateway(backend: &str, extra: &[String]) -> Proc {
     let route = who_route(&format!("{{sessionName: {SESSION}, type: Header}}"));
-    gateway_with_routes(&route, &["--backend", backend])
+    let mut args = vec!["--backend", backend];
+    args.extend(extra.iter().map(String::as_str));
+    gateway_with_routes(&route, &args)
 }
 
 /// The server that answered an `Ask`, and its session header, if any.
@@ -36,11 +41,25 @@ async fn ask(client: &mut WhoClient, session: Option<&str>) -> (String, Option<S
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_header_sessions_pin_calls_and_streams_and_repin_when_the_server_dies() {
-    let (mut servers, backend) = grpc_servers(3);
-    let gw = header_gateway(&backend);
-    let mut client = WhoClient::connect(&gw.url).await;
+async fn grpc_header_sessions_over_h2c_pin_calls_and_streams_and_repin_when_the_server_dies() {
+    let (servers, backend) = grpc_servers(3);
+    let gw = header_gateway(&backend, &[]);
+    let client = WhoClient::connect(&gw.url).await;
+    header_sessions(client, servers).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_header_sessions_over_tls_pin_calls_and_streams_and_repin_when_the_server_dies() {
+    let pki = Pki::new("gRPC CA");
+    let (servers, backend) = grpc_servers(3);
+    let gw = header_gateway(&backend, &pki.flags());
+    let client = WhoClient::connect_tls(gw.port(), &pki.ca).await;
+    header_sessions(client, servers).await;
+}
+
+/// The issue's gRPC walkthrough, on `client` (connected to a gateway with
+/// the header route over `servers`).
+async fn header_sessions(mut client: WhoClient, mut servers: Vec<GrpcServer>) {
     // The first response's metadata carries the session header.
     let (first, header) = ask(&mut client, None).await;
     let header = header.expect("the first response carries the session header");
@@ -159,7 +178,7 @@ async fn grpc_call_with_no_backend_gets_grpc_status_unavailable() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let gw = header_gateway(&format!("who:50051=h2c://{free}"));
+    let gw = header_gateway(&format!("who:50051=h2c://{free}"), &[]);
     let mut client = WhoClient::connect(&gw.url).await;
     // The first call finds the backend refusing (502), the next none left
     // serving (503): both are gRPC statuses, UNAVAILABLE, never plain text.

@@ -253,6 +253,25 @@ impl WhoClient {
         }
     }
 
+    /// Connects over TLS (ALPN `h2`) to the gateway at 127.0.0.1:`port`,
+    /// trusting the CA in the PEM file `ca` for the name `localhost`.
+    pub async fn connect_tls(port: u16, ca: &std::path::Path) -> WhoClient {
+        let pem = std::fs::read(ca).expect("CA file");
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+            .domain_name("localhost");
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+            .expect("url")
+            .tls_config(tls)
+            .expect("TLS config")
+            .connect()
+            .await
+            .expect("connect to the gateway over TLS");
+        WhoClient {
+            grpc: tonic::client::Grpc::new(channel),
+        }
+    }
+
     /// `Ask` with `metadata` (name, value).
     pub async fn ask(&mut self, metadata: &[(&str, &str)]) -> Result<Response<WhoReply>, Status> {
         self.grpc
