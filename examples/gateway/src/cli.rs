@@ -366,3 +366,27 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
         protocol,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AppProtocol, parse_backend};
+
+    #[test]
+    fn h2c_endpoints_are_marked_and_mixed_ones_refused() {
+        let spec = parse_backend("who:50051=h2c://127.0.0.1:1,h2c://127.0.0.1:2").unwrap();
+        assert_eq!(spec.protocol, AppProtocol::H2c);
+        assert_eq!(spec.endpoints, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(
+            spec.to_string(),
+            "who:50051=h2c://127.0.0.1:1,h2c://127.0.0.1:2"
+        );
+        let plain = parse_backend("web=127.0.0.1:1").unwrap();
+        assert_eq!(plain.protocol, AppProtocol::Http1);
+        let mixed = parse_backend("who=h2c://127.0.0.1:1,127.0.0.1:2").unwrap_err();
+        assert!(
+            mixed.contains("mixes h2c:// and plain endpoints"),
+            "{mixed}"
+        );
+        assert!(parse_backend("who=h2c://").is_err());
+    }
+}

@@ -485,6 +485,20 @@ metadata:
     }
 
     #[test]
+    fn the_h2c_app_protocol_marks_its_port_only() {
+        let two_ports = KUBECTL.replace(
+            "  - name: http\n    port: 3000\n    protocol: TCP\n",
+            "  - name: http\n    port: 3000\n    protocol: TCP\n  - name: grpc\n    port: 50051\n    protocol: TCP\n    appProtocol: kubernetes.io/h2c\n",
+        );
+        assert_ne!(two_ports, KUBECTL);
+        let slices = parse_str("slices.yaml", &two_ports).unwrap();
+        assert_eq!(slices[0].app_protocol_for(Some(50051)), AppProtocol::H2c);
+        assert_eq!(slices[0].app_protocol_for(Some(3000)), AppProtocol::Http1);
+        let plain = parse_str("slices.yaml", KUBECTL).unwrap();
+        assert_eq!(plain[0].app_protocol_for(Some(3000)), AppProtocol::Http1);
+    }
+
+    #[test]
     fn ports_match_by_number_then_name_then_the_only_one() {
         let s = |ports: Vec<(&str, Option<u16>)>| EndpointSlice {
             name: "s".into(),

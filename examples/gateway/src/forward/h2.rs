@@ -46,12 +46,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 thread_local! {
     /// This worker's h2c connections to each backend address.
-    static POOL: RefCell<HashMap<String, Vec<H2conn>, foldhash::fast::FixedState>> =
+    static POOL: RefCell<HashMap<String, Conns, foldhash::fast::FixedState>> =
         const { RefCell::new(HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0))) };
+}
+
+/// This worker's h2c connections to one address, and those being opened.
+#[derive(Default)]
+struct Conns {
+    open: Vec<H2conn>,
+    /// Who is opening one now, and the signal it gives when done: the
+    /// owner's other requests wait for it instead of each opening its own
+    /// (ten concurrent calls of a client would open ten connections).
+    opening: Vec<(OwnerId, Arc<Notify>)>,
 }
 
 /// One h2c connection to a backend.
@@ -64,15 +74,101 @@ struct H2conn {
     used: Instant,
 }
 
-/// A handle to a pooled connection to `addr` that `owner` may use.
-fn checkout(addr: &str, owner: OwnerId) -> Option<SendRequest<UpstreamBody>> {
+/// The connections to `addr`, made on first use (no key allocated after).
+fn conns_of<'a>(
+    pool: &'a mut HashMap<String, Conns, foldhash::fast::FixedState>,
+    addr: &str,
+) -> &'a mut Conns {
+    if !pool.contains_key(addr) {
+        pool.insert(addr.to_owned(), Conns::default());
+    }
+    pool.get_mut(addr).expect("inserted above")
+}
+
+/// What [`checkout`] found for an owner.
+enum Found {
+    /// A handle to an open connection.
+    Open(SendRequest<UpstreamBody>),
+    /// One is being opened: wait for this, then look again.
+    Opening(tokio::sync::futures::OwnedNotified),
+    /// None: the caller opens one, and tells the others with this guard.
+    Nothing(Opening),
+}
+
+/// A handle to a pooled connection to `addr` that `owner` may use, or the
+/// signal of the one being opened for it, or the duty to open one.
+fn checkout(addr: &str, owner: OwnerId) -> Found {
     POOL.with_borrow_mut(|pool| {
-        let conns = pool.get_mut(addr)?;
-        conns.retain(|c| !c.sender.is_closed());
-        let conn = conns.iter_mut().find(|c| c.owner == owner)?;
-        conn.used = crate::listen::coarse::now();
-        Some(conn.sender.clone())
+        let conns = conns_of(pool, addr);
+        conns.open.retain(|c| !c.sender.is_closed());
+        if let Some(conn) = conns.open.iter_mut().find(|c| c.owner == owner) {
+            conn.used = crate::listen::coarse::now();
+            return Found::Open(conn.sender.clone());
+        }
+        if let Some((_, done)) = conns.opening.iter().find(|(o, _)| *o == owner) {
+            // Registered now, before any await: no wake-up is missed.
+            return Found::Opening(Arc::clone(done).notified_owned());
+        }
+        let done = Arc::new(Notify::new());
+        conns.opening.push((owner, Arc::clone(&done)));
+        Found::Nothing(Opening {
+            addr: addr.to_owned(),
+            owner,
+            done,
+        })
     })
+}
+
+/// The duty to open a connection for an owner: when dropped (opened,
+/// failed or cancelled), the owner's waiting requests look again.
+struct Opening {
+    addr: String,
+    owner: OwnerId,
+    done: Arc<Notify>,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let _ = POOL.try_with(|pool| {
+            if let Some(conns) = pool.borrow_mut().get_mut(&self.addr) {
+                conns
+                    .opening
+                    .retain(|(o, d)| !(*o == self.owner && Arc::ptr_eq(d, &self.done)));
+            }
+        });
+        self.done.notify_waiters();
+    }
+}
+
+/// A connection for one request: a pooled one `owner` may use, the one
+/// being opened for it, or a new one (always new when not `pooled`).
+/// `Ok((sender, reused))`.
+async fn acquire(
+    addr: &str,
+    owner: &Owner,
+    options: &Options,
+    pooled: bool,
+) -> Result<(SendRequest<UpstreamBody>, bool), Failure> {
+    if !pooled {
+        let pool = owner.reuse() != Reuse::Never;
+        return Ok((open(addr, owner, options, pool).await?, false));
+    }
+    // Bounded: at most 3 waits for another request's opening, then open.
+    for _ in 0..3 {
+        match checkout(addr, owner.id()) {
+            Found::Open(sender) => return Ok((sender, true)),
+            Found::Nothing(opening) => {
+                let sender = open(addr, owner, options, true).await?;
+                drop(opening);
+                return Ok((sender, false));
+            }
+            Found::Opening(done) => {
+                let limit = CONNECT_TIMEOUT + options.queue_timeout;
+                let _ = tokio::time::timeout(limit, done).await;
+            }
+        }
+    }
+    Ok((open(addr, owner, options, true).await?, false))
 }
 
 /// Closes the connections of a client connection that ended (their
@@ -84,6 +180,7 @@ pub(super) fn forget(owner: OwnerId) {
             let mut pool = pool.borrow_mut();
             let mut gone = Vec::new();
             for conns in pool.values_mut() {
+                let conns = &mut conns.open;
                 let mut i = 0;
                 // Bounded by the list's length.
                 while i < conns.len() {
@@ -106,6 +203,7 @@ pub(super) fn purge(now: Instant) {
     let gone: Vec<H2conn> = POOL.with_borrow_mut(|pool| {
         let mut gone = Vec::new();
         for conns in pool.values_mut() {
+            let conns = &mut conns.open;
             let mut i = 0;
             // Bounded by the list's length.
             while i < conns.len() {
@@ -133,17 +231,14 @@ pub(super) async fn send(
 ) -> Result<Response<Incoming>, Failed> {
     let req = for_h2(req, addr);
     let pooled = !fresh && owner.reuse() != Reuse::Never;
-    let (mut sender, reused) = match pooled.then(|| checkout(addr, owner.id())).flatten() {
-        Some(sender) => (sender, true),
-        None => match open(addr, owner, options).await {
-            Ok(sender) => (sender, false),
-            Err(failure) => {
-                return Err(Failed {
-                    failure,
-                    unsent: Some(req),
-                });
-            }
-        },
+    let (mut sender, reused) = match acquire(addr, owner, options, pooled).await {
+        Ok(got) => got,
+        Err(failure) => {
+            return Err(Failed {
+                failure,
+                unsent: Some(req),
+            });
+        }
     };
     let watch = match req.body() {
         Either::Right(s) => Some(Arc::clone(&s.watch)),
@@ -220,11 +315,14 @@ fn for_h2(mut req: Request<UpstreamBody>, addr: &str) -> Request<UpstreamBody> {
 }
 
 /// A new connection to `addr` within `--max-upstream-connections`, its
-/// task spawned on this worker, pooled for `owner` (unless `never`).
+/// task spawned on this worker, pooled for `owner` when `pool` (always but
+/// under `never`: a fresh attempt's connection replaces the one that
+/// failed).
 async fn open(
     addr: &str,
     owner: &Owner,
     options: &Options,
+    pool: bool,
 ) -> Result<SendRequest<UpstreamBody>, Failure> {
     let place = super::upstream::place(addr, options)
         .await
@@ -232,13 +330,13 @@ async fn open(
     let sender = Box::pin(connect(addr, place))
         .await
         .map_err(Failure::Refused)?;
-    if owner.reuse() != Reuse::Never {
+    if pool {
         let conn = H2conn {
             sender: sender.clone(),
             owner: owner.id(),
             used: crate::listen::coarse::now(),
         };
-        POOL.with_borrow_mut(|pool| pool.entry(addr.to_owned()).or_default().push(conn));
+        POOL.with_borrow_mut(|pool| conns_of(pool, addr).open.push(conn));
     }
     Ok(sender)
 }

@@ -86,6 +86,80 @@ mod tests {
         assert_eq!(chars(regex_method), (0, 0));
     }
 
+    /// A router over one GRPCRoute whose rule `i` has the match `matches[i]`
+    /// (a JSON `matches[]` entry), plus an HTTPRoute rule for every path.
+    fn router(matches: &[&str]) -> crate::route::Router {
+        use crate::route::{Entry, Router};
+        use tower_sticky::route::HttpRoute;
+        let rules: Vec<String> = matches
+            .iter()
+            .map(|m| {
+                format!(r#"{{"matches": [{m}], "backendRefs": [{{"name": "b", "port": 1}}]}}"#)
+            })
+            .collect();
+        let route: GrpcRoute = serde_json::from_str(&format!(
+            r#"{{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+                "metadata": {{"name": "r"}}, "spec": {{"rules": [{}]}}}}"#,
+            rules.join(",")
+        ))
+        .unwrap();
+        let route = route.validate().unwrap();
+        let mut router = Router::default();
+        for (i, rule) in route.rules().iter().enumerate() {
+            for m in rule.matches() {
+                router.push(Entry::new(i, Vec::new().into(), m.clone()).grpc());
+            }
+        }
+        let http: HttpRoute = serde_json::from_str(
+            r#"{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": "web"},
+                "spec": {"rules": [{"backendRefs": [{"name": "w", "port": 1}]}]}}"#,
+        )
+        .unwrap();
+        let http = http.validate().unwrap();
+        router.push(Entry::new(
+            99,
+            Vec::new().into(),
+            http.rules()[0].matches()[0].clone(),
+        ));
+        router
+    }
+
+    fn call(path: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::post(path).header("content-type", "application/grpc");
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn grpcroute_precedence_is_service_then_method_characters_then_headers() {
+        let r = router(&[
+            r#"{"method": {"method": "Join"}}"#,
+            r#"{"method": {"type": "RegularExpression", "service": "chat\\..*"}}"#,
+            r#"{"method": {"service": "chat.v1.Chat"}}"#,
+            r#"{"method": {"service": "chat.v1.Chat", "method": "Join"}}"#,
+            r#"{"method": {"service": "chat.v1.Chat"}, "headers": [{"name": "x-canary", "value": "1"}]}"#,
+        ]);
+        // Exact service and method: the most characters.
+        assert_eq!(r.find(&call("/chat.v1.Chat/Join", &[])), Some(3));
+        // Service characters before method characters, then headers.
+        assert_eq!(r.find(&call("/chat.v1.Chat/Leave", &[])), Some(2));
+        assert_eq!(
+            r.find(&call("/chat.v1.Chat/Leave", &[("x-canary", "1")])),
+            Some(4)
+        );
+        // An exact method beats a regular expression on the service.
+        assert_eq!(r.find(&call("/chat.v2.Chat/Join", &[])), Some(0));
+        assert_eq!(r.find(&call("/chat.v2.Chat/Leave", &[])), Some(1));
+        // A gRPC call no GRPCRoute rule matches falls to the HTTPRoute.
+        assert_eq!(r.find(&call("/other.Svc/Join2", &[])), Some(99));
+        // A request that is not gRPC never matches a GRPCRoute.
+        let plain = Request::post("/chat.v1.Chat/Join").body(()).unwrap();
+        assert_eq!(r.find(&plain), Some(99));
+    }
+
     #[test]
     fn grpc_is_the_content_type_and_its_subtypes() {
         let with = |ct: &str| {

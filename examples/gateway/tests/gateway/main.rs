@@ -10,6 +10,7 @@ mod failures;
 mod gep1619;
 mod grpc;
 mod grpc_support;
+mod h2c;
 mod hardening;
 mod health_check;
 mod in_flight;
