@@ -188,3 +188,75 @@ async fn grpc_call_with_no_backend_gets_grpc_status_unavailable() {
         assert!(status.message().contains(want), "{status:?}");
     }
 }
+
+/// A GRPCRoute written in `api_version` with `sessionPersistence`
+/// `persistence`: the session it gives the first call sticks for 5 more.
+/// Returns the first response's session header or `Set-Cookie`.
+async fn sticks_with(api_version: &str, persistence: &str, carrier: &str) -> String {
+    let (_servers, backend) = grpc_servers(3);
+    let route = who_route(persistence).replace("gateway.networking.k8s.io/v1", api_version);
+    let gw = gateway_with_routes(&route, &["--backend", &backend]);
+    let mut client = WhoClient::connect(&gw.url).await;
+    let first = client.ask(&[]).await.expect("Ask");
+    let issued = meta(&first, carrier).unwrap_or_else(|| panic!("no {carrier} for {persistence}"));
+    let sent = if carrier == "set-cookie" {
+        ("cookie", issued.split(';').next().unwrap().to_owned())
+    } else {
+        (carrier, issued.clone())
+    };
+    for _ in 0..5 {
+        let resp = client.ask(&[(sent.0, &sent.1)]).await.expect("sticky Ask");
+        assert_eq!(
+            resp.get_ref().server,
+            first.get_ref().server,
+            "{persistence}"
+        );
+    }
+    issued
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_session_persistence_reads_every_schema_generation() {
+    const V1: &str = "gateway.networking.k8s.io/v1";
+    const V1ALPHA2: &str = "gateway.networking.k8s.io/v1alpha2";
+    // v1.1–v1.5 (with idleTimeout) and v1.6: sessionName.
+    let v15 = "{sessionName: x-who, type: Header, idleTimeout: 10m}";
+    sticks_with(V1, v15, "x-who").await;
+    // main: header.name / cookie.name; in a v1alpha2 GRPCRoute too.
+    sticks_with(V1, "{type: Header, header: {name: x-who}}", "x-who").await;
+    let main_cookie = "{type: Cookie, cookie: {name: who-cookie, lifetimeType: Session}}";
+    let set_cookie = sticks_with(V1ALPHA2, main_cookie, "set-cookie").await;
+    // main: `Path` is cookie.path or `/`.
+    assert!(
+        set_cookie.contains("Path=/;") || set_cookie.ends_with("Path=/"),
+        "{set_cookie}"
+    );
+    // v1.x: `Path` follows the rule's method match (`/test.Who`).
+    let v16_cookie = "{sessionName: who-cookie, type: Cookie}";
+    let set_cookie = sticks_with(V1, v16_cookie, "set-cookie").await;
+    assert!(set_cookie.contains("Path=/test.Who"), "{set_cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_sessions_answer_a_gone_servers_calls_with_grpc_status_unavailable() {
+    let (mut servers, backend) = grpc_servers(2);
+    let gw = header_gateway(&backend, &["--strict-sessions".to_owned()]);
+    let mut client = WhoClient::connect(&gw.url).await;
+    let (first, header) = ask(&mut client, None).await;
+    let header = header.expect("a session header");
+    servers.iter_mut().find(|s| s.name == first).unwrap().kill();
+    let status = client
+        .ask(&[(SESSION, header.as_str())])
+        .await
+        .expect_err("strict: the session's server is gone");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("the session's backend is unavailable"),
+        "{status:?}"
+    );
+    // A new call (no session) is still served, by the other server.
+    let (other, _) = ask(&mut client, None).await;
+    assert_ne!(other, first);
+}
