@@ -19,8 +19,10 @@
 //!
 //! Each connection holds one place of its endpoint's
 //! `--max-upstream-connections` (the same cap HTTP/1.1 connections count
-//! against), given back when it ends; at the cap a request waits up to
-//! `--upstream-queue-timeout`. Concurrent streams per connection are
+//! against), given back when it ends; at the cap a request takes another
+//! client's least recently used connection out of the pool (it closes once
+//! its streams are done: closing never lends it) and waits up to
+//! `--upstream-queue-timeout` for the place. Concurrent streams per connection are
 //! bounded by the backend's `SETTINGS_MAX_CONCURRENT_STREAMS` (hyper
 //! queues a request until a stream is free).
 //!
@@ -220,6 +222,23 @@ pub(super) fn purge(now: Instant) {
     drop(gone);
 }
 
+/// At the cap: takes another owner's least recently used connection to
+/// `addr` out of the pool, to make room. Its streams in flight finish (the
+/// connection closes after them and gives its place back); it is closed,
+/// never lent.
+fn evict_one(addr: &str, owner: OwnerId) {
+    let evicted = POOL.with_borrow_mut(|pool| {
+        let open = &mut pool.get_mut(addr)?.open;
+        let (i, _) = open
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.owner != owner)
+            .min_by_key(|(_, c)| c.used)?;
+        Some(open.swap_remove(i))
+    });
+    drop(evicted);
+}
+
 /// Sends `req` to the h2c endpoint `addr` over a connection `owner` may
 /// use (a new one when `fresh`, or under `never`).
 pub(super) async fn send(
@@ -324,7 +343,8 @@ async fn open(
     options: &Options,
     pool: bool,
 ) -> Result<SendRequest<UpstreamBody>, Failure> {
-    let place = super::upstream::place(addr, options)
+    let evict = || evict_one(addr, owner.id());
+    let place = super::upstream::place(addr, options, evict)
         .await
         .ok_or(Failure::Saturated)?;
     let sender = Box::pin(connect(addr, place))

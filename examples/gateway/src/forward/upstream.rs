@@ -244,10 +244,19 @@ fn evict_one(addr: &str) {
 }
 
 /// A place under `--max-upstream-connections` for a new connection to
-/// `addr` (an h2c one: [`super::h2`]), waiting up to
-/// `--upstream-queue-timeout`; `None` when none freed in time.
-pub(super) async fn place(addr: &str, options: &Options) -> Option<OwnedSemaphorePermit> {
+/// `addr` (an h2c one: [`super::h2`]); at the cap, `evict` closes a
+/// connection to make room, and the request waits up to
+/// `--upstream-queue-timeout` for its place. `None` when none freed in time.
+pub(super) async fn place(
+    addr: &str,
+    options: &Options,
+    evict: impl FnOnce(),
+) -> Option<OwnedSemaphorePermit> {
     let (places, _) = places(addr, options.max_upstream);
+    if let Ok(place) = Arc::clone(&places).try_acquire_owned() {
+        return Some(place);
+    }
+    evict();
     let waited = tokio::time::timeout(options.queue_timeout, places.acquire_owned());
     waited.await.ok()?.ok()
 }

@@ -4,7 +4,7 @@
 //! (`--http-reuse safe`), shared under `always`, and a refused stream
 //! (`REFUSED_STREAM`) goes to another endpoint whatever the method.
 
-use crate::support::{Http, gateway_with_routes};
+use crate::support::{Http, eventually, gateway_with_routes};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use std::time::Duration;
 struct Seen {
     connections: AtomicUsize,
     streams: AtomicUsize,
+    /// Connections open now.
+    open: AtomicUsize,
 }
 
 /// How an h2c backend answers each stream.
@@ -37,9 +39,11 @@ async fn h2_backend(answer: Answer) -> (String, Arc<Seen>) {
     tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
             counts.connections.fetch_add(1, Ordering::SeqCst);
+            counts.open.fetch_add(1, Ordering::SeqCst);
             let (counts, answer) = (Arc::clone(&counts), answer.clone());
             tokio::spawn(async move {
                 let Ok(mut conn) = h2::server::handshake(sock).await else {
+                    counts.open.fetch_sub(1, Ordering::SeqCst);
                     return;
                 };
                 while let Some(Ok((_req, mut respond))) = conn.accept().await {
@@ -58,6 +62,8 @@ async fn h2_backend(answer: Answer) -> (String, Arc<Seen>) {
                         }
                     });
                 }
+                // The gateway closed it.
+                counts.open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
@@ -156,4 +162,36 @@ async fn under_http_reuse_always_clients_share_one_h2c_connection() {
     assert_eq!(concurrent_h2_requests(&gw.addr, 10).await, vec![200; 10]);
     assert_eq!(concurrent_h2_requests(&gw.addr, 10).await, vec![200; 10]);
     assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_another_clients_h2c_connection_is_closed_to_make_room() {
+    let one = Arc::new(tokio::sync::Barrier::new(1));
+    let (backend, seen) = h2_backend(Answer::Together(one)).await;
+    let flag = backend_flag(&[&backend]);
+    let args = [
+        "--backend",
+        &flag,
+        "--threads",
+        "1",
+        "--max-upstream-connections",
+        "1",
+        "--upstream-queue-timeout",
+        "2s",
+    ];
+    let gw = gateway_with_routes(&route(), &args);
+    // Two client connections (each client keeps its own alive).
+    let (a, b) = (Http::new(), Http::new());
+    let url = format!("{}/", gw.url);
+    assert_eq!(a.get(&url, &[]).await.status, 200);
+    // `b` may not use `a`'s connection (`safe`), and the cap is 1: `a`'s
+    // idle one is closed to make room, never lent (without that, `b` would
+    // wait the 2 s queue timeout and get 503).
+    let r = b.get(&url, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+    eventually(Duration::from_secs(5), "a's connection closed", || async {
+        (seen.open.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
 }
