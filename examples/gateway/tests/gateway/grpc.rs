@@ -260,3 +260,33 @@ async fn strict_sessions_answer_a_gone_servers_calls_with_grpc_status_unavailabl
     let (other, _) = ask(&mut client, None).await;
     assert_ne!(other, first);
 }
+
+/// An EndpointSlice of Service `who` with the one endpoint `addr`, its port
+/// marked `appProtocol: kubernetes.io/h2c`.
+fn h2c_slice(i: usize, addr: &str) -> String {
+    let (ip, port) = addr.rsplit_once(':').unwrap();
+    format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: who-{i}\n  namespace: default\n  labels: {{kubernetes.io/service-name: who}}\naddressType: IPv4\nports: [{{name: grpc, port: {port}, appProtocol: kubernetes.io/h2c}}]\nendpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: true}}}}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_slices_with_the_h2c_app_protocol_carry_grpc() {
+    let (servers, _) = grpc_servers(2);
+    let slices: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| h2c_slice(i, &s.addr))
+        .collect();
+    let file = super::support::temp_file("slices.yaml", slices.join("---\n").as_bytes());
+    let route = who_route(&format!("{{sessionName: {SESSION}, type: Header}}"));
+    let gw = gateway_with_routes(&route, &["--endpoints", file.to_str().unwrap()]);
+    let mut client = WhoClient::connect(&gw.url).await;
+    // tonic's servers speak HTTP/2 only: an answer proves the port's
+    // appProtocol made the gateway use h2c.
+    let (first, header) = ask(&mut client, None).await;
+    let header = header.expect("a session header");
+    for _ in 0..5 {
+        assert_eq!(ask(&mut client, Some(&header)).await.0, first);
+    }
+}
