@@ -13,6 +13,7 @@
 
 pub(crate) mod coarse;
 pub(crate) mod conn;
+pub mod extended_connect;
 pub mod stray_cr;
 pub mod tls;
 
@@ -129,7 +130,9 @@ impl Server {
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
             .max_header_list_size(limits.max_header_bytes)
             .keep_alive_interval(limits.h2_keepalive_interval)
-            .keep_alive_timeout(limits.h2_keepalive_interval);
+            .keep_alive_timeout(limits.h2_keepalive_interval)
+            // WebSocket over HTTP/2 (RFC 8441, `extended_connect`).
+            .enable_connect_protocol();
         Server {
             proxy,
             http1,
@@ -227,7 +230,14 @@ async fn request(
         req.extensions_mut().insert(tower_sticky::ClientTls);
     }
     let http1 = req.version() < http::Version::HTTP_2;
+    let h2_websocket = extended_connect::is_websocket(&req);
+    if h2_websocket {
+        extended_connect::as_http1_upgrade(&mut req);
+    }
     let mut resp = ctx.proxy.serve(req, &ctx.client).await;
+    if h2_websocket {
+        extended_connect::as_h2_response(&mut resp);
+    }
     ctx.activity.end();
     // In a drain the client closes after this response instead of sending
     // its next request onto a connection about to close (an upgrade's 101

@@ -220,8 +220,14 @@ async fn forwarded_headers_are_kept_from_trusted_proxies_only() {
 
 /// Whether a client trusting `ca` completes a request.
 fn served_with(gw: &Proc, ca: &Path) -> bool {
+    get_with(gw, ca, &[]).ok
+}
+
+/// A request from a client trusting `ca`, with `extra` curl arguments.
+fn get_with(gw: &Proc, ca: &Path, extra: &[&str]) -> Curl {
     let (ca, resolve, url) = (path(ca), resolve(gw), https(gw));
-    curl(&["--cacert", &ca, "--resolve", &resolve, &url]).ok
+    let base = ["--cacert", ca.as_str(), "--resolve", resolve.as_str()];
+    curl(&[&base[..], extra, &[url.as_str()]].concat())
 }
 
 #[tokio::test]
@@ -231,7 +237,16 @@ async fn certificates_reload_on_sighup_and_a_broken_pair_keeps_the_old_one() {
     let mut flags = first.flags();
     flags.extend(["--admin".into(), "127.0.0.1:0".into()]);
     let gw = seed_over_echo(&flags);
-    assert!(served_with(&gw, &first.ca));
+    let session = get_with(&gw, &first.ca, &[]);
+    let cookie = format!(
+        "Cookie: {}",
+        session
+            .set_cookie()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("pair")
+    );
 
     // New files in place, then SIGHUP: the new certificate serves.
     let second = Pki::new("second CA");
@@ -247,6 +262,10 @@ async fn certificates_reload_on_sighup_and_a_broken_pair_keeps_the_old_one() {
     })
     .await;
     assert!(!served_with(&gw, &first.ca));
+    // Sessions outlive the certificate.
+    let resumed = get_with(&gw, &second.ca, &["-H", cookie.as_str()]);
+    assert_eq!(resumed.pod(), session.pod(), "{resumed:?}");
+    assert_eq!(resumed.set_cookie(), None);
 
     // A broken key: the reload fails naming the file, the pair serves on.
     std::fs::write(&first.key, b"-----BEGIN PRIVATE KEY-----\nnot a key\n").expect("break key");
