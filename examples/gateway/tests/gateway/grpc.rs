@@ -45,7 +45,7 @@ async fn grpc_header_sessions_over_h2c_pin_calls_and_streams_and_repin_when_the_
     let (servers, backend) = grpc_servers(3);
     let gw = header_gateway(&backend, &[]);
     let client = WhoClient::connect(&gw.url).await;
-    header_sessions(client, servers).await;
+    header_sessions(client, servers, || WhoClient::connect(&gw.url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,12 +54,19 @@ async fn grpc_header_sessions_over_tls_pin_calls_and_streams_and_repin_when_the_
     let (servers, backend) = grpc_servers(3);
     let gw = header_gateway(&backend, &pki.flags());
     let client = WhoClient::connect_tls(gw.port(), &pki.ca).await;
-    header_sessions(client, servers).await;
+    header_sessions(client, servers, || {
+        WhoClient::connect_tls(gw.port(), &pki.ca)
+    })
+    .await;
 }
 
 /// The gRPC walkthrough, on `client` (connected to a gateway with
-/// the header route over `servers`).
-async fn header_sessions(mut client: WhoClient, mut servers: Vec<GrpcServer>) {
+/// the header route over `servers`; `reconnect` makes a new connection).
+async fn header_sessions<F, Fut>(mut client: WhoClient, mut servers: Vec<GrpcServer>, reconnect: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = WhoClient>,
+{
     // The first response's metadata carries the session header.
     let (first, header) = ask(&mut client, None).await;
     let header = header.expect("the first response carries the session header");
@@ -112,6 +119,12 @@ async fn header_sessions(mut client: WhoClient, mut servers: Vec<GrpcServer>) {
     // Killing the pinned server re-pins with a new header value.
     let pinned: &mut GrpcServer = servers.iter_mut().find(|s| s.name == first).unwrap();
     pinned.kill();
+    // The client reconnects, as a gRPC channel does after UNAVAILABLE: on
+    // its old connection, a call sent before the gateway has read the dead
+    // server's close went out on the dead upstream connection, may have been
+    // acted on, and is answered UNAVAILABLE rather than sent again (a POST,
+    // RFC 9110 §9.2.2). The new connection's upstream connection is new.
+    let mut client = reconnect().await;
     let (moved_to, new_header) = ask(&mut client, Some(&header)).await;
     assert_ne!(moved_to, first, "answered by the killed server");
     let new_header = new_header.expect("a re-pinned call carries a new session header");
@@ -245,6 +258,8 @@ async fn strict_sessions_answer_a_gone_servers_calls_with_grpc_status_unavailabl
     let (first, header) = ask(&mut client, None).await;
     let header = header.expect("a session header");
     servers.iter_mut().find(|s| s.name == first).unwrap().kill();
+    // A new connection: see `header_sessions` on the old one's race.
+    let mut client = WhoClient::connect(&gw.url).await;
     let status = client
         .ask(&[(SESSION, header.as_str())])
         .await
