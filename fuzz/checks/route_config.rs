@@ -10,13 +10,14 @@
 //!
 //! Shared by the `route_config` fuzz target and the gateway's corpus replay
 //! test. Input layout: the YAML text of one route file. GRPCRoute
-//! documents are in the corpus too: today the loader skips them (only
-//! HTTPRoute is served), and they go through the same checks once it reads
-//! them.
+//! documents are in the corpus too: their entries match gRPC calls only,
+//! so the request built for one of them carries `content-type:
+//! application/grpc`.
 
 use http::{Method, Request};
 use std::sync::Arc;
 use tower_sticky::route::{Hostname, PathMatcher, RouteMatch, ValueMatcher};
+use tower_sticky_gateway::config::grpc_route::RouteKind;
 use tower_sticky_gateway::config::load_str;
 use tower_sticky_gateway::route::{Entry, Router};
 
@@ -38,24 +39,26 @@ pub fn run(data: &[u8]) {
 
     // The router the gateway builds (rules::compile, without the backends).
     let mut router = Router::default();
-    let mut built: Vec<(RouteMatch, Arc<[Hostname]>)> = Vec::new();
+    let mut built: Vec<(RouteMatch, Arc<[Hostname]>, bool)> = Vec::new();
     let mut rules = 0;
     let mut any_hostnames = false;
     for loaded in &routes {
         let hostnames: Arc<[Hostname]> = loaded.route.hostnames().into();
         any_hostnames |= !hostnames.is_empty();
+        let grpc = loaded.kind == RouteKind::Grpc;
         for rule in loaded.route.rules() {
             assert!(!rule.matches().is_empty(), "a rule without any match");
             for matched in rule.matches() {
-                router.push(Entry::new(rules, Arc::clone(&hostnames), matched.clone()));
-                built.push((matched.clone(), Arc::clone(&hostnames)));
+                let entry = Entry::new(rules, Arc::clone(&hostnames), matched.clone());
+                router.push(if grpc { entry.grpc() } else { entry });
+                built.push((matched.clone(), Arc::clone(&hostnames), grpc));
             }
             rules += 1;
         }
     }
 
-    for (matched, hostnames) in &built {
-        let Some((req, certain)) = satisfying(matched, hostnames, any_hostnames) else {
+    for (matched, hostnames, grpc) in &built {
+        let Some((req, certain)) = satisfying(matched, hostnames, any_hostnames, *grpc) else {
             continue;
         };
         let found = router.find(&req);
@@ -88,13 +91,15 @@ fn value_for(v: &ValueMatcher) -> (String, bool) {
     }
 }
 
-/// A request meeting every condition of `m`, and whether the router must
-/// route it (no regular expression, no conflicting conditions, a hostname
-/// no other route can rank above).
+/// A request meeting every condition of `m` (a gRPC call for a
+/// GRPCRoute's, `grpc`), and whether the router must route it (no regular
+/// expression, no conflicting conditions, a hostname no other route can
+/// rank above).
 fn satisfying(
     m: &RouteMatch,
     hostnames: &[Hostname],
     any_hostnames: bool,
+    grpc: bool,
 ) -> Option<(Request<()>, bool)> {
     let mut certain = true;
     let path = match m.path() {
@@ -144,9 +149,13 @@ fn satisfying(
     if let Some(method) = m.method() {
         req = req.method(Method::clone(method));
     }
+    if grpc {
+        req = req.header("content-type", "application/grpc");
+    }
     for (name, v) in m.headers() {
         let (value, sure) = value_for(v);
-        if !sure || m.headers().iter().filter(|(o, _)| o == name).count() > 1 || name == "host" {
+        let clash = name == "host" || (grpc && name == "content-type");
+        if !sure || m.headers().iter().filter(|(o, _)| o == name).count() > 1 || clash {
             certain = false;
         }
         req = req.header(name, value.as_str());

@@ -1,5 +1,6 @@
 //! Command-line flags.
 
+use crate::discover::app_protocol::AppProtocol;
 use clap::Parser;
 use std::fmt;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ pub struct Args {
 
     /// Endpoints of a backendRef Service: `NAME[:PORT]=HOST:PORT[,HOST:PORT...]`,
     /// or `NAME[:PORT]=dns:HOST:PORT` for the A/AAAA records of a name;
-    /// repeatable. With any `--backend` or `--endpoints`, every backendRef of
+    /// repeatable. `h2c://HOST:PORT` endpoints get cleartext HTTP/2 (gRPC). With any `--backend` or `--endpoints`, every backendRef of
     /// every route must be served by one of them (start-up fails otherwise);
     /// without either, every Service gets in-process echo replicas (demo
     /// mode).
@@ -107,6 +108,10 @@ pub struct Args {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    /// TLS, trusted proxies, cookie attributes (issue 20).
+    #[command(flatten)]
+    pub edge: crate::config::edge::EdgeFlags,
 }
 
 impl Args {
@@ -123,6 +128,9 @@ impl Args {
             strict_sessions: self.strict_sessions,
             dns_refresh: self.dns_refresh,
             resolver: self.resolver,
+            // Checked and read in `run` (start-up errors name the flag).
+            cookie: crate::config::edge::Cookie::default(),
+            tls: None,
         }
     }
 }
@@ -246,6 +254,8 @@ pub struct BackendSpec {
     pub endpoints: Vec<String>,
     /// `dns:HOST:PORT`: the endpoints are the name's A/AAAA records.
     pub dns: Option<crate::discover::dns::DnsName>,
+    /// `h2c://` before every endpoint: cleartext HTTP/2 to them.
+    pub protocol: AppProtocol,
 }
 
 impl BackendSpec {
@@ -261,9 +271,17 @@ impl fmt::Display for BackendSpec {
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
+        let scheme = self.protocol.scheme();
         match &self.dns {
             Some(dns) => write!(f, "={dns}"),
-            None => write!(f, "={}", self.endpoints.join(",")),
+            None => {
+                f.write_str("=")?;
+                for (i, e) in self.endpoints.iter().enumerate() {
+                    let comma = if i == 0 { "" } else { "," };
+                    write!(f, "{comma}{scheme}{e}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -286,7 +304,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_millis(d.as_millis()))
 }
 
-/// Parses `NAME[:PORT]=HOST:PORT[,HOST:PORT...]` or `NAME[:PORT]=dns:HOST:PORT`.
+/// Parses `NAME[:PORT]=HOST:PORT[,HOST:PORT...]` (each `h2c://HOST:PORT` for
+/// cleartext HTTP/2) or `NAME[:PORT]=dns:HOST:PORT`.
 pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
     let (service, endpoints) = s
         .split_once('=')
@@ -309,13 +328,17 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             port,
             endpoints: Vec::new(),
             dns: Some(crate::discover::dns::DnsName::parse(dns).map_err(|e| e.to_string())?),
+            protocol: AppProtocol::Http1,
         });
     }
+    let mut protocols = Vec::new();
     let endpoints: Vec<String> = endpoints
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .map(|e| {
+            let (protocol, e) = AppProtocol::split_scheme(e);
+            protocols.push(protocol);
             let (host, port) = e
                 .rsplit_once(':')
                 .ok_or_else(|| format!("endpoint {e:?} must be HOST:PORT"))?;
@@ -328,10 +351,42 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
     if endpoints.is_empty() {
         return Err(format!("no endpoints in {s:?}"));
     }
+    // One Service port speaks one protocol, as an EndpointSlice port does.
+    let protocol = protocols[0];
+    if protocols.iter().any(|p| *p != protocol) {
+        return Err(format!(
+            "{s:?} mixes h2c:// and plain endpoints: write h2c:// before every endpoint or none"
+        ));
+    }
     Ok(BackendSpec {
         name: name.to_owned(),
         port,
         endpoints,
         dns: None,
+        protocol,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AppProtocol, parse_backend};
+
+    #[test]
+    fn h2c_endpoints_are_marked_and_mixed_ones_refused() {
+        let spec = parse_backend("who:50051=h2c://127.0.0.1:1,h2c://127.0.0.1:2").unwrap();
+        assert_eq!(spec.protocol, AppProtocol::H2c);
+        assert_eq!(spec.endpoints, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(
+            spec.to_string(),
+            "who:50051=h2c://127.0.0.1:1,h2c://127.0.0.1:2"
+        );
+        let plain = parse_backend("web=127.0.0.1:1").unwrap();
+        assert_eq!(plain.protocol, AppProtocol::Http1);
+        let mixed = parse_backend("who=h2c://127.0.0.1:1,127.0.0.1:2").unwrap_err();
+        assert!(
+            mixed.contains("mixes h2c:// and plain endpoints"),
+            "{mixed}"
+        );
+        assert!(parse_backend("who=h2c://").is_err());
+    }
 }

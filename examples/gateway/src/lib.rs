@@ -154,6 +154,12 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start a worker thread: {0}")]
     Worker(std::io::Error),
+    /// `--tls-cert` or `--tls-key` cannot serve (the message names the file).
+    #[error(transparent)]
+    Certs(config::certs::CertError),
+    /// The `--cookie-*` flags do not go together.
+    #[error(transparent)]
+    Cookie(config::edge::CookieError),
 }
 
 /// The Prometheus recorder, with the session-age buckets, and its upkeep
@@ -199,7 +205,22 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), StartError> {
     // The slice files' watcher reads them first: a change while start-up
     // reads them is then seen as a change.
     let watcher = discover::watch::Watcher::new(args.endpoints.clone());
-    let control = reload::Control::start(args.control_settings(), metrics)
+    let cookie = args.edge.cookie().map_err(StartError::Cookie)?;
+    let certs = args
+        .edge
+        .cert_files()
+        .map(listen::tls::Certs::load)
+        .transpose()
+        .map_err(StartError::Certs)?;
+    let edge = listen::tls::Edge {
+        tls: certs.clone(),
+        trusted: args.edge.trusted(),
+    };
+    let scheme = if certs.is_some() { "https" } else { "http" };
+    let mut settings = args.control_settings();
+    settings.cookie = cookie;
+    settings.tls = certs;
+    let control = reload::Control::start(settings, metrics)
         .await
         .map_err(StartError::Config)?;
 
@@ -261,12 +282,13 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), StartError> {
             limits: Arc::clone(&limits),
             connections: Arc::clone(&connections),
             stop: stop_rx.clone(),
+            edge: edge.clone(),
         };
         done.push(worker.spawn(listener).map_err(StartError::Worker)?);
     }
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     tokio::spawn(stop_on_signal(Arc::clone(&control), stop_tx));
-    listen::serve(own, proxy, &limits, connections, stop_rx).await;
+    listen::serve(own, proxy, &limits, connections, stop_rx, edge).await;
     for d in done {
         // A worker drains for at most DRAIN_TIMEOUT, then reports.
         let _ = d.await;
@@ -291,6 +313,7 @@ struct Worker {
     limits: Arc<cli::Limits>,
     connections: Arc<tokio::sync::Semaphore>,
     stop: tokio::sync::watch::Receiver<bool>,
+    edge: listen::tls::Edge,
 }
 
 impl Worker {
@@ -320,9 +343,10 @@ impl Worker {
                                 limits,
                                 connections,
                                 stop,
+                                edge,
                                 ..
                             } = self;
-                            listen::serve(listener, proxy, &limits, connections, stop).await;
+                            listen::serve(listener, proxy, &limits, connections, stop, edge).await;
                         }
                         Err(e) => tracing::error!("worker {n}: {e}"),
                     }

@@ -9,8 +9,8 @@
 //! only then swaps it in:
 //!
 //! * SIGHUP and `POST /reload` re-read every `--route`, `--key-file` and
-//!   `--endpoints` file ([`What::Everything`]); key rotation needs no
-//!   restart;
+//!   `--endpoints` file and the `--tls-cert`/`--tls-key` pair
+//!   ([`What::Everything`]); key and certificate rotation need no restart;
 //! * an `--endpoints` file that changed is re-read alone
 //!   ([`What::Endpoints`]);
 //! * a DNS name that resolves to other addresses ([`What::Dns`]).
@@ -79,6 +79,9 @@ pub enum ReloadError {
     /// DNS discovery.
     #[error(transparent)]
     Dns(#[from] crate::discover::dns::DnsError),
+    /// `--tls-cert`, `--tls-key`.
+    #[error(transparent)]
+    Certs(#[from] crate::config::certs::CertError),
     /// The task running the reload ended without a word (it panicked).
     #[error("the reload stopped before it finished")]
     Stopped,
@@ -112,6 +115,10 @@ pub struct Settings {
     pub dns_refresh: Duration,
     /// `--resolver`.
     pub resolver: Option<std::net::SocketAddr>,
+    /// `--cookie-*`, checked.
+    pub cookie: crate::config::edge::Cookie,
+    /// `--tls-cert`, `--tls-key`: re-read with everything else.
+    pub tls: Option<Arc<crate::listen::tls::Certs>>,
 }
 
 /// What a reload re-reads.
@@ -347,6 +354,11 @@ impl Control {
             }
         }
         if let What::Everything = what {
+            // Read first, served only if everything else loads too.
+            let certs = match &self.settings.tls {
+                Some(tls) => Some((tls, tls.read_again()?)),
+                None => None,
+            };
             let routes = load_routes(&self.settings)?;
             // Without --key-file the key is this process's random one: a
             // reload must not end every session.
@@ -369,6 +381,9 @@ impl Control {
                 )?
             };
             self.current.store(Arc::new(compiled));
+            if let Some((tls, config)) = certs {
+                tls.install(config);
+            }
             inputs.routes = routes;
             if let Some(keys) = keys {
                 inputs.keys = keys;
@@ -391,6 +406,7 @@ impl Control {
                     &plan,
                     &inputs.keys,
                     self.settings.strict_sessions,
+                    &self.settings.cookie,
                 )?;
                 self.current.store(Arc::new(compiled));
             }
@@ -549,7 +565,7 @@ fn build(
     rules::check_specs(routes, &args.backends)?;
     let desired = sources.desired(routes)?;
     let plan = membership.plan(&desired)?;
-    let compiled = rules::compile(routes, &plan, keys, args.strict_sessions)?;
+    let compiled = rules::compile(routes, &plan, keys, args.strict_sessions, &args.cookie)?;
     membership.commit(&plan);
     sizes.update(&desired);
     Ok(compiled)

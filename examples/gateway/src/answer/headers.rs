@@ -203,14 +203,43 @@ pub fn client_ip(peer: SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
+/// How a client connection reached the gateway: over TLS, and from a
+/// `--trusted-proxies` peer (whose `X-Forwarded-Proto` and
+/// `X-Forwarded-For` are kept; anyone else's are replaced).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The connection is TLS.
+    pub tls: bool,
+    /// The peer is a trusted proxy.
+    pub trusted: bool,
+}
+
+impl Origin {
+    /// Whether the request counts as TLS for the cookie's `Secure`: the
+    /// connection is, or a trusted proxy says `X-Forwarded-Proto: https`
+    /// (its first element: the client's side of a chain).
+    pub fn client_tls(self, headers: &HeaderMap) -> bool {
+        self.tls
+            || (self.trusted
+                && headers.get(X_FORWARDED_PROTO).is_some_and(|v| {
+                    let first = v.as_bytes().split(|&b| b == b',').next().unwrap_or(b"");
+                    first.trim_ascii().eq_ignore_ascii_case(b"https")
+                }))
+    }
+}
+
 /// Hop-by-hop headers out, `Host` and `X-Forwarded-*` in, the upgrade kept
-/// when one is being proxied. `client_ip` comes from [`client_ip`]. Returns
-/// whether the request now has a `Host`.
+/// when one is being proxied. `client_ip` comes from [`client_ip`].
+/// `X-Forwarded-Proto` says `https` on TLS connections; from a trusted
+/// proxy the forwarded headers are kept (`X-Forwarded-For` gets the peer
+/// appended), from anyone else replaced. Returns whether the request now
+/// has a `Host`.
 pub fn prepare_request(
     headers: &mut HeaderMap,
     uri: &Uri,
     client_ip: &HeaderValue,
     upgrade: Option<&HeaderValue>,
+    origin: Origin,
 ) -> bool {
     strip_hop_by_hop(headers);
     if let Some(protocol) = upgrade {
@@ -235,8 +264,17 @@ pub fn prepare_request(
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    // One hashed lookup, whether the client sent some or not.
+    let proto = HeaderValue::from_static(if origin.tls { "https" } else { "http" });
+    if !origin.trusted {
+        // Anyone's else are replaced: a client must not pass for TLS, or
+        // for another address.
+        headers.insert(X_FORWARDED_PROTO, proto);
+        headers.insert(X_FORWARDED_FOR, client_ip.clone());
+        return has_host;
+    }
+    // A trusted proxy's `X-Forwarded-Proto` is kept.
+    headers.entry(X_FORWARDED_PROTO).or_insert(proto);
+    // One hashed lookup, whether the proxy sent some or not.
     match headers.entry(X_FORWARDED_FOR) {
         Entry::Vacant(e) => {
             e.insert(client_ip.clone());

@@ -5,7 +5,10 @@
 //! `Set-Cookie` (or the session header) by the library's
 //! [`Decision::apply`](tower_sticky::sticky::Decision::apply); or one of
 //! the gateway's own fixed error lines ([`own`], every answer the gateway writes itself). On the way in,
-//! [`headers`] also prepares the request (`X-Forwarded-*`, `Host`).
+//! [`headers`] also prepares the request (`X-Forwarded-*`, `Host`). A gRPC
+//! call gets the gateway's own answers as gRPC statuses ([`grpc`]).
 
+pub mod cookie;
+pub mod grpc;
 pub mod headers;
 pub mod own;

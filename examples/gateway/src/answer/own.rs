@@ -78,12 +78,18 @@ pub const SATURATED: Answer = (
     "503 service unavailable: the backend is busy\n",
 );
 
+/// Marks a response as the gateway's own answer, with its text: a gRPC
+/// call gets it as a gRPC status instead ([`super::grpc`]).
+#[derive(Clone, Copy, Debug)]
+pub struct OwnText(pub &'static str);
+
 /// The response for `answer` (503s say `Retry-After: 1`).
 pub fn response((status, body): Answer) -> Response<ClientBody> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
         body.as_bytes(),
     ))));
     *resp.status_mut() = status;
+    resp.extensions_mut().insert(OwnText(body));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -1,16 +1,21 @@
-//! Route files in, validated HTTPRoutes out.
+//! Route files in, validated HTTPRoutes and GRPCRoutes out.
 //!
 //! Parse once, at the edge: every YAML document is deserialized once (a
 //! [`Resource`]), checked with [`HttpRoute::validate`](tower_sticky::route::HttpRoute::validate)
+//! or [`GrpcRoute::validate`](tower_sticky::route::GrpcRoute::validate)
 //! into a typed [`Route`] and kept as a [`LoadedRoute`] before the gateway
 //! serves anything; an invalid file stops start-up with
 //! `<file>: document <n>: <field>: <reason>`.
 
 pub mod backend_series;
+pub mod certs;
+pub mod edge;
+pub mod grpc_route;
 pub mod keys;
 pub mod order;
 pub mod rules;
 
+use grpc_route::RouteKind;
 use std::fmt;
 use std::path::Path;
 use tower_sticky::route::{Resource, Route};
@@ -21,11 +26,13 @@ pub const DEFAULT_ROUTE: &str = include_str!("default-route.yaml");
 /// How the embedded default is named in messages.
 pub const DEFAULT_ROUTE_NAME: &str = "<embedded default route>";
 
-/// One HTTPRoute document, validated.
+/// One HTTPRoute or GRPCRoute document, validated.
 #[derive(Debug)]
 pub struct LoadedRoute {
     /// Where it came from: `file: document n`.
     pub source: String,
+    /// HTTPRoute or GRPCRoute.
+    pub kind: RouteKind,
     /// The route, typed and checked.
     pub route: Route,
     /// Its `metadata.creationTimestamp`, if it has one: the older route
@@ -47,6 +54,7 @@ enum Kind {
     At(String),
     /// The same namespace/name in two documents.
     Duplicate {
+        kind: RouteKind,
         route: String,
         first: String,
         second: String,
@@ -62,10 +70,11 @@ impl ConfigError {
         }
     }
 
-    /// The HTTPRoute `route` (`namespace/name`) is in both documents.
-    pub fn duplicate(route: String, first: String, second: String) -> Self {
+    /// The route `route` (`namespace/name`) of `kind` is in both documents.
+    pub fn duplicate(kind: RouteKind, route: String, first: String, second: String) -> Self {
         ConfigError {
             kind: Kind::Duplicate {
+                kind,
                 route,
                 first,
                 second,
@@ -84,12 +93,14 @@ impl fmt::Display for ConfigError {
         match &self.kind {
             Kind::At(message) => f.write_str(message),
             Kind::Duplicate {
+                kind,
                 route,
                 first,
                 second,
             } => write!(
                 f,
-                "{second}: metadata: HTTPRoute {route} is defined twice, also at {first}: a route's namespace/name must be unique"
+                "{second}: metadata: {} {route} is defined twice, also at {first}: a route's namespace/name must be unique",
+                kind.as_str()
             ),
         }
     }
@@ -116,7 +127,8 @@ pub fn read_text(path: &Path) -> Result<(String, String), ConfigError> {
 /// Parses and validates the YAML documents of one file called `name`.
 ///
 /// Documents of another `kind` are skipped with a warning; a file without
-/// any HTTPRoute is an error, as is a document without a `kind`. Documents
+/// any HTTPRoute or GRPCRoute is an error, as is a document without a
+/// `kind`. Documents
 /// are numbered from 1, not counting empty ones.
 pub fn load_str(name: &str, text: &str) -> Result<Vec<LoadedRoute>, ConfigError> {
     let mut routes = Vec::new();
@@ -127,45 +139,37 @@ pub fn load_str(name: &str, text: &str) -> Result<Vec<LoadedRoute>, ConfigError>
     {
         let n = n + 1;
         let at = |msg: String| ConfigError::at(format!("{name}: document {n}: {msg}"));
-        let route = match doc {
+        let (kind, validated) = match doc {
             Err(e) if is_syntax_error(&e) => return Err(at(format!("not valid YAML: {e}"))),
-            Err(e) => return Err(at(format!("not a valid HTTPRoute: {e}"))),
-            Ok(Resource::HttpRoute(route)) => route,
-            Ok(Resource::GrpcRoute(route)) => {
-                // The library types GRPCRoutes too, but gRPC needs HTTP/2 to
-                // the backends, which `forward/` does not speak yet: say so
-                // rather than send gRPC calls over HTTP/1.1.
-                tracing::warn!(
-                    "{name}: document {n}: skipping GRPCRoute {}/{}: gRPC needs HTTP/2 to the backends, which this gateway does not speak yet",
-                    route.namespace(),
-                    route.name()
-                );
-                skipped += 1;
-                continue;
-            }
+            Err(e) => return Err(at(format!("not a valid HTTPRoute or GRPCRoute: {e}"))),
+            Ok(Resource::HttpRoute(route)) => (RouteKind::Http, route.validate()),
+            // gRPC backends need `h2c://` (or appProtocol kubernetes.io/h2c):
+            // gRPC does not run over HTTP/1.1.
+            Ok(Resource::GrpcRoute(route)) => (RouteKind::Grpc, route.validate()),
             Ok(other) => {
                 let Some(kind) = other.kind() else {
                     return Err(at(
                         "kind: not an HTTPRoute: the document has no `kind`".into()
                     ));
                 };
-                tracing::warn!("{name}: document {n}: skipping a {kind}: only HTTPRoute is served");
+                tracing::warn!(
+                    "{name}: document {n}: skipping a {kind}: only HTTPRoute and GRPCRoute are served"
+                );
                 skipped += 1;
                 continue;
             }
         };
-        let route = route
-            .validate()
-            .map_err(|e| at(format!("{}: {}", e.field(), e.reason())))?;
+        let route = validated.map_err(|e| at(format!("{}: {}", e.field(), e.reason())))?;
         routes.push(LoadedRoute {
             source: format!("{name}: document {n}"),
+            kind,
             route,
             created: None,
         });
     }
     if routes.is_empty() {
         return Err(ConfigError::at(if skipped > 0 {
-            format!("{name}: kind: not an HTTPRoute: no document is of kind HTTPRoute")
+            format!("{name}: kind: not an HTTPRoute: no document is of kind HTTPRoute or GRPCRoute")
         } else {
             format!("{name}: no YAML document in the file")
         }));
@@ -240,15 +244,19 @@ mod tests {
     const HTTP: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web}\nspec:\n  rules: [{backendRefs: [{name: web, port: 80}]}]\n";
 
     #[test]
-    fn grpcroutes_are_skipped_not_served_over_http1() {
+    fn grpcroutes_load_next_to_httproutes_and_keep_their_kind() {
+        use super::RouteKind;
         let routes = load_str("mixed.yaml", &format!("{GRPC}---\n{HTTP}")).unwrap();
-        assert_eq!(routes.len(), 1);
-        assert_eq!(routes[0].route.name(), "web");
-        assert_eq!(routes[0].source, "mixed.yaml: document 2");
-        let only_grpc = load_str("grpc.yaml", GRPC).unwrap_err();
-        assert_eq!(
-            only_grpc.to_string(),
-            "grpc.yaml: kind: not an HTTPRoute: no document is of kind HTTPRoute"
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].route.name(), "chat");
+        assert_eq!(routes[0].kind, RouteKind::Grpc);
+        assert_eq!(routes[0].source, "mixed.yaml: document 1");
+        assert_eq!(routes[1].kind, RouteKind::Http);
+        let bad = GRPC.replace("service: chat.Chat", "service: 'chat Chat'");
+        let err = load_str("grpc.yaml", &bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("grpc.yaml: document 1: spec.rules[0].matches[0].method.service: "),
+            "{err}"
         );
     }
 }

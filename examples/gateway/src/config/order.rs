@@ -9,8 +9,8 @@
 //! without a timestamp (a hand-written file) counts as newer than every
 //! route with one.
 //!
-//! Two documents with the same namespace and name, in one file or in two,
-//! are one Kubernetes object written twice: an error naming both places.
+//! Two documents of the same kind with the same namespace and name, in one
+//! file or in two, are one Kubernetes object written twice: an error naming both places.
 
 use super::{ConfigError, LoadedRoute};
 use std::cmp::Ordering;
@@ -120,13 +120,20 @@ pub fn sort(routes: &mut [LoadedRoute]) -> Result<(), ConfigError> {
     // Stable, so that two copies of a name keep their load order in the
     // message.
     routes.sort_by(|a, b| {
-        let key = |r: &LoadedRoute| (r.route.namespace().to_owned(), r.route.name().to_owned());
+        let key = |r: &LoadedRoute| {
+            let (ns, name) = (r.route.namespace().to_owned(), r.route.name().to_owned());
+            (r.kind, ns, name)
+        };
         key(a).cmp(&key(b))
     });
     for pair in routes.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        if a.route.namespace() == b.route.namespace() && a.route.name() == b.route.name() {
+        let same = a.kind == b.kind
+            && a.route.namespace() == b.route.namespace()
+            && a.route.name() == b.route.name();
+        if same {
             return Err(ConfigError::duplicate(
+                a.kind,
                 format!("{}/{}", a.route.namespace(), a.route.name()),
                 a.source.clone(),
                 b.source.clone(),

@@ -4,6 +4,7 @@
 
 use crate::cli::BackendSpec;
 use crate::config::LoadedRoute;
+use crate::config::grpc_route::RouteKind;
 use crate::config::keys::Keys;
 use crate::discover::ServiceKey;
 use crate::discover::membership::{Member, Plan};
@@ -79,6 +80,9 @@ pub struct Rule {
     pub no_backend_refs: bool,
     /// Its backendRefs: the Service and `weight` of each.
     pub refs: Vec<(ServiceKey, u32)>,
+    /// `--cookie-partitioned`: the session cookie it writes gets
+    /// `Partitioned` ([`crate::answer::cookie`]).
+    pub partitioned: bool,
 }
 
 impl PartialEq for Upstream {
@@ -184,13 +188,32 @@ pub fn session_scope(namespace: &str, route: &str, index: usize, name: Option<&s
     }
 }
 
+/// [`session_scope`] for a route of `kind`: a GRPCRoute's scope starts
+/// with `grpcroute/`, so that its tokens never pass for those of an
+/// HTTPRoute of the same namespace/name.
+fn kind_scope(
+    kind: RouteKind,
+    namespace: &str,
+    route: &str,
+    index: usize,
+    name: Option<&str>,
+) -> String {
+    let scope = session_scope(namespace, route, index, name);
+    match kind {
+        RouteKind::Http => scope,
+        RouteKind::Grpc => scope.replacen("httproute/", "grpcroute/", 1),
+    }
+}
+
 /// Builds the rules over the Services' members in `plan` (whose endpoints
-/// outlive this snapshot); `strict` is `--strict-sessions`.
+/// outlive this snapshot); `strict` is `--strict-sessions`, `cookie` the
+/// `--cookie-*` attributes.
 pub fn compile(
     routes: &[LoadedRoute],
     plan: &Plan,
     keys: &Keys,
     strict: bool,
+    cookie: &crate::config::edge::Cookie,
 ) -> Result<Compiled, RuleError> {
     warn_shared_cookies(routes);
     let mut rules = Vec::new();
@@ -214,8 +237,9 @@ pub fn compile(
             };
             let target = builder
                 .balancer(Weighted::new())
-                .scope(session_scope(ns, route.name(), i, rule.name()))
+                .scope(kind_scope(loaded.kind, ns, route.name(), i, rule.name()))
                 .strict(strict)
+                .cookie_attributes(cookie.attributes.clone())
                 .build()
                 .map_err(|source| RuleError::Sticky {
                     at: loaded.source.clone(),
@@ -224,7 +248,11 @@ pub fn compile(
                 })?;
             let index = rules.len();
             for matched in rule.matches() {
-                router.push(Entry::new(index, Arc::clone(&hostnames), matched.clone()));
+                let entry = Entry::new(index, Arc::clone(&hostnames), matched.clone());
+                router.push(match loaded.kind {
+                    RouteKind::Grpc => entry.grpc(),
+                    RouteKind::Http => entry,
+                });
             }
             rules.push(Rule {
                 refs,
@@ -234,6 +262,7 @@ pub fn compile(
                 strict,
                 target,
                 no_backend_refs: rule.backend_refs().is_empty(),
+                partitioned: cookie.partitioned,
             });
         }
     }
@@ -289,8 +318,9 @@ fn warn_shared_cookies(routes: &[LoadedRoute]) {
                 _ => format!("header {:?}", policy.name().to_ascii_lowercase()),
             };
             let at = format!(
-                "{}: HTTPRoute {}/{} spec.rules[{i}]",
+                "{}: {} {}/{} spec.rules[{i}]",
                 loaded.source,
+                loaded.kind.as_str(),
                 route.namespace(),
                 route.name()
             );

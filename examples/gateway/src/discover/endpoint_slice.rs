@@ -28,6 +28,7 @@
 //! `slices.yaml: document 2: items[0]: endpoints[3].addresses[0]: not an IP
 //! address or DNS name: "x"`.
 
+use super::app_protocol::AppProtocol;
 use crate::config::ConfigError;
 use serde::de::{Deserialize, Deserializer, Error as _};
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub struct SlicePort {
     /// `port`; `None` means "all ports" in Kubernetes and matches nothing
     /// here.
     pub port: Option<u16>,
+    /// `appProtocol`: `kubernetes.io/h2c` makes the endpoints h2c.
+    pub app_protocol: AppProtocol,
 }
 
 /// One of a slice's `endpoints`.
@@ -105,6 +108,18 @@ impl Conditions {
 impl EndpointSlice {
     /// The slice port a `backendRef` with `port` uses, if any.
     pub fn port_for(&self, port: Option<u16>) -> Option<u16> {
+        self.slice_port(port).and_then(|p| p.port)
+    }
+
+    /// The protocol of the slice port a `backendRef` with `port` uses.
+    pub fn app_protocol_for(&self, port: Option<u16>) -> AppProtocol {
+        self.slice_port(port)
+            .map_or(AppProtocol::Http1, |p| p.app_protocol)
+    }
+
+    /// The `ports[]` entry a `backendRef` with `port` uses: by number, then
+    /// by name, then the only one.
+    fn slice_port(&self, port: Option<u16>) -> Option<&SlicePort> {
         if let Some(want) = port {
             let by_number = self.ports.iter().find(|p| p.port == Some(want));
             let by_name = || {
@@ -113,11 +128,11 @@ impl EndpointSlice {
                     .find(|p| !p.name.is_empty() && p.name == want.to_string())
             };
             if let Some(p) = by_number.or_else(by_name) {
-                return p.port;
+                return Some(p);
             }
         }
         match self.ports.as_slice() {
-            [only] => only.port,
+            [only] => Some(only),
             _ => None,
         }
     }
@@ -246,6 +261,8 @@ struct Port {
     #[serde(default, deserialize_with = "or_default")]
     name: String,
     port: Option<i64>,
+    #[serde(default, rename = "appProtocol")]
+    app_protocol: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -277,7 +294,15 @@ impl Object {
             }
         };
         let mut ports = Vec::with_capacity(self.ports.len());
-        for (i, Port { name, port }) in self.ports.into_iter().enumerate() {
+        for (
+            i,
+            Port {
+                name,
+                port,
+                app_protocol,
+            },
+        ) in self.ports.into_iter().enumerate()
+        {
             let port = match port.map(u16::try_from) {
                 None => None,
                 Some(Ok(n)) if n > 0 => Some(n),
@@ -288,7 +313,12 @@ impl Object {
                     ));
                 }
             };
-            ports.push(SlicePort { name, port });
+            let app_protocol = AppProtocol::from_app_protocol(app_protocol.as_deref());
+            ports.push(SlicePort {
+                name,
+                port,
+                app_protocol,
+            });
         }
         let mut endpoints = Vec::with_capacity(self.endpoints.len());
         for (i, e) in self.endpoints.into_iter().enumerate() {
@@ -455,6 +485,20 @@ metadata:
     }
 
     #[test]
+    fn the_h2c_app_protocol_marks_its_port_only() {
+        let two_ports = KUBECTL.replace(
+            "  - name: http\n    port: 3000\n    protocol: TCP\n",
+            "  - name: http\n    port: 3000\n    protocol: TCP\n  - name: grpc\n    port: 50051\n    protocol: TCP\n    appProtocol: kubernetes.io/h2c\n",
+        );
+        assert_ne!(two_ports, KUBECTL);
+        let slices = parse_str("slices.yaml", &two_ports).unwrap();
+        assert_eq!(slices[0].app_protocol_for(Some(50051)), AppProtocol::H2c);
+        assert_eq!(slices[0].app_protocol_for(Some(3000)), AppProtocol::Http1);
+        let plain = parse_str("slices.yaml", KUBECTL).unwrap();
+        assert_eq!(plain[0].app_protocol_for(Some(3000)), AppProtocol::Http1);
+    }
+
+    #[test]
     fn ports_match_by_number_then_name_then_the_only_one() {
         let s = |ports: Vec<(&str, Option<u16>)>| EndpointSlice {
             name: "s".into(),
@@ -465,6 +509,7 @@ metadata:
                 .map(|(name, port)| SlicePort {
                     name: name.into(),
                     port,
+                    app_protocol: AppProtocol::Http1,
                 })
                 .collect(),
             endpoints: Vec::new(),

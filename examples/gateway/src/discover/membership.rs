@@ -23,6 +23,7 @@
 //! The strictest voice wins ([`Member::state`]).
 
 use super::ServiceKey;
+use super::app_protocol::AppProtocol;
 use http::uri::Authority;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,8 @@ pub struct Member {
     pub label: String,
     /// Its id in session tokens.
     pub id: BackendId,
+    /// HTTP/1.1 or h2c.
+    pub protocol: AppProtocol,
     /// What discovery says, and the operator's drain.
     voices: Mutex<Voices>,
     /// Its one health store, shared by every rule's endpoint of it.
@@ -102,6 +105,7 @@ impl Member {
         addr: String,
         label: String,
         id: BackendId,
+        protocol: AppProtocol,
         discovered: BackendState,
     ) -> Result<Self, BadAddress> {
         // An address that is no URI authority (`host:port`) is refused here,
@@ -116,6 +120,7 @@ impl Member {
             addr,
             label,
             id,
+            protocol,
             voices: Mutex::new(Voices {
                 discovered,
                 drain: None,
@@ -229,6 +234,8 @@ pub struct Desired {
     pub label: String,
     /// Its id.
     pub id: BackendId,
+    /// HTTP/1.1 or h2c.
+    pub protocol: AppProtocol,
     /// What discovery says about it.
     pub state: BackendState,
 }
@@ -281,7 +288,12 @@ impl Membership {
                 if !seen.insert(d.addr.as_str()) {
                     continue; // the same address twice (two slices): once
                 }
-                let member = match known.get(d.addr.as_str()).filter(|m| m.id == d.id) {
+                let member = match known
+                    .get(d.addr.as_str())
+                    // A port that changed protocol is a new member: its
+                    // connections are of another kind.
+                    .filter(|m| m.id == d.id && m.protocol == d.protocol)
+                {
                     Some(m) => {
                         kept += 1;
                         Arc::clone(m)
@@ -291,6 +303,7 @@ impl Membership {
                         d.addr.clone(),
                         d.label.clone(),
                         d.id,
+                        d.protocol,
                         d.state,
                     )?),
                 };
@@ -391,6 +404,7 @@ mod tests {
             addr: addr.into(),
             label: addr.into(),
             id: BackendId::from_name(addr),
+            protocol: AppProtocol::Http1,
             state,
         }
     }

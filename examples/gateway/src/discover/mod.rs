@@ -16,6 +16,7 @@
 //! drains. The membership outlives route reloads, so drain states and
 //! health survive them.
 
+pub mod app_protocol;
 pub mod dns;
 pub mod endpoint_slice;
 pub mod membership;

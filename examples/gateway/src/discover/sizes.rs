@@ -83,6 +83,7 @@ mod tests {
                 addr: format!("127.0.0.{}:80", i + 2),
                 label: format!("pod-{i}"),
                 id: BackendId::from_name(&format!("pod-{i}")),
+                protocol: Default::default(),
                 state: *s,
             })
             .collect();

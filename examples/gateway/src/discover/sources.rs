@@ -8,6 +8,7 @@
 //! not be served by echo pods that reflect request headers.
 
 use super::ServiceKey;
+use super::app_protocol::AppProtocol;
 use super::dns::DnsName;
 use super::endpoint_slice::EndpointSlice;
 use super::membership::Desired;
@@ -116,10 +117,11 @@ impl Sources {
 
     /// The endpoints of `key`, or `None` when no source serves it.
     fn endpoints(&self, key: &ServiceKey) -> Option<Vec<Desired>> {
-        let by_addr = |addr: &String, state| Desired {
+        let by_addr = |addr: &String, protocol, state| Desired {
             addr: addr.clone(),
             label: addr.clone(),
             id: BackendId::from_addr(addr, &self.id_secret),
+            protocol,
             state,
         };
         if let Some(spec) = self.specs.iter().find(|s| s.maps(&key.name, key.port)) {
@@ -130,7 +132,7 @@ impl Sources {
             return Some(
                 addrs
                     .iter()
-                    .map(|a| by_addr(a, BackendState::Serving))
+                    .map(|a| by_addr(a, spec.protocol, BackendState::Serving))
                     .collect(),
             );
         }
@@ -142,8 +144,12 @@ impl Sources {
         if slices.peek().is_some() {
             return Some(
                 slices
-                    .flat_map(|s| s.endpoints_for(key.port))
-                    .map(|(addr, state)| by_addr(&addr, state))
+                    .flat_map(|s| {
+                        let protocol = s.app_protocol_for(key.port);
+                        let endpoints = s.endpoints_for(key.port);
+                        endpoints.into_iter().map(move |(a, st)| (a, protocol, st))
+                    })
+                    .map(|(addr, protocol, state)| by_addr(&addr, protocol, state))
                     .collect(),
             );
         }
@@ -155,6 +161,7 @@ impl Sources {
                         addr: addr.clone(),
                         label: pod.clone(),
                         id: BackendId::from_name(pod),
+                        protocol: AppProtocol::Http1,
                         state: BackendState::Serving,
                     })
                     .collect(),

@@ -6,6 +6,9 @@
 //! * A request that provably was not acted on may go again whatever its
 //!   method: the connection was refused (up to 3 more endpoints), or the
 //!   connection took nothing of it.
+//! * A stream an HTTP/2 backend refused (`REFUSED_STREAM`) was not
+//!   processed either: it may go again whatever the method, when its body
+//!   is at hand.
 //! * A request that went out, then got no response byte, may have been
 //!   acted on: only an idempotent method (GET, HEAD, OPTIONS, TRACE, PUT,
 //!   DELETE) with its body at hand goes again, once. A POST gets 502 and
@@ -47,6 +50,9 @@ pub enum Failure {
         /// For the log.
         detail: String,
     },
+    /// An HTTP/2 backend reset the stream with `REFUSED_STREAM`: it did
+    /// not process the request (RFC 9113 §8.7).
+    StreamRefused(String),
     /// Some of the answer arrived, then it broke or did not parse.
     BadResponse(String),
     /// No response head in time.
@@ -131,6 +137,7 @@ impl Retry {
             }
             Failure::NotWritten { .. } => failover::Failure::NotWritten,
             Failure::AfterWrite { .. } => failover::Failure::AfterWrite,
+            Failure::StreamRefused(_) => failover::Failure::StreamRefused,
             Failure::BadResponse(_) => failover::Failure::ResponseBroken,
             Failure::Timeout => failover::Failure::Timeout,
             Failure::ClientBody(_) | Failure::Saturated => {

@@ -16,6 +16,7 @@
 //! backend failed gets 503 instead of another backend.
 
 mod attempt;
+mod h2;
 pub mod health;
 pub mod probe;
 mod replay;
@@ -91,6 +92,8 @@ pub struct Client {
     pub ip: HeaderValue,
     /// The upstream connections this client connection owns.
     pub owner: upstream::Owner,
+    /// TLS, trusted proxy: for `X-Forwarded-*`.
+    pub origin: crate::answer::headers::Origin,
 }
 
 /// The proxy: the current snapshot of rules and router, and the options.
@@ -143,8 +146,22 @@ impl Proxy {
     }
 
     /// Serves one client request: Host check, route, pin, body, attempts,
-    /// answer.
-    pub async fn serve(&self, mut req: Request<Incoming>, client: &Client) -> Response<ClientBody> {
+    /// answer. A gRPC call gets the gateway's own answers as gRPC statuses
+    /// ([`crate::answer::grpc`]).
+    pub async fn serve(&self, req: Request<Incoming>, client: &Client) -> Response<ClientBody> {
+        if crate::route::grpc::is_grpc(&req) {
+            crate::answer::grpc::own_as_grpc(self.serve_http(req, client).await)
+        } else {
+            self.serve_http(req, client).await
+        }
+    }
+
+    /// [`serve`](Self::serve), the gateway's own answers as HTTP ones.
+    async fn serve_http(
+        &self,
+        mut req: Request<Incoming>,
+        client: &Client,
+    ) -> Response<ClientBody> {
         let access = Access::start(&req);
         let access = access.as_ref();
         // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
@@ -207,6 +224,7 @@ impl Proxy {
             &head.uri,
             &client.ip,
             upgrade,
+            client.origin,
         );
         head
     }
@@ -297,7 +315,9 @@ impl Proxy {
 fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
     let label = &endpoint.target().member.label;
     match failure {
-        Failure::Refused(detail) | Failure::NotWritten { detail, .. } => {
+        Failure::Refused(detail)
+        | Failure::NotWritten { detail, .. }
+        | Failure::StreamRefused(detail) => {
             tracing::warn!(backend = %label, route = %rule.route, rule = rule.index, "attempt failed: {detail}");
         }
         Failure::AfterWrite { reused, detail } => {
@@ -313,6 +333,7 @@ fn answer_for(failure: Failure, method: &Method, body: &ReqBody) -> (Answer, Str
     match failure {
         Failure::Refused(detail)
         | Failure::NotWritten { detail, .. }
+        | Failure::StreamRefused(detail)
         | Failure::BadResponse(detail) => (own::BAD_GATEWAY, detail),
         Failure::AfterWrite { detail, .. } if !tower_sticky::failover::is_idempotent(method) => {
             (own::NOT_REPLAYED, detail)
@@ -375,6 +396,7 @@ fn respond(
             crate::answer::headers::make_private(resp.headers_mut());
         }
         decision.apply(resp.headers_mut());
+        crate::answer::cookie::partition(resp.headers_mut(), rule);
     }
     let line = Line {
         rule: Some(rule),

@@ -6,6 +6,7 @@ use super::attempt::{Failed, Failure};
 use super::upstream::{self, Acquire, Owner};
 use super::{Options, UpstreamBody, error_chain};
 use crate::config::rules::Upstream;
+use crate::discover::app_protocol::AppProtocol;
 use http::{Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -32,6 +33,11 @@ pub(super) async fn send(
     // who drained a backend sees when it has nothing left to answer.
     let _waiting = crate::discover::membership::Waiting::start(&endpoint.target().member);
     let addr = endpoint.target().member.addr.as_str();
+    // An upgrade (WebSocket) stays HTTP/1.1: its connection becomes the
+    // tunnel. Boxed: h2c's future would widen every request's.
+    if endpoint.target().member.protocol == AppProtocol::H2c && !upgrade {
+        return Box::pin(super::h2::send(addr, req, owner, options, fresh)).await;
+    }
     let (conn, reused) = match upstream::acquire(addr, owner, options, fresh || upgrade).await {
         Ok(got) => got,
         Err(Acquire::Connect(e)) => {

@@ -49,7 +49,7 @@ pub const UPSTREAM_IDLE_MAX: Duration = Duration::from_secs(5);
 /// Who may take an idle connection: the client connection that opened it
 /// (`safe`), or anyone (`always`, the id 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct OwnerId(u64);
+pub(super) struct OwnerId(u64);
 
 /// The shared owner of `--http-reuse always`.
 const SHARED: OwnerId = OwnerId(0);
@@ -73,6 +73,16 @@ impl Owner {
         };
         Owner { id, reuse }
     }
+
+    /// Who may take the connections it opens.
+    pub(super) fn id(&self) -> OwnerId {
+        self.id
+    }
+
+    /// `--http-reuse`.
+    pub(super) fn reuse(&self) -> Reuse {
+        self.reuse
+    }
 }
 
 impl Drop for Owner {
@@ -81,6 +91,7 @@ impl Drop for Owner {
             return;
         }
         let id = self.id;
+        super::h2::forget(id);
         // Dropped outside the borrow: a sender's drop may run other code.
         // `try_with`: a worker's runtime may drop its connections while its
         // thread ends.
@@ -196,6 +207,7 @@ pub async fn purge_idle() {
     loop {
         tick.tick().await;
         let now = Instant::now();
+        super::h2::purge(now);
         // Dropping a sender ends its connection's task, which then releases
         // its place (later, outside this borrow).
         POOL.with_borrow_mut(|pool| {
@@ -238,6 +250,24 @@ fn evict_one(addr: &str) {
         Some(conn)
     });
     drop(evicted);
+}
+
+/// A place under `--max-upstream-connections` for a new connection to
+/// `addr` (an h2c one: [`super::h2`]); at the cap, `evict` closes a
+/// connection to make room, and the request waits up to
+/// `--upstream-queue-timeout` for its place. `None` when none freed in time.
+pub(super) async fn place(
+    addr: &str,
+    options: &Options,
+    evict: impl FnOnce(),
+) -> Option<OwnedSemaphorePermit> {
+    let (places, _) = places(addr, options.max_upstream);
+    if let Ok(place) = Arc::clone(&places).try_acquire_owned() {
+        return Some(place);
+    }
+    evict();
+    let waited = tokio::time::timeout(options.queue_timeout, places.acquire_owned());
+    waited.await.ok()?.ok()
 }
 
 /// Why [`acquire`] gave no connection.

@@ -13,7 +13,9 @@
 
 pub(crate) mod coarse;
 pub(crate) mod conn;
+pub mod extended_connect;
 pub mod stray_cr;
+pub mod tls;
 
 use crate::answer::headers;
 use crate::{cli, forward};
@@ -85,6 +87,8 @@ struct Server {
     reuse: cli::Reuse,
     /// This worker's drain.
     drain: conn::Drain,
+    /// TLS and trusted proxies.
+    edge: tls::Edge,
 }
 
 /// What the requests of one client connection share: the proxy, the
@@ -98,7 +102,7 @@ struct ClientConn {
 }
 
 impl Server {
-    fn new(proxy: Arc<forward::Proxy>, limits: &cli::Limits) -> Server {
+    fn new(proxy: Arc<forward::Proxy>, limits: &cli::Limits, edge: tls::Edge) -> Server {
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
             // The header-read timeout is armed for every request: a coarse
@@ -126,7 +130,9 @@ impl Server {
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
             .max_header_list_size(limits.max_header_bytes)
             .keep_alive_interval(limits.h2_keepalive_interval)
-            .keep_alive_timeout(limits.h2_keepalive_interval);
+            .keep_alive_timeout(limits.h2_keepalive_interval)
+            // WebSocket over HTTP/2 (RFC 8441, `extended_connect`).
+            .enable_connect_protocol();
         Server {
             proxy,
             http1,
@@ -134,6 +140,7 @@ impl Server {
             h2_idle: limits.h2_idle_timeout,
             reuse: limits.reuse,
             drain: conn::Drain::new(),
+            edge,
         }
     }
 
@@ -153,6 +160,10 @@ impl Server {
             client: forward::Client {
                 ip: headers::client_ip(peer),
                 owner: forward::upstream::Owner::new(self.reuse),
+                origin: headers::Origin {
+                    tls: self.edge.tls.is_some(),
+                    trusted: self.edge.trusted.contains(peer.ip()),
+                },
             },
             activity: conn::Activity::new(),
             drain: self.drain.clone(),
@@ -160,6 +171,31 @@ impl Server {
         let activity = Arc::clone(&ctx);
         let service = hyper::service::service_fn(move |req| request(Arc::clone(&ctx), req));
         let (http1, http2, h2_idle) = (self.http1.clone(), self.http2.clone(), self.h2_idle);
+        if let Some(certs) = &self.edge.tls {
+            let certs = Arc::clone(certs);
+            self.drain.spawn(async move {
+                let (activity, drain) = (&activity.activity, &activity.drain);
+                let Some((stream, alpn)) = certs.accept(stream).await else {
+                    return;
+                };
+                let served = match alpn {
+                    tls::Alpn::H2 => {
+                        let c = http2.serve_connection(TokioIo::new(stream), service);
+                        conn::watched(drain, c, activity, Some(h2_idle)).await
+                    }
+                    tls::Alpn::Http1 => {
+                        let io = TokioIo::new(stray_cr::StrayCr::new(stream));
+                        let c = http1.serve_connection(io, service).with_upgrades();
+                        conn::watched(drain, c, activity, None).await
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::debug!(%peer, "TLS connection: {e}");
+                }
+                drop(permit);
+            });
+            return;
+        }
         self.drain.spawn(async move {
             let (activity, drain) = (&activity.activity, &activity.drain);
             let served = match conn::sniff(drain, &stream).await {
@@ -188,8 +224,20 @@ async fn request(
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<forward::ClientBody>, std::convert::Infallible> {
     ctx.activity.start();
+    let mut req = req;
+    if ctx.client.origin.client_tls(req.headers()) {
+        // The library's `Secure::Auto` reads it.
+        req.extensions_mut().insert(tower_sticky::ClientTls);
+    }
     let http1 = req.version() < http::Version::HTTP_2;
+    let h2_websocket = extended_connect::is_websocket(&req);
+    if h2_websocket {
+        extended_connect::as_http1_upgrade(&mut req);
+    }
     let mut resp = ctx.proxy.serve(req, &ctx.client).await;
+    if h2_websocket {
+        extended_connect::as_h2_response(&mut resp);
+    }
     ctx.activity.end();
     // In a drain the client closes after this response instead of sending
     // its next request onto a connection about to close (an upgrade's 101
@@ -213,8 +261,9 @@ pub(crate) async fn serve(
     limits: &cli::Limits,
     connections: Arc<tokio::sync::Semaphore>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    edge: tls::Edge,
 ) {
-    let server = Server::new(proxy, limits);
+    let server = Server::new(proxy, limits, edge);
     // This worker's idle upstream connections are closed after a while.
     tokio::spawn(forward::upstream::purge_idle());
     let room = || Arc::clone(&connections).acquire_owned();

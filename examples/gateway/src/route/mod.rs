@@ -18,9 +18,14 @@
 //!    alphabetically (the routes arrive in that order,
 //!    [`crate::config::order`]), then rule order, then match order.
 //!
+//! A GRPCRoute rule matches only gRPC calls, ranks by its own spec's
+//! order and beats HTTPRoute rules for them ([`grpc`]).
+//!
 //! The matches arrive typed from [`tower_sticky::route`] (paths, header
 //! names, methods and regular expressions were parsed and compiled once, when
 //! the route was validated): only this precedence is the gateway's own.
+
+pub mod grpc;
 
 use http::{HeaderMap, HeaderName, Request};
 use std::cmp::Ordering;
@@ -42,11 +47,11 @@ fn hostname_rank(hostname: &Hostname, host: &str) -> Option<(u8, usize)> {
 }
 
 /// Path precedence: kind, then length for prefixes.
-fn path_rank(path: &PathMatcher) -> (u8, usize) {
+fn path_rank(path: &PathMatcher) -> (u8, usize, usize) {
     match path {
-        PathMatcher::Exact(p) => (3, p.len()),
-        PathMatcher::PathPrefix(p) => (2, p.len()),
-        _ => (1, 0),
+        PathMatcher::Exact(p) => (3, p.len(), 0),
+        PathMatcher::PathPrefix(p) => (2, p.len(), 0),
+        _ => (1, 0, 0),
     }
 }
 
@@ -57,6 +62,8 @@ pub struct Entry {
     pub rule: usize,
     hostnames: Arc<[Hostname]>,
     matched: RouteMatch,
+    /// From a GRPCRoute: matches gRPC calls only.
+    grpc: bool,
 }
 
 impl Entry {
@@ -66,7 +73,16 @@ impl Entry {
             rule,
             hostnames,
             matched,
+            grpc: false,
         }
+    }
+
+    /// The entry as a GRPCRoute's: for gRPC calls only, ranked by the
+    /// GRPCRoute spec ([`grpc`]).
+    #[must_use]
+    pub fn grpc(mut self) -> Self {
+        self.grpc = true;
+        self
     }
 
     /// How specifically the entry's hostnames match `host`: `(0, 0)` for a
@@ -82,9 +98,13 @@ impl Entry {
         }
     }
 
-    /// How well the rest of this entry matches; `None` if it does not.
-    fn rank<B>(&self, req: &Request<B>) -> Option<Rank> {
+    /// How well the rest of this entry matches `req` (a gRPC call when
+    /// `grpc_call`); `None` if it does not.
+    fn rank<B>(&self, req: &Request<B>, grpc_call: bool) -> Option<Rank> {
         let m = &self.matched;
+        if self.grpc && !grpc_call {
+            return None;
+        }
         if !m.path().matches(req.uri().path()) {
             return None;
         }
@@ -104,7 +124,18 @@ impl Entry {
                 return None;
             }
         }
+        if self.grpc {
+            let (service, method) = grpc::service_method_chars(m.path());
+            return Some(Rank {
+                grpc: true,
+                path: (0, service, method),
+                method: false,
+                headers: m.headers().len(),
+                query: 0,
+            });
+        }
         Some(Rank {
+            grpc: false,
             path: path_rank(m.path()),
             method: m.method().is_some(),
             headers: m.headers().len(),
@@ -116,7 +147,11 @@ impl Entry {
 /// Precedence of a matching entry; larger wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
-    path: (u8, usize),
+    /// A GRPCRoute's entry (only gRPC calls get one).
+    grpc: bool,
+    /// HTTPRoute: path kind and length; GRPCRoute: service and method
+    /// characters.
+    path: (u8, usize, usize),
     method: bool,
     headers: usize,
     query: usize,
@@ -146,12 +181,16 @@ pub struct Router {
     entries: Vec<Entry>,
     /// Whether any route names hostnames (else the host is never looked at).
     any_hostnames: bool,
+    /// Whether any entry is a GRPCRoute's (else the content type is never
+    /// looked at).
+    any_grpc: bool,
 }
 
 impl Router {
     /// Adds an entry; earlier entries win ties.
     pub fn push(&mut self, entry: Entry) {
         self.any_hostnames |= !entry.hostnames.is_empty();
+        self.any_grpc |= entry.grpc;
         self.entries.push(entry);
     }
 
@@ -174,6 +213,7 @@ impl Router {
         } else {
             None
         };
+        let grpc_call = self.any_grpc && grpc::is_grpc(req);
         let mut best: Option<(Rank, usize)> = None;
         for e in &self.entries {
             if let Some((host, rank)) = &host_rank
@@ -181,7 +221,7 @@ impl Router {
             {
                 continue;
             }
-            if let Some(rank) = e.rank(req) {
+            if let Some(rank) = e.rank(req, grpc_call) {
                 // Strictly greater: on a tie the earlier entry stays.
                 if best.is_none_or(|(b, _)| rank.cmp(&b) == Ordering::Greater) {
                     best = Some((rank, e.rule));
