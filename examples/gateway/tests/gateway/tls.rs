@@ -139,6 +139,7 @@ fn the_seed_cookie_walkthrough_over_https_with_curl() {
     let pki = Pki::new("walkthrough CA");
     let gw = seed_over_echo(&pki.flags());
     assert!(gw.url.starts_with("https://"), "{}", gw.url);
+    assert_eq!(gw.addr, format!("127.0.0.1:{}", gw.port()));
     let (ca, resolve, url) = (path(&pki.ca), resolve(&gw), https(&gw));
     let base = ["--cacert", ca.as_str(), "--resolve", resolve.as_str()];
 
