@@ -9,7 +9,8 @@
 //!
 //! Read it in the order a request lives:
 //!
-//! 1. [`listen`]: accept the connection (HTTP/1 or h2c), limits, drain;
+//! 1. [`listen`]: accept the connection (HTTP/1 or h2c, or TLS with ALPN
+//!    `h2`/`http/1.1`: [`listen::tls`]), limits, drain;
 //! 2. [`route`]: pick the rule by Gateway API precedence, over typed matches
 //!    from [`tower_sticky::route`];
 //! 3. pin: the rule's [`StickySessions`](tower_sticky::sticky::StickySessions)

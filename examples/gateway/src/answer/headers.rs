@@ -330,6 +330,65 @@ mod tests {
     }
 
     #[test]
+    fn only_tls_or_a_trusted_proxys_https_counts_as_tls() {
+        let mut h = HeaderMap::new();
+        let plain = Origin::default();
+        let tls = Origin {
+            tls: true,
+            trusted: false,
+        };
+        let trusted = Origin {
+            tls: false,
+            trusted: true,
+        };
+        assert!(!plain.client_tls(&h) && tls.client_tls(&h) && !trusted.client_tls(&h));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("HTTPS , http"));
+        assert!(trusted.client_tls(&h));
+        assert!(
+            !plain.client_tls(&h),
+            "an untrusted client's word counts for nothing"
+        );
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http, https"));
+        assert!(
+            !trusted.client_tls(&h),
+            "the first element is the client's side"
+        );
+    }
+
+    #[test]
+    fn untrusted_forwarded_headers_are_replaced_and_trusted_ones_kept() {
+        let ip = HeaderValue::from_static("192.0.2.1");
+        let uri = Uri::from_static("/");
+        let sent = || {
+            let mut h = HeaderMap::new();
+            h.insert(HOST, HeaderValue::from_static("shop.example"));
+            h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+            h.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+            h
+        };
+        let mut h = sent();
+        let tls = Origin {
+            tls: true,
+            trusted: false,
+        };
+        prepare_request(&mut h, &uri, &ip, None, Origin::default());
+        assert_eq!(h[X_FORWARDED_PROTO], "http");
+        assert_eq!(h[X_FORWARDED_FOR], "192.0.2.1");
+        let mut h = sent();
+        h.remove(X_FORWARDED_PROTO);
+        prepare_request(&mut h, &uri, &ip, None, tls);
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+        let mut h = sent();
+        let trusted = Origin {
+            tls: false,
+            trusted: true,
+        };
+        prepare_request(&mut h, &uri, &ip, None, trusted);
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+        assert_eq!(h[X_FORWARDED_FOR], "203.0.113.9, 192.0.2.1");
+    }
+
+    #[test]
     fn connection_never_removes_host() {
         let mut h = HeaderMap::new();
         h.insert(HOST, HeaderValue::from_static("shop.example"));

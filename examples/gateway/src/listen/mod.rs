@@ -8,6 +8,10 @@
 //! goes to [`Proxy::serve`](crate::forward::Proxy::serve), which
 //! [routes](crate::route) it.
 //!
+//! With `--tls-cert`, [`tls`] terminates TLS first and ALPN chooses HTTP/2
+//! or HTTP/1.1; [`extended_connect`] carries WebSocket over HTTP/2 (RFC
+//! 8441) to the backend as an HTTP/1.1 upgrade.
+//!
 //! `coarse` holds the cheap per-worker deadlines that the header-read and
 //! upstream response timeouts use (BENCHMARKS.md, section 6).
 

@@ -97,7 +97,8 @@ impl Proc {
             if let Some(a) = line.strip_prefix("admin listening on ") {
                 admin = Some(a.to_owned());
             } else if let Some(url) = line.strip_prefix("listening on ") {
-                let addr = url.trim_start_matches("http://").to_owned();
+                // `https://` with `--tls-cert`.
+                let addr = url.split_once("://").map_or(url, |(_, a)| a).to_owned();
                 return Proc {
                     child,
                     url: url.to_owned(),
@@ -636,7 +637,8 @@ impl Proc {
             if let Some(a) = line.strip_prefix("admin listening on ") {
                 admin = Some(a.to_owned());
             } else if let Some(url) = line.strip_prefix("listening on ") {
-                let addr = url.trim_start_matches("http://").to_owned();
+                // `https://` with `--tls-cert`.
+                let addr = url.split_once("://").map_or(url, |(_, a)| a).to_owned();
                 return Proc {
                     child,
                     url: url.to_owned(),

@@ -139,6 +139,7 @@ fn the_seed_cookie_walkthrough_over_https_with_curl() {
     let pki = Pki::new("walkthrough CA");
     let gw = seed_over_echo(&pki.flags());
     assert!(gw.url.starts_with("https://"), "{}", gw.url);
+    assert_eq!(gw.addr, format!("127.0.0.1:{}", gw.port()));
     let (ca, resolve, url) = (path(&pki.ca), resolve(&gw), https(&gw));
     let base = ["--cacert", ca.as_str(), "--resolve", resolve.as_str()];
 
@@ -174,6 +175,22 @@ fn the_seed_cookie_walkthrough_over_https_with_curl() {
         h2_new.set_cookie().is_some_and(|c| c.ends_with("; Secure")),
         "{h2_new:?}"
     );
+    // The seed's lines themselves, `curl --cacert` over HTTPS.
+    let script = format!(
+        r#"CURL="curl --cacert {ca} --resolve {resolve}"
+COOKIE=$($CURL --verbose {url} 2>&1 | grep "set-cookie" | awk '{{print $3}}')
+for i in `seq 5`; do
+    $CURL -H "Cookie: $COOKIE" {url} 2>/dev/null | grep pod
+done
+$CURL --verbose {url} 2>&1 | grep "set-cookie"
+"#
+    );
+    let out = crate::support::bash(&script);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(lines[..5].iter().all(|l| *l == lines[0]), "one pod: {out}");
+    assert!(lines[0].starts_with(" \"pod\": \"backend-"), "{out}");
+    assert!(lines[5].trim_end().ends_with("; Secure"), "{out}");
     // A client that does not trust the CA gets no answer.
     let untrusted = curl(&["--resolve", resolve.as_str(), url.as_str()]);
     assert!(!untrusted.ok, "{untrusted:?}");

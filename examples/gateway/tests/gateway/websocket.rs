@@ -25,6 +25,8 @@ async fn ws_echo(pod: &'static str) -> String {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
+                // tungstenite's callback type, error response included.
+                #[allow(clippy::result_large_err)]
                 let tag = |_: &Request, mut resp: Response| {
                     resp.headers_mut()
                         .insert("x-pod", HeaderValue::from_static(pod));
@@ -78,15 +80,22 @@ where
     .expect("handshake in time")
     .expect("handshake");
     assert_eq!(resp.status(), 101);
+    let (pod, set_cookie) = pod_and_cookie(resp.headers());
+    echo_100(&mut ws, &pod).await;
+    ws.close(None).await.expect("close");
+    (pod, set_cookie)
+}
+
+/// The echo server's name (`X-Pod`) and the session cookie, if any, of a
+/// handshake's answer.
+fn pod_and_cookie(headers: &http::HeaderMap) -> (String, Option<String>) {
     let header = |name: &str| {
-        resp.headers()
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
     let pod = header("x-pod").expect("x-pod from the echo server");
-    echo_100(&mut ws, &pod).await;
-    ws.close(None).await.expect("close");
     (pod, header("set-cookie"))
 }
 
@@ -146,14 +155,7 @@ where
     })
     .await;
     assert_eq!(resp.status(), 200, "{resp:?}");
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let pod = header("x-pod").expect("x-pod from the echo server");
-    let set_cookie = header("set-cookie");
+    let (pod, set_cookie) = pod_and_cookie(resp.headers());
     let stream = hyper::upgrade::on(&mut resp)
         .await
         .expect("the stream opens");
