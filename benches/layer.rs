@@ -37,7 +37,7 @@
 //! move it (and the hand-off's `Pinned`) into a queue, [`support::Upstream`],
 //! which each batch's setup empties outside the timed region, so both kinds
 //! of row time the same kind of work. The `*_inner_drops` rows keep the old
-//! harness so that the two can be compared in one run (BENCHMARKS.md 6.1).
+//! harness so that the two can be compared in one run (BENCHMARKS-HISTORY.md 7.1.1).
 
 mod support;
 
@@ -111,7 +111,7 @@ fn layer(c: &mut Criterion) {
     layer_group(c, "layer_hand_off", &upstream, &fx, svc);
 
     // The same with inner services that drop the request inside the timed
-    // region: what `layer*` measured until 2026-11-29 (BENCHMARKS.md 6.1).
+    // region: what `layer*` measured until 2026-11-29 (BENCHMARKS-HISTORY.md 7.1.1).
     one_row(c, "bare_inner_drops", &upstream, &resumed, inner());
     one_row(
         c,

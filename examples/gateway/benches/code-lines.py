@@ -5,7 +5,7 @@ a #[cfg(test)] item. Prints `file, code lines, whole lines` and a total.
     python3 examples/gateway/benches/code-lines.py new examples/gateway/src
     python3 examples/gateway/benches/code-lines.py old d7e2eea^   # the gateway before the workspace
 
-(BENCHMARKS.md, section 6, "The gateway's size", groups these per folder.)"""
+(BENCHMARKS-HISTORY.md, section 6.1, "The gateway's size", groups these per folder.)"""
 import sys, subprocess, os, collections
 
 def code_lines(text):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Deterministic per-request cost of gateway binaries (BENCHMARKS.md
-# section 6): user-space instructions under callgrind, and syscalls under
+# section 2.4; the history in BENCHMARKS-HISTORY.md section 6): user-space instructions under callgrind, and syscalls under
 # strace, each taken as the marginal count between two runs of N1 and N2
 # requests (start-up and shut-down cancel out). The instruction count
 # leaves out the `metrics` recorder's clock calibration (it loops for a

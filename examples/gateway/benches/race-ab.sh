@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B race: several gateway binaries against HAProxy in the same run, to
-# tell what a change to the gateway costs (BENCHMARKS.md section 6: coarse.rs
+# tell what a change to the gateway costs (BENCHMARKS-HISTORY.md section 6: coarse.rs
 # against tokio time, conn.rs against hyper-util's auto::Builder).
 #
 #   cp target/release/tower-sticky-gateway target/race-ab/gw-base   # build A

@@ -113,7 +113,7 @@ const SESSION_AGE: &str = "tower_sticky_session_age_seconds";
 /// Its buckets, in seconds. A Prometheus histogram rather than the
 /// exporter's default summary: buckets add up across replicas, and filing a
 /// sample in one costs a few comparisons, where the summary's sketch cost
-/// ~550 instructions per request (BENCHMARKS.md section 6).
+/// ~550 instructions per request (BENCHMARKS-HISTORY.md section 6.3).
 const SESSION_AGE_BUCKETS: &[f64] = &[
     1.0,
     10.0,

@@ -13,7 +13,7 @@
 //! 8441) to the backend as an HTTP/1.1 upgrade.
 //!
 //! `coarse` holds the cheap per-worker deadlines that the header-read and
-//! upstream response timeouts use (BENCHMARKS.md, section 6).
+//! upstream response timeouts use (BENCHMARKS-HISTORY.md, section 6).
 
 pub(crate) mod coarse;
 pub(crate) mod conn;
