@@ -43,23 +43,27 @@ pub struct CookieAttributes {
     pub(crate) same_site: SameSite,
     pub(crate) secure: Secure,
     pub(crate) domain: Option<String>,
+    pub(crate) partitioned: bool,
 }
 
 impl Default for CookieAttributes {
-    /// `HttpOnly; SameSite=Lax`, `Secure` on TLS connections, no `Domain`.
+    /// `HttpOnly; SameSite=Lax`, `Secure` on TLS connections, no `Domain`,
+    /// not `Partitioned`.
     fn default() -> Self {
         CookieAttributes {
             http_only: true,
             same_site: SameSite::Lax,
             secure: Secure::Auto,
             domain: None,
+            partitioned: false,
         }
     }
 }
 
 /// A rendered `Set-Cookie` value:
-/// `name=value[; Max-Age=N]; Path=p[; Domain=d]; HttpOnly; SameSite=Lax[; Secure]`,
-/// the attribute order Envoy Gateway's e2e test expects.
+/// `name=value[; Max-Age=N]; Path=p[; Domain=d]; HttpOnly; SameSite=Lax[; Secure[; Partitioned]]`,
+/// the attribute order Envoy Gateway's e2e test expects (`Partitioned`,
+/// which it does not test, last).
 pub(crate) fn render(
     name: &str,
     value: &str,
@@ -68,7 +72,10 @@ pub(crate) fn render(
     attrs: &CookieAttributes,
     secure: bool,
 ) -> HeaderValue {
-    let len = name.len() + value.len() + path.len() + 64;
+    // The fixed attributes take at most 94 bytes (`Max-Age` of 20 digits
+    // to `; Partitioned`).
+    let domain = attrs.domain.as_ref().map_or(0, String::len);
+    let len = name.len() + value.len() + path.len() + domain + 96;
     // Pieces appended as bytes: `write!` and its formatting machinery cost
     // more than the rest of the header together.
     let rendered = super::value_arena::write(len, |s| {
@@ -96,6 +103,12 @@ pub(crate) fn render(
         }
         if secure {
             s.extend_from_slice(b"; Secure");
+            // Only with `Secure`: browsers reject a `Partitioned` cookie
+            // without it, while an unpartitioned one still keeps the
+            // session (plain HTTP under `Secure::Auto`, e.g. localhost).
+            if attrs.partitioned {
+                s.extend_from_slice(b"; Partitioned");
+            }
         }
         true
     })
@@ -147,11 +160,30 @@ impl CookieAttributes {
         self
     }
 
+    /// Sets `Partitioned` (CHIPS, default off): in a cross-site frame the
+    /// browser keeps the cookie in a jar of the top-level site, so the
+    /// embedded app stays sticky where third-party cookies are blocked,
+    /// and no other site's frame sees the same session.
+    ///
+    /// Browsers require `Secure` with it, so it is written only next to
+    /// `Secure` (over plain HTTP under [`Secure::Auto`] the cookie goes
+    /// unpartitioned, and the session still works), and `Partitioned` with
+    /// [`Secure::Never`] fails when the layer is built
+    /// ([`BuildErrorKind::PartitionedWithoutSecure`](crate::sticky::BuildErrorKind::PartitionedWithoutSecure)).
+    #[must_use]
+    pub fn partitioned(mut self, on: bool) -> Self {
+        self.partitioned = on;
+        self
+    }
+
     /// Checks the combination once, when the layer is built.
     pub(crate) fn check(&self) -> Result<(), crate::sticky::BuildErrorKind> {
         use crate::sticky::BuildErrorKind;
         if self.same_site == SameSite::None && self.secure == Secure::Never {
             return Err(BuildErrorKind::SameSiteNoneWithoutSecure);
+        }
+        if self.partitioned && self.secure == Secure::Never {
+            return Err(BuildErrorKind::PartitionedWithoutSecure);
         }
         if let Some(d) = &self.domain {
             let ok = !d.is_empty()
@@ -167,7 +199,56 @@ impl CookieAttributes {
 
 #[cfg(test)]
 mod tests {
-    use super::decimal;
+    use super::*;
+
+    fn rendered(attrs: &CookieAttributes, secure: bool) -> String {
+        let v = render("Session-A", "tok", Some(60), "/", attrs, secure);
+        v.to_str().expect("ascii").to_owned()
+    }
+
+    #[test]
+    fn partitioned_is_written_last_and_only_next_to_secure() {
+        let attrs = CookieAttributes::default()
+            .same_site(SameSite::None)
+            .secure(Secure::Always)
+            .domain("shop.example")
+            .partitioned(true);
+        assert_eq!(attrs.check(), Ok(()));
+        assert_eq!(
+            rendered(&attrs, true),
+            "Session-A=tok; Max-Age=60; Path=/; Domain=shop.example; HttpOnly; SameSite=None; Secure; Partitioned"
+        );
+        let auto = CookieAttributes::default().partitioned(true);
+        assert_eq!(auto.check(), Ok(()));
+        assert_eq!(
+            rendered(&auto, true),
+            "Session-A=tok; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure; Partitioned"
+        );
+        assert_eq!(
+            rendered(&auto, false),
+            "Session-A=tok; Max-Age=60; Path=/; HttpOnly; SameSite=Lax",
+            "a plain-HTTP client under Secure::Auto gets a cookie it keeps"
+        );
+        assert_eq!(
+            rendered(&CookieAttributes::default(), true),
+            "Session-A=tok; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+    }
+
+    #[test]
+    fn partitioned_with_secure_never_is_refused() {
+        let never = CookieAttributes::default()
+            .secure(Secure::Never)
+            .partitioned(true);
+        assert_eq!(
+            never.check(),
+            Err(crate::sticky::BuildErrorKind::PartitionedWithoutSecure)
+        );
+        let off = CookieAttributes::default()
+            .secure(Secure::Never)
+            .partitioned(false);
+        assert_eq!(off.check(), Ok(()));
+    }
 
     #[test]
     fn decimal_matches_display() {

@@ -129,7 +129,8 @@ impl<T: Send + Sync + 'static, B: Balance<T>> StickyBuilder<T, B> {
         self
     }
 
-    /// Sets the cookie's `HttpOnly`, `SameSite`, `Secure` and `Domain`.
+    /// Sets the cookie's `HttpOnly`, `SameSite`, `Secure`, `Domain` and
+    /// `Partitioned`.
     pub fn cookie_attributes(mut self, attributes: CookieAttributes) -> Self {
         self.attributes = attributes;
         self
@@ -364,6 +365,9 @@ pub struct BuildError {
 pub enum BuildErrorKind {
     /// `SameSite=None` without `Secure`: browsers reject such a cookie.
     SameSiteNoneWithoutSecure,
+    /// `Partitioned` with [`Secure::Never`](crate::carrier::Secure::Never):
+    /// browsers reject a partitioned cookie without `Secure`.
+    PartitionedWithoutSecure,
     /// The cookie `Domain` is empty or has characters other than ASCII
     /// letters, digits, `-` and `.`.
     InvalidCookieDomain(String),
@@ -409,6 +413,9 @@ impl fmt::Display for BuildError {
         match &self.kind {
             BuildErrorKind::SameSiteNoneWithoutSecure => {
                 f.write_str("SameSite=None requires Secure; browsers reject it otherwise")
+            }
+            BuildErrorKind::PartitionedWithoutSecure => {
+                f.write_str("Partitioned requires Secure; browsers reject it otherwise")
             }
             BuildErrorKind::InvalidCookieDomain(d) => write!(f, "invalid cookie Domain {d:?}"),
             BuildErrorKind::RefreshWithoutIdleTimeout => {

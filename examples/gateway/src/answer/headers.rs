@@ -1,11 +1,15 @@
 //! Header handling at the proxy boundary: hop-by-hop headers out,
-//! `X-Forwarded-*` in, upgrades recognised; on responses, the backend's own
+//! `X-Forwarded-*` and the gateway's `Via` in, a request that already
+//! passed through this gateway recognised ([`looped`]), upgrades
+//! recognised; on responses, the backend's own
 //! copy of the session cookie out and `Cache-Control: private` next to an
 //! issued session.
 
-use http::header::{CACHE_CONTROL, CONNECTION, Entry, HOST, SET_COOKIE, UPGRADE};
+use http::header::{CACHE_CONTROL, CONNECTION, Entry, HOST, SET_COOKIE, UPGRADE, VIA};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, Version};
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 use tower_sticky::policy::{PersistenceType, SessionPolicy};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
@@ -42,6 +46,80 @@ const HOP_BY_HOP_NAMES: [&str; 10] = [
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// This process's `Via` pseudonym (RFC 9110 §7.6.3): `tower-sticky-` and
+/// 8 random hex digits drawn at start, so that it names no host, and two
+/// gateways in a chain (or two replicas) never share it. `Via` element for
+/// each protocol a request can arrive in: HTTP/1.0, HTTP/1.1, HTTP/2.
+struct Pseudonym {
+    name: &'static str,
+    via: [HeaderValue; 3],
+}
+
+static PSEUDONYM: LazyLock<Pseudonym> = LazyLock::new(|| {
+    let mut random = [0u8; 4];
+    let bits = match getrandom::fill(&mut random) {
+        Ok(()) => u32::from_ne_bytes(random),
+        // No OS randomness: std's per-process random hash keys instead
+        // (never a fixed value, which every gateway would share).
+        Err(_) => RandomState::new().hash_one(std::process::id()) as u32,
+    };
+    // Leaked once per process: the values are then static, and a copy per
+    // request costs no allocation and no reference count.
+    let name: &'static str = Box::leak(format!("tower-sticky-{bits:08x}").into_boxed_str());
+    let via = |protocol: &str| {
+        HeaderValue::from_static(Box::leak(format!("{protocol} {name}").into_boxed_str()))
+    };
+    Pseudonym {
+        name,
+        via: [via("1.0"), via("1.1"), via("2")],
+    }
+});
+
+/// This process's `Via` pseudonym (for the start-up log and tests).
+pub fn via_pseudonym() -> &'static str {
+    PSEUDONYM.name
+}
+
+/// Whether the request already passed through this gateway: a `Via`
+/// element (in any `Via` line) was received by this process's pseudonym.
+/// A backend that resolves to the gateway itself then gets 508 after one
+/// hop instead of looping until something runs out.
+pub fn looped(headers: &HeaderMap) -> bool {
+    let name = PSEUDONYM.name.as_bytes();
+    headers.get_all(VIA).iter().any(|line| {
+        line.as_bytes().split(|&b| b == b',').any(|element| {
+            // `received-protocol received-by [comment]`.
+            element
+                .split(u8::is_ascii_whitespace)
+                .filter(|t| !t.is_empty())
+                .nth(1)
+                == Some(name)
+        })
+    })
+}
+
+/// Appends this gateway's element to the request's `Via` (one line, after
+/// the elements already there), naming the protocol it was received in.
+fn add_via(headers: &mut HeaderMap, version: Version) {
+    let ours = &PSEUDONYM.via[match version {
+        Version::HTTP_09 | Version::HTTP_10 => 0,
+        Version::HTTP_11 => 1,
+        _ => 2,
+    }];
+    match headers.entry(VIA) {
+        Entry::Vacant(e) => {
+            e.insert(ours.clone());
+        }
+        Entry::Occupied(mut e) => {
+            let mut all: Vec<&[u8]> = e.iter().map(HeaderValue::as_bytes).collect();
+            all.push(ours.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&all.join(&b", "[..])) {
+                e.insert(v);
+            }
+        }
+    }
+}
 
 /// The protocol of an HTTP/1.1 upgrade request (`Upgrade: websocket`), not
 /// counting `h2c`, which the gateway does not offer.
@@ -228,8 +306,9 @@ impl Origin {
     }
 }
 
-/// Hop-by-hop headers out, `Host` and `X-Forwarded-*` in, the upgrade kept
-/// when one is being proxied. `client_ip` comes from [`client_ip`].
+/// Hop-by-hop headers out, `Host`, `X-Forwarded-*` and the gateway's `Via`
+/// element (for `version`, the protocol the request arrived in) in, the
+/// upgrade kept when one is being proxied. `client_ip` comes from [`client_ip`].
 /// `X-Forwarded-Proto` says `https` on TLS connections; from a trusted
 /// proxy the forwarded headers are kept (`X-Forwarded-For` gets the peer
 /// appended), from anyone else replaced. Returns whether the request now
@@ -240,8 +319,10 @@ pub fn prepare_request(
     client_ip: &HeaderValue,
     upgrade: Option<&HeaderValue>,
     origin: Origin,
+    version: Version,
 ) -> bool {
     strip_hop_by_hop(headers);
+    add_via(headers, version);
     if let Some(protocol) = upgrade {
         headers.insert(UPGRADE, protocol.clone());
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -371,21 +452,62 @@ mod tests {
             tls: true,
             trusted: false,
         };
-        prepare_request(&mut h, &uri, &ip, None, Origin::default());
+        prepare_request(&mut h, &uri, &ip, None, Origin::default(), Version::HTTP_11);
         assert_eq!(h[X_FORWARDED_PROTO], "http");
         assert_eq!(h[X_FORWARDED_FOR], "192.0.2.1");
         let mut h = sent();
         h.remove(X_FORWARDED_PROTO);
-        prepare_request(&mut h, &uri, &ip, None, tls);
+        prepare_request(&mut h, &uri, &ip, None, tls, Version::HTTP_11);
         assert_eq!(h[X_FORWARDED_PROTO], "https");
         let mut h = sent();
         let trusted = Origin {
             tls: false,
             trusted: true,
         };
-        prepare_request(&mut h, &uri, &ip, None, trusted);
+        prepare_request(&mut h, &uri, &ip, None, trusted, Version::HTTP_11);
         assert_eq!(h[X_FORWARDED_PROTO], "https");
         assert_eq!(h[X_FORWARDED_FOR], "203.0.113.9, 192.0.2.1");
+    }
+
+    #[test]
+    fn via_gets_this_gateways_element_appended_and_a_return_is_recognised() {
+        let ip = HeaderValue::from_static("192.0.2.1");
+        let uri = Uri::from_static("/");
+        let name = via_pseudonym();
+        assert!(name.starts_with("tower-sticky-") && name.len() == 21, "{name}");
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("shop.example"));
+        assert!(!looped(&h));
+        prepare_request(&mut h, &uri, &ip, None, Origin::default(), Version::HTTP_2);
+        assert_eq!(h[VIA], format!("2 {name}").as_str());
+        assert!(looped(&h), "the request came back");
+
+        let mut h = HeaderMap::new();
+        h.append(VIA, HeaderValue::from_static("1.0 fred, 1.1 p.example (Apache/1.1)"));
+        h.append(VIA, HeaderValue::from_static("1.1 other"));
+        assert!(!looped(&h));
+        prepare_request(&mut h, &uri, &ip, None, Origin::default(), Version::HTTP_11);
+        let all: Vec<&HeaderValue> = h.get_all(VIA).iter().collect();
+        assert_eq!(
+            all,
+            [format!("1.0 fred, 1.1 p.example (Apache/1.1), 1.1 other, 1.1 {name}").as_str()]
+        );
+        assert!(looped(&h));
+
+        // Only the received-by part counts, in any element of any line.
+        for (via, hit) in [
+            (format!("1.1 a, 1.1  {name} (x)"), true),
+            (format!("1.1 {name}x"), false),
+            (format!("1.1 a ({name})"), false),
+            (name.to_owned(), false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.append(VIA, HeaderValue::from_static("1.1 first"));
+            if let Ok(v) = HeaderValue::from_str(&via) {
+                h.append(VIA, v);
+            }
+            assert_eq!(looped(&h), hit, "{via}");
+        }
     }
 
     #[test]

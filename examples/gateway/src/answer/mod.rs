@@ -8,7 +8,6 @@
 //! [`headers`] also prepares the request (`X-Forwarded-*`, `Host`). A gRPC
 //! call gets the gateway's own answers as gRPC statuses ([`grpc`]).
 
-pub mod cookie;
 pub mod grpc;
 pub mod headers;
 pub mod own;

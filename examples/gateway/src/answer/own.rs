@@ -33,6 +33,12 @@ pub const NO_HOST: Answer = (
     S::BAD_REQUEST,
     "400 bad request: HTTP/1.1 request without Host\n",
 );
+/// The request carries this gateway's own `Via` element: it came back
+/// (RFC 5842 §7.2), so it is not sent round again.
+pub const LOOP: Answer = (
+    S::LOOP_DETECTED,
+    "508 loop detected: the request came back to this gateway\n",
+);
 /// The client's body broke (a malformed chunk).
 pub const BAD_BODY: Answer = (S::BAD_REQUEST, "400 bad request: malformed request body\n");
 /// The client's body did not arrive in time.

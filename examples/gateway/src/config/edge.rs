@@ -87,11 +87,8 @@ pub enum CookieError {
 /// What the rules' session engines write into the cookie.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cookie {
-    /// For the library's engine.
+    /// For the library's engine (`Partitioned` included).
     pub attributes: CookieAttributes,
-    /// `Partitioned` (not in the library): added by the gateway to the
-    /// session cookie it writes.
-    pub partitioned: bool,
 }
 
 impl EdgeFlags {
@@ -121,7 +118,8 @@ impl EdgeFlags {
             .secure(match self.cookie_secure {
                 SecureFlag::Auto => Secure::Auto,
                 SecureFlag::Always => Secure::Always,
-            });
+            })
+            .partitioned(self.cookie_partitioned);
         if let Some(domain) = &self.cookie_domain {
             let ok = !domain.is_empty()
                 && domain.len() <= 253
@@ -133,10 +131,7 @@ impl EdgeFlags {
             }
             attributes = attributes.domain(domain.clone());
         }
-        Ok(Cookie {
-            attributes,
-            partitioned: self.cookie_partitioned,
-        })
+        Ok(Cookie { attributes })
     }
 
     /// The trusted peers.

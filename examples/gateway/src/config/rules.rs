@@ -80,9 +80,6 @@ pub struct Rule {
     pub no_backend_refs: bool,
     /// Its backendRefs: the Service and `weight` of each.
     pub refs: Vec<(ServiceKey, u32)>,
-    /// `--cookie-partitioned`: the session cookie it writes gets
-    /// `Partitioned` ([`crate::answer::cookie`]).
-    pub partitioned: bool,
 }
 
 impl PartialEq for Upstream {
@@ -262,7 +259,6 @@ pub fn compile(
                 strict,
                 target,
                 no_backend_refs: rule.backend_refs().is_empty(),
-                partitioned: cookie.partitioned,
             });
         }
     }

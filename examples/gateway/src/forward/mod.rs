@@ -169,6 +169,11 @@ impl Proxy {
         if req.version() == Version::HTTP_11 && !req.headers().contains_key(http::header::HOST) {
             return own::write(access, Line::default(), own::NO_HOST, Some("no Host"));
         }
+        // A backend that leads back here (a `dns:` name of the gateway's
+        // own address): refused before any backend is picked.
+        if crate::answer::headers::looped(req.headers()) {
+            return own::write(access, Line::default(), own::LOOP, Some("own Via"));
+        }
         // In-flight requests finish on the snapshot they started with.
         let compiled = self.current.load_full();
         let Some(index) = compiled.router.find(&req) else {
@@ -225,6 +230,7 @@ impl Proxy {
             &client.ip,
             upgrade,
             client.origin,
+            parts.version,
         );
         head
     }
@@ -396,7 +402,6 @@ fn respond(
             crate::answer::headers::make_private(resp.headers_mut());
         }
         decision.apply(resp.headers_mut());
-        crate::answer::cookie::partition(resp.headers_mut(), rule);
     }
     let line = Line {
         rule: Some(rule),

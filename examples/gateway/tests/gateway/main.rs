@@ -14,6 +14,7 @@ mod h2c;
 mod hardening;
 mod health_check;
 mod in_flight;
+mod loops;
 mod operations;
 mod ownership;
 mod poison;
