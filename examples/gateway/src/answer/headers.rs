@@ -474,7 +474,10 @@ mod tests {
         let ip = HeaderValue::from_static("192.0.2.1");
         let uri = Uri::from_static("/");
         let name = via_pseudonym();
-        assert!(name.starts_with("tower-sticky-") && name.len() == 21, "{name}");
+        assert!(
+            name.starts_with("tower-sticky-") && name.len() == 21,
+            "{name}"
+        );
         let mut h = HeaderMap::new();
         h.insert(HOST, HeaderValue::from_static("shop.example"));
         assert!(!looped(&h));
@@ -483,7 +486,10 @@ mod tests {
         assert!(looped(&h), "the request came back");
 
         let mut h = HeaderMap::new();
-        h.append(VIA, HeaderValue::from_static("1.0 fred, 1.1 p.example (Apache/1.1)"));
+        h.append(
+            VIA,
+            HeaderValue::from_static("1.0 fred, 1.1 p.example (Apache/1.1)"),
+        );
         h.append(VIA, HeaderValue::from_static("1.1 other"));
         assert!(!looped(&h));
         prepare_request(&mut h, &uri, &ip, None, Origin::default(), Version::HTTP_11);

@@ -23,7 +23,14 @@ async fn a_backend_that_is_the_gateway_itself_gets_508_after_one_hop() {
     let backend = format!("backend={listen}");
     let gw = Proc::start(
         "gateway",
-        &["--listen", &listen, "--route", &route, "--backend", &backend],
+        &[
+            "--listen",
+            &listen,
+            "--route",
+            &route,
+            "--backend",
+            &backend,
+        ],
     );
     assert_eq!(gw.port(), port);
     let http = Http::new();
@@ -38,7 +45,11 @@ async fn a_backend_that_is_the_gateway_itself_gets_508_after_one_hop() {
     // Two access lines: the client's request (answered with what its
     // "backend" said) and its one return, refused. Not ~256.
     let lines = eventually(Duration::from_secs(10), "both access lines", || async {
-        let n = gw.logs().lines().filter(|l| l.contains("status=508")).count();
+        let n = gw
+            .logs()
+            .lines()
+            .filter(|l| l.contains("status=508"))
+            .count();
         (n >= 2).then_some(n)
     })
     .await;

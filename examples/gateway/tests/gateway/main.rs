@@ -25,6 +25,7 @@ mod reuse_and_limits;
 mod route_order;
 mod sessions;
 mod shutdown;
+mod stalled_bodies;
 mod support;
 mod survive;
 mod tls;
