@@ -609,6 +609,17 @@ fn bad_layer_configurations_fail_at_build() {
     assert_eq!(err.kind(), &BuildErrorKind::SameSiteNoneWithoutSecure);
     assert!(err.to_string().contains("SameSite=None"));
 
+    let partitioned_insecure = StickyBuilder::new(seed_policy(), KeySet::new(key(1)), pods(&PODS))
+        .cookie_attributes(
+            CookieAttributes::default()
+                .partitioned(true)
+                .secure(Secure::Never),
+        )
+        .build();
+    let err = partitioned_insecure.unwrap_err();
+    assert_eq!(err.kind(), &BuildErrorKind::PartitionedWithoutSecure);
+    assert!(err.to_string().contains("Partitioned requires Secure"));
+
     let no_idle = StickyBuilder::new(seed_policy(), KeySet::new(key(1)), pods(&PODS))
         .refresh_after(Duration::from_secs(1))
         .build();

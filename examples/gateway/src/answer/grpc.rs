@@ -11,7 +11,8 @@
 //! (no backend, the session's backend gone under strict sessions, a busy
 //! backend) and 504 are `UNAVAILABLE` (14), which clients may retry; 404
 //! (no route) is `UNIMPLEMENTED` (12), 400 is `INTERNAL` (13); anything
-//! else is `UNKNOWN` (2). The backend's own responses, trailers included,
+//! else (508, a request that looped back) is `UNKNOWN` (2), which clients
+//! do not retry. The backend's own responses, trailers included,
 //! pass through untouched.
 
 use super::own::OwnText;
@@ -91,6 +92,12 @@ mod tests {
         }
         let no_route = own_as_grpc(own::response(own::NO_ROUTE));
         assert_eq!(no_route.headers()["grpc-status"], "12");
+        let looped = own_as_grpc(own::response(own::LOOP));
+        assert_eq!(looped.headers()["grpc-status"], "2");
+        assert_eq!(
+            looped.headers()["grpc-message"],
+            "508 loop detected: the request came back to this gateway"
+        );
     }
 
     #[test]
