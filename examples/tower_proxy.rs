@@ -18,12 +18,13 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use std::error::Error as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, service_fn};
 use tower_sticky::balance::BackendId;
-use tower_sticky::failover::{Prober, ReplayBody};
+use tower_sticky::failover::{Failure, Prober, ReplayBody};
 use tower_sticky::forward::point_at_pinned;
 use tower_sticky::route::HttpRoute;
 use tower_sticky::token::{KeySet, SigningKey};
@@ -52,6 +53,20 @@ struct Args {
     backends: Vec<SocketAddr>,
 }
 
+/// hyper-util's errors as backend failures: a connection not made; a
+/// request a dying pooled connection handed back unsent; anything else of
+/// the transport may have reached the backend (resent only if idempotent).
+/// Errors of the client's own body are not the backend's.
+fn classify(e: &hyper_util::client::legacy::Error) -> Option<Failure> {
+    let hyper = e.source().and_then(|s| s.downcast_ref::<hyper::Error>());
+    match hyper {
+        _ if e.is_connect() => Some(Failure::Connect),
+        Some(h) if h.is_canceled() => Some(Failure::NotWritten),
+        Some(h) if h.is_user() => None,
+        _ => Some(Failure::AfterWrite),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
@@ -77,7 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let client = Client::builder(TokioExecutor::new())
         .build::<_, ReplayBody<Incoming>>(HttpConnector::new());
     let proxy = ServiceBuilder::new()
-        .layer(layer.failover())
+        .layer(layer.failover().classify(classify))
         .service(service_fn(move |mut req: Request<ReplayBody<Incoming>>| {
             point_at_pinned::<_, SocketAddr>(&mut req); // http://{backend}{path}
             client.request(req)

@@ -28,8 +28,10 @@ use tokio::time::{Instant, timeout};
 type Received = Arc<Mutex<Vec<(u16, Method, Bytes)>>>;
 
 /// A backend answering with its name (`backend-<port>`), which dies with
-/// its task: listener and every connection.
-async fn backend(listener: TcpListener, received: Received) -> JoinHandle<()> {
+/// its task: listener and every connection. Without `keep_alive` it closes
+/// every connection after its response, so the proxy keeps none of them
+/// idle.
+async fn backend(listener: TcpListener, received: Received, keep_alive: bool) -> JoinHandle<()> {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         let mut connections = JoinSet::new();
@@ -51,6 +53,7 @@ async fn backend(listener: TcpListener, received: Received) -> JoinHandle<()> {
             });
             connections.spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(keep_alive)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -171,7 +174,7 @@ async fn the_tower_proxy_example_pins_spreads_fails_over_and_revives() {
         let addr = l.local_addr().unwrap();
         tasks.insert(
             format!("backend-{}", addr.port()),
-            (addr, backend(l, Arc::clone(&received)).await),
+            (addr, backend(l, Arc::clone(&received), true).await),
         );
     }
     let (_proxy, proxy) = start_proxy(&addrs).await;
@@ -208,9 +211,12 @@ async fn the_tower_proxy_example_pins_spreads_fails_over_and_revives() {
         assert_eq!((a.status, &a.backend), (StatusCode::OK, &moved.backend));
     }
 
-    // Restarted, it serves new sessions again within 2 s.
+    // Restarted, it serves new sessions again within 2 s. (It keeps no
+    // connection alive, so that once it is gone below, the proxy holds no
+    // idle connection to it: its POST then meets a refused connection,
+    // not a pooled one that died under it, which may have taken the POST.)
     let restarted = TcpListener::bind(dead_addr).await.unwrap();
-    let revived = backend(restarted, Arc::clone(&received)).await;
+    let revived = backend(restarted, Arc::clone(&received), false).await;
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let a = send(&client, proxy, Method::GET, None, "").await;
