@@ -9,7 +9,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -60,8 +60,17 @@ impl Proc {
     /// Starts `bin` with `args` and waits (at most 30 s) for its
     /// `listening on http://…` line.
     pub fn start(bin: &str, args: &[&str]) -> Proc {
+        Proc::start_program(&example(bin), args)
+    }
+
+    /// [`Proc::start`] for any program (a path, or a name on the `PATH`).
+    fn start_program(program: &Path, args: &[&str]) -> Proc {
+        let bin = program.file_name().map_or_else(
+            || program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let log = temp_file(&format!("{bin}.log"), b"");
-        let mut child = Command::new(example(bin))
+        let mut child = Command::new(program)
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -603,53 +612,7 @@ impl Proc {
         let gateway = example("gateway");
         let mut all = vec!["-c", script.as_str(), gateway.to_str().expect("utf-8")];
         all.extend_from_slice(args);
-        Proc::start_program("sh", &all)
-    }
-
-    /// [`Proc::start`] for any program on the `PATH`.
-    fn start_program(program: &str, args: &[&str]) -> Proc {
-        let log = temp_file(&format!("{program}.log"), b"");
-        let mut child = Command::new(program)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in lines {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let (mut admin, mut banner) = (None, Vec::new());
-        loop {
-            let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{program} {args:?} did not print its address: {:?}",
-                    std::fs::read_to_string(&log)
-                );
-            };
-            if let Some(a) = line.strip_prefix("admin listening on ") {
-                admin = Some(a.to_owned());
-            } else if let Some(url) = line.strip_prefix("listening on ") {
-                // `https://` with `--tls-cert`.
-                let addr = url.split_once("://").map_or(url, |(_, a)| a).to_owned();
-                return Proc {
-                    child,
-                    url: url.to_owned(),
-                    addr,
-                    admin,
-                    log,
-                    banner,
-                };
-            }
-            banner.push(line);
-        }
+        Proc::start_program(Path::new("sh"), &all)
     }
 }
 
