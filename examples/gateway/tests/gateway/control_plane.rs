@@ -4,6 +4,62 @@
 
 use crate::support::{Http, Proc, cookie_route, gateway, poll_admin, temp_file};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Four clients sending their sessions' requests until `stop` (bounded: at
+/// most `max` and 100,000 requests each), counting what was sent, what
+/// failed or moved, and the slowest answer.
+struct StickyLoad {
+    stop: Arc<AtomicBool>,
+    slowest_us: Arc<AtomicU64>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl StickyLoad {
+    fn start(url: &str, sessions: &[crate::support::Session], max: Duration) -> StickyLoad {
+        let load = StickyLoad {
+            stop: Arc::new(AtomicBool::new(false)),
+            slowest_us: Arc::new(AtomicU64::new(0)),
+            sent: Arc::new(AtomicUsize::new(0)),
+            failed: Arc::new(AtomicUsize::new(0)),
+            tasks: Vec::new(),
+        };
+        let tasks = (0..4)
+            .map(|c| {
+                let (http, url, sessions) = (Http::new(), url.to_owned(), sessions.to_vec());
+                let (stop, slowest_us, sent, failed) = (
+                    Arc::clone(&load.stop),
+                    Arc::clone(&load.slowest_us),
+                    Arc::clone(&load.sent),
+                    Arc::clone(&load.failed),
+                );
+                tokio::spawn(async move {
+                    let until = Instant::now() + max;
+                    let mut i = c;
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < until && i < 100_000 {
+                        let s = &sessions[i % sessions.len()];
+                        let started = Instant::now();
+                        let r = http
+                            .get(&format!("{url}/get"), &[("cookie", &s.cookie)])
+                            .await;
+                        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        slowest_us.fetch_max(us, Ordering::Relaxed);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if r.status != 200 || r.pod() != s.pod {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        i += 4;
+                    }
+                })
+            })
+            .collect();
+        StickyLoad { tasks, ..load }
+    }
+}
 
 /// An EndpointSlice of Service `default/backend` with `ports` and
 /// `endpoints` as given (YAML flow values).
@@ -163,10 +219,6 @@ async fn poll_log(gw: &Proc, needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_10000_endpoints_keeps_every_client_request_under_250_ms() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
-
     let (_pods, port) = crate::operations::loopback_echoes(2);
     let real = |extra: usize| {
         let mut endpoints: Vec<String> = (0..2)
@@ -196,38 +248,13 @@ async fn applying_10000_endpoints_keeps_every_client_request_under_250_ms() {
     let http = Http::new();
     let sessions = crate::support::sessions_on_every_pod(&http, &gw, 2).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let slowest_us = Arc::new(AtomicU64::new(0));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
-    for c in 0..4 {
-        let (http, url, sessions) = (Http::new(), gw.url.clone(), sessions.clone());
-        let (stop, slowest_us, sent, failed) = (
-            Arc::clone(&stop),
-            Arc::clone(&slowest_us),
-            Arc::clone(&sent),
-            Arc::clone(&failed),
-        );
-        load.push(tokio::spawn(async move {
-            // Bounded: at most 60 s and 100,000 requests per client.
-            let until = Instant::now() + Duration::from_secs(60);
-            let mut i = c;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < until && i < 100_000 {
-                let s = &sessions[i % sessions.len()];
-                let started = Instant::now();
-                let r = http
-                    .get(&format!("{url}/get"), &[("cookie", &s.cookie)])
-                    .await;
-                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                slowest_us.fetch_max(us, Ordering::Relaxed);
-                sent.fetch_add(1, Ordering::Relaxed);
-                if r.status != 200 || r.pod() != s.pod {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                i += 4;
-            }
-        }));
-    }
+    let StickyLoad {
+        stop,
+        slowest_us,
+        sent,
+        failed,
+        tasks: load,
+    } = StickyLoad::start(&gw.url, &sessions, Duration::from_secs(60));
     // Load runs, then 10,000 endpoints arrive.
     let deadline = Instant::now() + Duration::from_secs(20);
     while sent.load(Ordering::Relaxed) < 200 {
@@ -297,9 +324,6 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_reloads_of_5000_rules_at_once_coalesce_and_stall_no_client() {
     use hyper::body::Bytes;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
 
     let (_pods, backend) = crate::support::echoes(2);
     let mut yaml = cookie_route(
@@ -323,38 +347,13 @@ async fn ten_reloads_of_5000_rules_at_once_coalesce_and_stall_no_client() {
     let http = Http::new();
     let sessions = crate::support::sessions_on_every_pod(&http, &gw, 2).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let slowest_us = Arc::new(AtomicU64::new(0));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
-    for c in 0..4 {
-        let (http, url, sessions) = (Http::new(), gw.url.clone(), sessions.clone());
-        let (stop, slowest_us, sent, failed) = (
-            Arc::clone(&stop),
-            Arc::clone(&slowest_us),
-            Arc::clone(&sent),
-            Arc::clone(&failed),
-        );
-        load.push(tokio::spawn(async move {
-            // Bounded: at most 120 s and 100,000 requests per client.
-            let until = Instant::now() + Duration::from_secs(120);
-            let mut i = c;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < until && i < 100_000 {
-                let s = &sessions[i % sessions.len()];
-                let started = Instant::now();
-                let r = http
-                    .get(&format!("{url}/get"), &[("cookie", &s.cookie)])
-                    .await;
-                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                slowest_us.fetch_max(us, Ordering::Relaxed);
-                sent.fetch_add(1, Ordering::Relaxed);
-                if r.status != 200 || r.pod() != s.pod {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                i += 4;
-            }
-        }));
-    }
+    let StickyLoad {
+        stop,
+        slowest_us,
+        sent,
+        failed,
+        tasks: load,
+    } = StickyLoad::start(&gw.url, &sessions, Duration::from_secs(120));
     let deadline = Instant::now() + Duration::from_secs(20);
     while sent.load(Ordering::Relaxed) < 200 {
         assert!(Instant::now() < deadline, "no load");
