@@ -186,9 +186,25 @@ pub enum Reuse {
     Always,
 }
 
+/// Which HTTP/1 implementation serves client connections (issue 21).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Http1 {
+    /// The gateway's own HTTP/1.1 path (`listen::lean`): httparse heads,
+    /// bodies forwarded by their framing, one task per client connection
+    /// driving its own upstream sockets. What it does not handle (h2c
+    /// backends, gRPC, `--http-reuse always`) goes to hyper.
+    Lean,
+    /// hyper's server and client connections.
+    Hyper,
+}
+
 /// Connection reuse and limits.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {
+    /// The HTTP/1 implementation: `lean` (the gateway's own) or `hyper`.
+    #[arg(long = "http1", value_enum, default_value_t = Http1::Hyper, value_name = "IMPL")]
+    pub http1: Http1,
+
     /// Upstream connection reuse: `never`, `safe` or `always`.
     #[arg(long = "http-reuse", value_enum, default_value_t = Reuse::Safe, value_name = "MODE")]
     pub reuse: Reuse,

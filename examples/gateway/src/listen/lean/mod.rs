@@ -1,0 +1,27 @@
+//! The gateway's own HTTP/1.1 path (`--http1 lean`, issue 21), beside
+//! hyper's.
+//!
+//! A general HTTP client and server stack spends most of a proxied
+//! request's instructions on machinery a proxy does not need: a client
+//! connection task, a pool and a dispatch channel per upstream connection,
+//! a body channel, a `HeaderMap` per direction rebuilt and cloned. This
+//! path does what a proxy needs and no more:
+//!
+//! * [`head`]: request and response heads parsed with `httparse` into stack
+//!   storage, with the message framing decided once (RFC 9112 §6.3, and
+//!   what HAProxy rejects is rejected); the one leniency is RFC 9110 §5.5's
+//!   CR at the very end of a field value (the seed's `awk` case);
+//! * [`encode`]: heads written back to bytes with the gateway's edits;
+//! * [`chunked`]: chunked bodies forwarded as they are, their framing
+//!   followed so that a connection stays in step;
+//! * `conn`: one task per client connection: route, pin and answer
+//!   through the same steps as the hyper path, and the upstream sockets
+//!   that connection owns (so they never cross clients).
+//!
+//! What the path does not handle goes to hyper on the same connection:
+//! h2c backends, gRPC, and `--http-reuse always` (whose shared pool is
+//! hyper's).
+
+pub mod chunked;
+pub mod encode;
+pub mod head;
