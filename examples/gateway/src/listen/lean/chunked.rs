@@ -120,7 +120,10 @@ impl Chunked {
                 self.count_line(MAX_LINE, "chunk-size line too long")?;
                 self.size_line(byte)?
             }
-            State::SizeLf => self.size_lf(byte)?,
+            State::SizeLf => {
+                self.count_line(MAX_LINE, "chunk-size line too long")?;
+                self.size_lf(byte)?
+            }
             State::DataCr => expect(byte, b'\r', State::DataLf, "no CR after chunk data")?,
             State::DataLf => expect(byte, b'\n', State::SizeStart, "no LF after chunk data")?,
             State::LineStart | State::Trailer | State::TrailerLf | State::EndLf => {
@@ -221,5 +224,196 @@ fn expect(byte: u8, wanted: u8, next: State, reason: &'static str) -> Result<Sta
         Ok(next)
     } else {
         Err(BadChunk(reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `body` in one piece: how many bytes were the body.
+    fn whole(body: &[u8]) -> Result<usize, BadChunk> {
+        let mut chunked = Chunked::new();
+        let used = chunked.feed(body)?;
+        assert!(chunked.done(), "not done after {used} bytes");
+        Ok(used)
+    }
+
+    /// Feeds `body` one byte at a time.
+    fn bytewise(body: &[u8]) -> Result<(usize, bool), BadChunk> {
+        let mut chunked = Chunked::new();
+        let mut used = 0;
+        for byte in body {
+            used += chunked.feed(std::slice::from_ref(byte))?;
+        }
+        Ok((used, chunked.done()))
+    }
+
+    #[test]
+    fn a_body_ends_at_its_final_crlf() {
+        let body = b"5\r\nhello\r\nA;x=y\r\n0123456789\r\n0\r\n\r\n";
+        let mut stream = body.to_vec();
+        stream.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(whole(&stream), Ok(body.len()));
+        assert_eq!(bytewise(&stream), Ok((body.len(), true)));
+    }
+
+    #[test]
+    fn trailers_and_size_spacing_are_followed() {
+        for body in [
+            &b"0\r\nX-Sum: 1\r\nY:\r\n\r\n"[..],
+            b"3 \t;name=\"v\"\r\nabc\r\n0 ;last\r\n\r\n",
+            b"00000000000000ff\r\n",
+            b"1\r\n\r\r\n0\r\n\r\n",
+        ] {
+            let mut chunked = Chunked::new();
+            assert_eq!(chunked.feed(body), Ok(body.len()), "{body:?}");
+        }
+        assert_eq!(whole(b"0\r\nX-Sum: 1\r\n\r\nnext"), Ok(15));
+    }
+
+    #[test]
+    fn an_unfinished_body_is_not_done() {
+        let mut chunked = Chunked::new();
+        assert_eq!(chunked.feed(b"5\r\nhel"), Ok(6));
+        assert!(!chunked.done());
+        assert_eq!(chunked.feed(b"lo\r\n0\r\n\r"), Ok(8));
+        assert!(!chunked.done());
+        assert_eq!(chunked.feed(b"\nmore"), Ok(1));
+        assert!(chunked.done());
+        assert_eq!(chunked.feed(b"more"), Ok(0));
+    }
+
+    #[test]
+    fn malformed_framing_is_refused() {
+        let long_size = format!("1;{}\r\n", "x".repeat(MAX_LINE));
+        let long_trailer = format!("0\r\nX: {}\r\n\r\n", "v".repeat(MAX_LINE));
+        for body in [
+            &b"g\r\n"[..],
+            b"-1\r\n",
+            b"+1\r\n",
+            b" 1\r\n",
+            b"0x1\r\n",
+            b"\r\n",
+            b"1 2\r\n",
+            b"10000000000000000\r\n",
+            b"1\nx\r\n",
+            b"1\r\rx",
+            b"1\r\nxy\r\n",
+            b"1\r\nx\n0\r\n\r\n",
+            b"1\r\nx\r0",
+            b"1;a\nb\r\n",
+            b"1;a\0\r\n",
+            b"0\r\n\n",
+            b"0\r\n\rx",
+            b"0\r\nX: 1\n\r\n",
+            b"0\r\nX: 1\r\r\n",
+            b"0\r\n X: 1\r\n\r\n",
+            b"0\r\nX 1\r\n\r\n",
+            b"0\r\nX\r\n\r\n",
+            b"0\r\nX: a\0b\r\n\r\n",
+            long_size.as_bytes(),
+            long_trailer.as_bytes(),
+        ] {
+            assert!(Chunked::new().feed(body).is_err(), "accepted {body:?}");
+            assert!(bytewise(body).is_err(), "accepted {body:?} byte by byte");
+        }
+    }
+
+    #[test]
+    fn the_line_bounds_are_inclusive() {
+        // "1;" + extension + CRLF is exactly MAX_LINE bytes.
+        let at_limit = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_LINE - 4));
+        assert_eq!(whole(at_limit.as_bytes()), Ok(at_limit.len()));
+        let over = format!("1;{}\r\n", "e".repeat(MAX_LINE - 3));
+        assert!(Chunked::new().feed(over.as_bytes()).is_err());
+        // Trailers and the final CRLF together: MAX_LINE bytes.
+        let trailers = format!("X: {}\r\n\r\n", "v".repeat(MAX_LINE - 7));
+        let at_limit = format!("0\r\n{trailers}");
+        assert_eq!(whole(at_limit.as_bytes()), Ok(at_limit.len()));
+        let over = format!("0\r\nX: {}\r\n\r\n", "v".repeat(MAX_LINE - 6));
+        assert!(Chunked::new().feed(over.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_largest_size_is_taken() {
+        let mut chunked = Chunked::new();
+        assert_eq!(chunked.feed(b"ffffffffffffffff\r\nabc"), Ok(21));
+        assert_eq!(chunked.state, State::Data(u64::MAX - 3));
+    }
+
+    /// A valid chunked body: chunks, the last chunk, trailers.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let chunk = (
+            proptest::collection::vec(any::<u8>(), 1..64),
+            "(;[a-z]{1,5}(=[a-z0-9]{1,5})?)?",
+            any::<bool>(),
+        );
+        let trailer = ("[A-Za-z-]{1,10}", "[ -~]{0,20}");
+        (
+            proptest::collection::vec(chunk, 0..8),
+            proptest::collection::vec(trailer, 0..3),
+        )
+            .prop_map(|(chunks, trailers)| {
+                let mut body = Vec::new();
+                for (data, extension, upper) in chunks {
+                    let size = if upper {
+                        format!("{:X}", data.len())
+                    } else {
+                        format!("{:x}", data.len())
+                    };
+                    body.extend_from_slice(format!("{size}{extension}\r\n").as_bytes());
+                    body.extend_from_slice(&data);
+                    body.extend_from_slice(b"\r\n");
+                }
+                body.extend_from_slice(b"0\r\n");
+                for (name, value) in trailers {
+                    body.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                }
+                body.extend_from_slice(b"\r\n");
+                body
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn a_valid_body_split_anywhere_ends_where_it_ends(
+            body in body(),
+            next in proptest::collection::vec(any::<u8>(), 0..32),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let mut stream = body.clone();
+            stream.extend_from_slice(&next);
+            let mut at: Vec<usize> = cuts.iter().map(|cut| cut.index(stream.len() + 1)).collect();
+            at.push(stream.len());
+            at.sort_unstable();
+            let mut chunked = Chunked::new();
+            let (mut start, mut used) = (0, 0);
+            for end in at {
+                let piece = &stream[start..end];
+                let took = chunked.feed(piece).unwrap();
+                prop_assert!(took == piece.len() || chunked.done());
+                used += took;
+                start = end;
+            }
+            prop_assert!(chunked.done());
+            prop_assert_eq!(used, body.len());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let (a, b) = bytes.split_at(cut.index(bytes.len() + 1));
+            let mut chunked = Chunked::new();
+            if let Ok(took) = chunked.feed(a) {
+                prop_assert!(took <= a.len());
+                if let Ok(took) = chunked.feed(b) {
+                    prop_assert!(took <= b.len());
+                }
+            }
+        }
     }
 }

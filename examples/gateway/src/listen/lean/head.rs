@@ -254,24 +254,36 @@ fn without_trailing_crs(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
         let (line, next) = rest.split_at(at + 1);
         rest = next;
         let content = &line[..at];
-        let crs = content.iter().rev().take_while(|&&b| b == b'\r').count();
-        let blank = content.len() == crs;
-        let stray = crs.saturating_sub(1);
-        if started && !blank && (1..=MAX_TRAILING_CRS).contains(&stray) {
-            copy.extend_from_slice(&content[..content.len() - crs]);
-            copy.extend_from_slice(b"\r\n");
-            dropped += stray;
-            continue;
-        }
-        copy.extend_from_slice(line);
+        let blank = content.iter().all(|&b| b == b'\r');
+        let stray = if started { stray_crs(content) } else { 0 };
+        copy.extend_from_slice(&content[..content.len() - stray]);
+        copy.push(b'\n');
+        dropped += stray;
         if started && blank {
             // The end of the head: what follows is a body, not ours.
             return (dropped > 0).then_some((copy, dropped));
         }
         started |= !blank;
     }
-    copy.extend_from_slice(rest);
+    // A line still arriving may end in stray CRs already: without them,
+    // httparse asks for the rest instead of refusing the run.
+    let stray = if started { stray_crs(rest) } else { 0 };
+    copy.extend_from_slice(&rest[..rest.len() - stray]);
+    dropped += stray;
     (dropped > 0).then_some((copy, dropped))
+}
+
+/// How many stray CRs end `line` (a line's bytes before its LF): those
+/// after the value's last byte but the one CR of the line's CRLF, if
+/// there are at most [`MAX_TRAILING_CRS`] of them; else 0.
+fn stray_crs(line: &[u8]) -> usize {
+    let crs = line.iter().rev().take_while(|&&b| b == b'\r').count();
+    let stray = crs.saturating_sub(1);
+    if line.len() > crs && stray <= MAX_TRAILING_CRS {
+        stray
+    } else {
+        0
+    }
 }
 
 /// `max` header slots: on the stack when they fit, else on the heap.
