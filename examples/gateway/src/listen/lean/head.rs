@@ -520,6 +520,7 @@ fn response_framing(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const LIMITS: Limits = Limits {
         max_head_bytes: 8192,
@@ -940,5 +941,80 @@ mod tests {
             response("HTTP/1.1 200 OK\r\n", Method::GET).unwrap_err(),
             HeadError::Partial
         );
+    }
+
+    /// A valid request head: fields `x-<i>: <value>`, and where stray CRs
+    /// go (field index, how many).
+    fn head_with_strays() -> impl Strategy<Value = (Vec<String>, Vec<(usize, usize)>)> {
+        (
+            proptest::collection::vec("[!-~]([ !-~]{0,10}[!-~])?", 1..8),
+            proptest::collection::vec((any::<usize>(), 1..=MAX_TRAILING_CRS), 1..4),
+        )
+    }
+
+    fn render(values: &[String], strays: &[(usize, usize)]) -> Vec<u8> {
+        let mut out = b"POST /p HTTP/1.1\r\n".to_vec();
+        for (i, value) in values.iter().enumerate() {
+            out.extend_from_slice(format!("x-{i}: {value}").as_bytes());
+            let crs: usize = strays
+                .iter()
+                .filter(|(at, _)| at % values.len() == i)
+                .map(|&(_, n)| n)
+                .max()
+                .unwrap_or(0);
+            out.extend(std::iter::repeat_n(b'\r', crs));
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"content-length: 3\r\n\r\n");
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn stray_crs_change_nothing_but_the_length(
+            (values, strays) in head_with_strays(),
+        ) {
+            let plain = render(&values, &[]);
+            let lenient = render(&values, &strays);
+            let want = parse_request(&plain, &LIMITS).unwrap();
+            let got = parse_request(&lenient, &LIMITS).unwrap();
+            prop_assert_eq!(got.len, lenient.len());
+            prop_assert_eq!(got.parts.headers, want.parts.headers);
+            prop_assert_eq!(got.framing, Framing::Length(3));
+            for end in 0..lenient.len() {
+                let prefix = parse_request(&lenient[..end], &LIMITS);
+                prop_assert_eq!(prefix.unwrap_err(), HeadError::Partial, "{}", end);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            max_head_bytes in 0usize..600,
+            max_headers in 0usize..140,
+        ) {
+            let limits = Limits { max_head_bytes, max_headers };
+            if let Ok(head) = parse_request(&bytes, &limits) {
+                prop_assert!(head.len <= bytes.len() && head.len <= max_head_bytes);
+            }
+            if let Ok(head) = parse_response(&bytes, &Method::GET, &limits) {
+                prop_assert!(head.len <= bytes.len() && head.len <= max_head_bytes);
+            }
+        }
+
+        #[test]
+        fn cr_lf_nul_mutations_never_panic(
+            (values, strays) in head_with_strays(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(vec![b'\r', b'\n', 0u8, b' ', b':']),
+        ) {
+            let mut raw = render(&values, &strays);
+            raw.insert(at.index(raw.len() + 1), byte);
+            if let Ok(head) = parse_request(&raw, &LIMITS) {
+                prop_assert!(head.len <= raw.len());
+                // Whatever was accepted still reads as framed.
+                prop_assert!(matches!(head.framing, Framing::Length(3) | Framing::None));
+            }
+        }
     }
 }
