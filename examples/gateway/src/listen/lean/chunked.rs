@@ -8,12 +8,21 @@
 //! spaces or tabs, then optional `;extensions` (no control bytes but HTAB).
 //! A size line, and the trailer section, are bounded by [`MAX_LINE`] bytes
 //! (HAProxy bounds them too), so a client cannot keep the gateway reading
-//! one line forever.
+//! one line forever; the trailer fields by [`MAX_TRAILERS`] (or the count
+//! given), and a body's chunk extensions by hyper's 16 KiB.
 
 use super::head::is_token_byte;
 
 /// The longest chunk-size line, and the longest trailer section.
 pub const MAX_LINE: usize = 4096;
+
+/// The most trailer fields, unless told otherwise: hyper's default
+/// (`--max-headers` sets hyper's; [`Chunked::with_max_trailers`] takes it).
+pub const MAX_TRAILERS: usize = 100;
+
+/// Chunk-extension bytes a whole body may carry, as hyper allows (it
+/// refuses the 16 384th): extensions cost reading but carry nothing here.
+const MAX_EXTENSION_BYTES: usize = 16 * 1024 - 1;
 
 /// The most hex digits of a chunk size (`u64`).
 const MAX_DIGITS: u8 = 16;
@@ -58,7 +67,7 @@ enum State {
 }
 
 /// Where a chunked body's framing stands, fed bytes as they arrive.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Chunked {
     state: State,
     /// The chunk size read so far.
@@ -69,12 +78,38 @@ pub struct Chunked {
     line: usize,
     /// The current trailer line has had its colon.
     colon: bool,
+    /// Chunk-extension bytes in the body so far.
+    extension_bytes: usize,
+    /// Trailer fields so far, and the most allowed.
+    trailers: usize,
+    max_trailers: usize,
+}
+
+impl Default for Chunked {
+    fn default() -> Self {
+        Self::with_max_trailers(MAX_TRAILERS)
+    }
 }
 
 impl Chunked {
     /// At the start of a body.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// At the start of a body that may carry at most `max` trailer fields
+    /// (`--max-headers`, as the hyper path allows).
+    pub fn with_max_trailers(max: usize) -> Self {
+        Chunked {
+            state: State::SizeStart,
+            size: 0,
+            digits: 0,
+            line: 0,
+            colon: false,
+            extension_bytes: 0,
+            trailers: 0,
+            max_trailers: max,
+        }
     }
 
     /// Follows `bytes`, the next bytes of the stream. Returns how many of
@@ -147,6 +182,10 @@ impl Chunked {
             (State::Size | State::SizeSpace | State::Extension, b'\r') => Ok(State::SizeLf),
             (State::Size | State::SizeSpace, b';') => Ok(State::Extension),
             (State::Extension, _) if byte == b'\t' || !byte.is_ascii_control() => {
+                self.extension_bytes += 1;
+                if self.extension_bytes > MAX_EXTENSION_BYTES {
+                    return Err(BadChunk("chunk extensions too long"));
+                }
                 Ok(State::Extension)
             }
             (State::Extension, _) => Err(BadChunk("control byte in chunk extension")),
@@ -188,7 +227,13 @@ impl Chunked {
         match (self.state, byte) {
             (State::LineStart, b'\r') => Ok(State::EndLf),
             (State::EndLf, b'\n') => Ok(State::Done),
-            (State::TrailerLf, b'\n') => Ok(State::LineStart),
+            (State::TrailerLf, b'\n') => {
+                self.trailers += 1;
+                if self.trailers > self.max_trailers {
+                    return Err(BadChunk("too many trailer fields"));
+                }
+                Ok(State::LineStart)
+            }
             (State::EndLf | State::TrailerLf, _) => Err(BadChunk("bare CR in trailers")),
             (State::LineStart, _) if is_token_byte(byte) => {
                 self.colon = false;
@@ -334,6 +379,33 @@ mod tests {
         assert_eq!(whole(at_limit.as_bytes()), Ok(at_limit.len()));
         let over = format!("0\r\nX: {}\r\n\r\n", "v".repeat(MAX_LINE - 6));
         assert!(Chunked::new().feed(over.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn extensions_and_trailer_fields_are_bounded_as_hyper_bounds_them() {
+        // 16 383 extension bytes in the whole body pass, one more does not.
+        let chunk = |n: usize| format!("1;{}\r\nx\r\n", "e".repeat(n));
+        let body = format!("{}{}0\r\n\r\n", chunk(4000).repeat(4), chunk(383));
+        assert_eq!(whole(body.as_bytes()), Ok(body.len()));
+        let body = format!("{}{}0\r\n\r\n", chunk(4000).repeat(4), chunk(384));
+        assert!(Chunked::new().feed(body.as_bytes()).is_err());
+        // Trailer fields: up to the limit.
+        let trailers = |n: usize| format!("0\r\n{}\r\n", "T:\r\n".repeat(n));
+        let mut chunked = Chunked::with_max_trailers(3);
+        assert_eq!(chunked.feed(trailers(3).as_bytes()), Ok(trailers(3).len()));
+        assert!(chunked.done());
+        assert!(
+            Chunked::with_max_trailers(3)
+                .feed(trailers(4).as_bytes())
+                .is_err()
+        );
+        let at_default = trailers(MAX_TRAILERS);
+        assert_eq!(whole(at_default.as_bytes()), Ok(at_default.len()));
+        assert!(
+            Chunked::new()
+                .feed(trailers(MAX_TRAILERS + 1).as_bytes())
+                .is_err()
+        );
     }
 
     #[test]
