@@ -247,10 +247,11 @@ mod tests {
         )
             .prop_filter_map("a framing field", |(name, value)| {
                 let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+                // Framing fields with arbitrary values are the framing
+                // tests' business, not this round trip's.
                 let framing = [
                     http::header::CONTENT_LENGTH,
                     http::header::TRANSFER_ENCODING,
-                    http::header::HOST,
                 ];
                 (!framing.contains(&name)).then_some((name, HeaderValue::from_str(&value).ok()?))
             })
