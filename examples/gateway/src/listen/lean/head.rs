@@ -1017,4 +1017,94 @@ mod tests {
             }
         }
     }
+
+    /// Whether the hyper path (hyper's server behind the stray-CR
+    /// pre-scanner, same limits) takes `raw` as a request: its service
+    /// answers 200 only then.
+    async fn hyper_path_accepts(raw: &[u8]) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let service = hyper::service::service_fn(|_request| async {
+            let ok = http::Response::new(http_body_util::Empty::<Bytes>::new());
+            Ok::<_, std::convert::Infallible>(ok)
+        });
+        let io = hyper_util::rt::TokioIo::new(crate::listen::stray_cr::StrayCr::new(ours));
+        let server = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(LIMITS.max_head_bytes)
+            .max_headers(LIMITS.max_headers)
+            .serve_connection(io, service);
+        let driver = tokio::spawn(server);
+        theirs.write_all(raw).await.unwrap();
+        let mut status = [0; 12];
+        let read = theirs.read_exact(&mut status).await;
+        driver.abort();
+        read.is_ok() && &status[9..] == b"200"
+    }
+
+    /// Complete heads both paths are asked about.
+    fn vectors() -> Vec<String> {
+        let mut all = vec![
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_owned(),
+            "GET / HTTP/1.1\r\nA: b\r\r\n\r\n".to_owned(),
+            "GET / HTTP/1.1\r\nA: b\r\r\r\r\r\r\r\r\r\r\n\r\n".to_owned(),
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n".to_owned(),
+        ];
+        for field in [
+            "Transfer-Encoding: chunked",
+            "Transfer-Encoding: chunked\r\nContent-Length: 5",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding: chunked, identity",
+            "Transfer-Encoding: xchunked",
+            "Transfer-Encoding:  chunked",
+            "Transfer-Encoding : chunked",
+            "Transfer-Encoding:\r\n chunked",
+            "Content-Length: +5",
+            "Content-Length: -1",
+            "Content-Length: 0x5",
+            "Content-Length: ",
+            "Content-Length: 5\r\nContent-Length: 6",
+            "X: a\0b",
+            "X: a\rb",
+            "X\r: a",
+            " X: a",
+        ] {
+            all.push(format!("POST / HTTP/1.1\r\n{field}\r\n\r\n"));
+            all.push(format!("POST / HTTP/1.0\r\n{field}\r\n\r\n"));
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn what_the_hyper_path_refuses_is_refused() {
+        // The probe tells the two apart (the stray CR included).
+        assert!(hyper_path_accepts(b"GET / HTTP/1.1\r\nA: b\r\r\n\r\n").await);
+        assert!(!hyper_path_accepts(b"GET / HTTP/1.1\r\nA: b\0\r\n\r\n").await);
+        let mut refused = 0;
+        for raw in vectors() {
+            if !hyper_path_accepts(raw.as_bytes()).await {
+                refused += 1;
+                assert!(request(&raw).is_err(), "hyper refuses, lean takes {raw:?}");
+            }
+        }
+        assert!(refused > 10, "only {refused} refused");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn mutated_heads_the_hyper_path_refuses_are_refused(
+            (values, strays) in head_with_strays(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(vec![b'\r', b'\n', 0u8, b' ', b':', b'\t', b',']),
+        ) {
+            let mut raw = render(&values, &strays);
+            raw.insert(at.index(raw.len() + 1), byte);
+            raw.extend_from_slice(b"abc");
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            if !runtime.block_on(hyper_path_accepts(&raw)) {
+                let lean = parse_request(&raw, &LIMITS);
+                prop_assert!(lean.is_err(), "hyper refuses, lean takes {:?}", String::from_utf8_lossy(&raw));
+            }
+        }
+    }
 }
