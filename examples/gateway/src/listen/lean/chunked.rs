@@ -488,4 +488,57 @@ mod tests {
             }
         }
     }
+
+    /// Whether hyper's server reads `body` as a whole chunked request body
+    /// (its service answers 200 only after reading it to its end).
+    async fn hyper_accepts(body: &[u8]) -> bool {
+        use http_body_util::BodyExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let service =
+            hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async {
+                let _ = request.into_body().collect().await?;
+                let ok = http::Response::new(http_body_util::Empty::<hyper::body::Bytes>::new());
+                Ok::<_, hyper::Error>(ok)
+            });
+        // Half-close, as the gateway: the end of our bytes is not the end
+        // of the exchange.
+        let server = hyper::server::conn::http1::Builder::new()
+            .half_close(true)
+            .serve_connection(hyper_util::rt::TokioIo::new(ours), service);
+        let driver = tokio::spawn(server);
+        let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        theirs.write_all(head).await.unwrap();
+        theirs.write_all(body).await.unwrap();
+        theirs.shutdown().await.unwrap();
+        let mut status = [0; 12];
+        let read = theirs.read_exact(&mut status).await;
+        driver.abort();
+        read.is_ok() && &status[9..] == b"200"
+    }
+
+    /// Whether `body` is, for [`Chunked`], one whole body and nothing more.
+    fn lean_accepts(body: &[u8]) -> bool {
+        let mut chunked = Chunked::new();
+        chunked.feed(body) == Ok(body.len()) && chunked.done()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn mutated_bodies_hyper_refuses_are_refused(
+            body in body(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(vec![b'\r', b'\n', 0u8, b' ', b';', b'\t', b'0', b'f', b':']),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            prop_assert!(lean_accepts(&body));
+            prop_assert!(runtime.block_on(hyper_accepts(&body)));
+            let mut mutated = body.clone();
+            mutated.insert(at.index(body.len() + 1), byte);
+            if !runtime.block_on(hyper_accepts(&mutated)) {
+                prop_assert!(!lean_accepts(&mutated), "hyper refuses, lean takes {:?}", String::from_utf8_lossy(&mutated));
+            }
+        }
+    }
 }
