@@ -22,12 +22,15 @@
 //! Responses: no body for 1xx, 204, 304, answers to `HEAD` and 2xx answers
 //! to `CONNECT`; else `Transfer-Encoding` with `chunked` last → chunked,
 //! other codings → until close; `Content-Length` → that many bytes; neither
-//! → until close. A bad `Content-Length`, or both fields, or
-//! `Transfer-Encoding` in HTTP/1.0 → error (502).
+//! → until close. A bad `Content-Length`, both fields, `Transfer-Encoding`
+//! in HTTP/1.0 or with `chunked` twice or not last → error (502). These
+//! checks hold for bodiless answers too (hyper skips them there: stricter).
+//! A reason phrase other than the canonical one is kept, as hyper keeps it.
 //!
 //! Limits: a head beyond `--max-header-bytes` is [`HeadError::TooLarge`], more
 //! fields than `--max-headers` [`HeadError::TooManyHeaders`] (431 for a
-//! request).
+//! request); a head of exactly the limit is read. Up to 128 field slots
+//! live on the stack, a larger `--max-headers` takes them from the heap.
 //!
 //! # The one leniency
 //!
