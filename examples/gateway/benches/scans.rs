@@ -8,11 +8,15 @@
 //! * `line_ends/<finder>/<head>`: only the search for the next CR or LF,
 //!   walked over the whole head: the scanner's inner loop.
 //!
-//! `<finder>` is `memchr` ([`stray_cr::Memchr`], what the gateway uses:
-//! `memchr2` for CR or LF, `memchr` for `:`) or `hand` ([`HandLoops`] below:
-//! the eight-bytes-at-a-time loop and the iterator searches the scanner had
-//! before). `memmem` has no use here: the scanner never looks for a
-//! multi-byte needle.
+//! `<finder>` is
+//! * `hand` ([`HandLoops`]): the eight-bytes-at-a-time loop and the iterator
+//!   search for `:` the scanner had before;
+//! * `memchr` ([`Memchr`]): `memchr2` for CR or LF, `memchr` for `:`;
+//! * `adopted` ([`stray_cr::WordsThenMemchr`], what the gateway uses): the
+//!   hand loops for the first [`stray_cr::SHORT`] bytes, `memchr` beyond.
+//!
+//! `memmem` has no use here: the scanner never looks for a multi-byte
+//! needle.
 //!
 //! The heads hold no stray CR, so scanning one in place leaves it as it was
 //! and every iteration does the same work.
@@ -20,41 +24,31 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
-use tower_sticky_gateway::listen::stray_cr::{self, Find, Memchr};
+use tower_sticky_gateway::listen::stray_cr::{self, Find, WordsThenMemchr};
 
 /// The scanner's searches as they were before `memchr`.
 enum HandLoops {}
 
 impl Find for HandLoops {
-    /// Eight bytes at a time, the first CR or LF in a word located from its
-    /// bit mask, then byte by byte for the last few bytes.
     fn plain_run(data: &[u8]) -> usize {
-        const CR: u8 = b'\r';
-        const LF: u8 = b'\n';
-        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-        const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-        // The high bit of each byte of `v` that is zero, plus possibly of
-        // bytes above a zero one: the lowest set bit is always a real zero.
-        let zeros = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-        let mut i = 0;
-        while let Some(word) = data.get(i..i + 8) {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(word);
-            let w = u64::from_le_bytes(bytes);
-            let hits = zeros(w ^ (ONES * u64::from(CR))) | zeros(w ^ (ONES * u64::from(LF)));
-            if hits != 0 {
-                return i + (hits.trailing_zeros() / 8) as usize;
-            }
-            i += 8;
-        }
-        while i < data.len() && data[i] != CR && data[i] != LF {
-            i += 1;
-        }
-        i
+        stray_cr::plain_run_words(data)
     }
 
     fn colon(data: &[u8]) -> Option<usize> {
         data.iter().position(|&b| b == b':')
+    }
+}
+
+/// The scanner's searches with `memchr` only.
+enum Memchr {}
+
+impl Find for Memchr {
+    fn plain_run(data: &[u8]) -> usize {
+        memchr::memchr2(b'\r', b'\n', data).unwrap_or(data.len())
+    }
+
+    fn colon(data: &[u8]) -> Option<usize> {
+        memchr::memchr(b':', data)
     }
 }
 
@@ -116,11 +110,14 @@ fn line_ends<F: Find>(head: &[u8]) -> usize {
 
 fn bench(c: &mut Criterion) {
     for (name, mut head) in heads() {
-        // Both finders must do the same thing before their speed matters.
-        assert_eq!(line_ends::<Memchr>(&head), line_ends::<HandLoops>(&head));
+        // Every finder must do the same thing before their speed matters.
+        let ends = line_ends::<HandLoops>(&head);
+        assert_eq!(line_ends::<Memchr>(&head), ends);
+        assert_eq!(line_ends::<WordsThenMemchr>(&head), ends);
         let before = head.clone();
-        assert_eq!(stray_cr::scan_all::<Memchr>(&mut head), head.len());
         assert_eq!(stray_cr::scan_all::<HandLoops>(&mut head), head.len());
+        assert_eq!(stray_cr::scan_all::<Memchr>(&mut head), head.len());
+        assert_eq!(stray_cr::scan_all::<WordsThenMemchr>(&mut head), head.len());
         assert_eq!(
             head, before,
             "{name} has a stray CR: the scan would change it"
@@ -128,24 +125,32 @@ fn bench(c: &mut Criterion) {
 
         let mut scan = c.benchmark_group("scan");
         scan.throughput(Throughput::Bytes(head.len() as u64));
-        scan.bench_with_input(BenchmarkId::new("memchr", name), &(), |b, ()| {
-            b.iter(|| stray_cr::scan_all::<Memchr>(black_box(&mut head)))
-        });
-        scan.bench_with_input(BenchmarkId::new("hand", name), &(), |b, ()| {
-            b.iter(|| stray_cr::scan_all::<HandLoops>(black_box(&mut head)))
-        });
+        bench_scan::<HandLoops>(&mut scan, "hand", name, &mut head);
+        bench_scan::<Memchr>(&mut scan, "memchr", name, &mut head);
+        bench_scan::<WordsThenMemchr>(&mut scan, "adopted", name, &mut head);
         scan.finish();
 
         let mut ends = c.benchmark_group("line_ends");
         ends.throughput(Throughput::Bytes(head.len() as u64));
-        ends.bench_with_input(BenchmarkId::new("memchr", name), &head, |b, h| {
-            b.iter(|| line_ends::<Memchr>(black_box(h)))
-        });
-        ends.bench_with_input(BenchmarkId::new("hand", name), &head, |b, h| {
-            b.iter(|| line_ends::<HandLoops>(black_box(h)))
-        });
+        bench_line_ends::<HandLoops>(&mut ends, "hand", name, &head);
+        bench_line_ends::<Memchr>(&mut ends, "memchr", name, &head);
+        bench_line_ends::<WordsThenMemchr>(&mut ends, "adopted", name, &head);
         ends.finish();
     }
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+fn bench_scan<F: Find>(group: &mut Group<'_>, finder: &str, name: &str, head: &mut [u8]) {
+    group.bench_function(BenchmarkId::new(finder, name), |b| {
+        b.iter(|| stray_cr::scan_all::<F>(black_box(&mut *head)))
+    });
+}
+
+fn bench_line_ends<F: Find>(group: &mut Group<'_>, finder: &str, name: &str, head: &[u8]) {
+    group.bench_function(BenchmarkId::new(finder, name), |b| {
+        b.iter(|| line_ends::<F>(black_box(head)))
+    });
 }
 
 criterion_group! {
