@@ -21,7 +21,7 @@
 //! The heads hold no stray CR, so scanning one in place leaves it as it was
 //! and every iteration does the same work.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use std::time::Duration;
 use tower_sticky_gateway::listen::stray_cr::{self, Find, WordsThenMemchr};
@@ -160,4 +160,36 @@ criterion_group! {
         .measurement_time(Duration::from_secs(3));
     targets = bench
 }
-criterion_main!(benches);
+
+/// `SCANS_ONLY=<finder>/<head> SCANS_ITERS=n`: no criterion, only `n`
+/// scans of that head with that finder, for an instruction count under
+/// callgrind (the difference between `n` and 0 scans, over `n`), which the
+/// other helpers compiling on the machine do not blur as they blur time.
+fn scans_only(only: &str) {
+    let iters: usize = std::env::var("SCANS_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let (finder, name) = only.split_once('/').expect("SCANS_ONLY=<finder>/<head>");
+    let (_, mut head) = heads()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .expect("a head: curl, browser_1k or head_16k");
+    let scan: fn(&mut [u8]) -> usize = match finder {
+        "hand" => stray_cr::scan_all::<HandLoops>,
+        "memchr" => stray_cr::scan_all::<Memchr>,
+        "adopted" => stray_cr::scan_all::<WordsThenMemchr>,
+        other => panic!("no finder {other}"),
+    };
+    for _ in 0..iters {
+        black_box(scan(black_box(&mut head)));
+    }
+}
+
+fn main() {
+    if let Ok(only) = std::env::var("SCANS_ONLY") {
+        return scans_only(&only);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -80,16 +80,14 @@ pub const SHORT: usize = 64;
 #[derive(Debug)]
 pub enum WordsThenMemchr {}
 
+// Inline: a call per line costs more than the search on most lines.
 impl Find for WordsThenMemchr {
+    #[inline]
     fn plain_run(data: &[u8]) -> usize {
-        let (short, rest) = data.split_at(data.len().min(SHORT));
-        let run = plain_run_words(short);
-        if run < short.len() || rest.is_empty() {
-            return run;
-        }
-        SHORT + memchr::memchr2(CR, LF, rest).unwrap_or(rest.len())
+        words_then_memchr(data, SHORT)
     }
 
+    #[inline]
     fn colon(data: &[u8]) -> Option<usize> {
         if data.len() <= SHORT {
             data.iter().position(|&b| b == b':')
@@ -102,9 +100,17 @@ impl Find for WordsThenMemchr {
 /// How many leading bytes of `data` are neither CR nor LF: eight bytes at a
 /// time, the first CR or LF in a word located from its bit mask, then byte
 /// by byte for the last few bytes. Inline, and faster than a call into
-/// `memchr2` on a short line.
+/// `memchr2` on a short line. The hand loop alone, for the bench.
 #[doc(hidden)]
+#[inline]
 pub fn plain_run_words(data: &[u8]) -> usize {
+    words_then_memchr(data, usize::MAX)
+}
+
+/// [`plain_run_words`] until `limit` bytes (a multiple of 8) are found
+/// plain, then `memchr2` for the rest.
+#[inline]
+fn words_then_memchr(data: &[u8], limit: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     // The high bit of each byte of `v` that is zero, plus possibly of bytes
@@ -123,6 +129,9 @@ pub fn plain_run_words(data: &[u8]) -> usize {
             return i + (hits.trailing_zeros() / 8) as usize;
         }
         i += 8;
+        if i == limit {
+            return i + memchr::memchr2(CR, LF, &data[i..]).unwrap_or(data.len() - i);
+        }
     }
     while i < data.len() && data[i] != CR && data[i] != LF {
         i += 1;
