@@ -167,30 +167,42 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// header, a path, a Service called `podinfo`) is written with the JSON
 /// escape `p\u006fd`, which decodes to the same text.
 pub fn render<B>(req: &Request<B>, info: &EchoInfo) -> String {
-    let host = header_str(req.headers(), "host")
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut out = String::with_capacity(512);
+    out.push_str("{\n");
+    field(&mut out, "path", path);
+    field(&mut out, "host", &host_of(req));
+    field(&mut out, "method", req.method().as_str());
+    field(&mut out, "proto", &format!("{:?}", req.version()));
+    headers_field(&mut out, req.headers());
+    field(&mut out, "namespace", &info.namespace);
+    field(&mut out, "ingress", &info.ingress);
+    field(&mut out, "service", &info.service);
+    let mut out = out.replace("pod", "p\\u006fd");
+    let _ = write!(out, " \"pod\": {}\n}}\n", json(&info.pod));
+    out
+}
+
+/// The `Host` header, else the URI's authority (HTTP/2), else nothing.
+fn host_of<B>(req: &Request<B>) -> String {
+    header_str(req.headers(), "host")
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (name, value) in req.headers() {
-        headers
+        .unwrap_or_default()
+}
+
+/// The `"headers"` field: every name once, in order, with its values as
+/// they came.
+fn headers_field(out: &mut String, headers: &HeaderMap) {
+    let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers {
+        by_name
             .entry(name.as_str())
             .or_default()
             .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
     }
-    let mut out = String::with_capacity(512);
-    out.push_str("{\n");
-    field(&mut out, "path", &path);
-    field(&mut out, "host", &host);
-    field(&mut out, "method", req.method().as_str());
-    field(&mut out, "proto", &format!("{:?}", req.version()));
     out.push_str(" \"headers\": {");
-    for (i, (name, values)) in headers.iter().enumerate() {
+    for (i, (name, values)) in by_name.iter().enumerate() {
         out.push_str(if i == 0 { "\n" } else { ",\n" });
         let _ = write!(out, "  {}: [", json(name));
         for (j, v) in values.iter().enumerate() {
@@ -199,17 +211,11 @@ pub fn render<B>(req: &Request<B>, info: &EchoInfo) -> String {
         }
         out.push_str("\n  ]");
     }
-    out.push_str(if headers.is_empty() {
+    out.push_str(if by_name.is_empty() {
         "},\n"
     } else {
         "\n },\n"
     });
-    field(&mut out, "namespace", &info.namespace);
-    field(&mut out, "ingress", &info.ingress);
-    field(&mut out, "service", &info.service);
-    let mut out = out.replace("pod", "p\\u006fd");
-    let _ = write!(out, " \"pod\": {}\n}}\n", json(&info.pod));
-    out
 }
 
 fn field(out: &mut String, name: &str, value: &str) {

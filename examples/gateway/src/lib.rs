@@ -195,17 +195,72 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), StartError> {
     // The recorder first: the library resolves its counters against the
     // recorder installed when they are first used.
     let metrics = install_metrics();
-    let embedded = args.routes.is_empty();
-    let listen = args.listen.clone();
-    let admin_addr = args.admin.clone();
-    let admin_options = admin::Options::from_flags(&args.admin_limits);
-    let health_check_path = args.health_check_path.clone();
-    let proxy_options = forward::Options::from_args(&args);
-    let limits = Arc::new(args.limits.clone());
-    let connections = listen::conn::connection_limit(limits.max_connections);
     // The slice files' watcher reads them first: a change while start-up
     // reads them is then seen as a change.
     let watcher = discover::watch::Watcher::new(args.endpoints.clone());
+    let (control, edge) = start_control(&args, metrics).await?;
+    let sockets = Sockets::bind(&args, threads).await?;
+    banner(&control, args.routes.is_empty(), sockets.addr).await;
+    let proxy_options = forward::Options::from_args(&args);
+    let proxy = Arc::new(forward::Proxy::new(control.current(), proxy_options));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The control plane's tasks run on a thread of their own.
+    let plane = reload::control_thread().map_err(StartError::ControlPlane)?;
+    if let Some((admin, admin_addr)) = sockets.admin {
+        println!("admin listening on http://{admin_addr}");
+        admin::warn_if_exposed(admin_addr);
+        let options = admin::Options::from_flags(&args.admin_limits);
+        serve_admin(&plane, admin, Arc::clone(&control), options);
+    }
+    let health_check_path = args.health_check_path.clone();
+    tokio::spawn(forward::probe::run(
+        Arc::clone(&proxy),
+        health_check_path,
+        stop_rx.clone(),
+    ));
+    plane.spawn(Arc::clone(&control).run_sighup());
+    plane.spawn(Arc::clone(&control).run_dns());
+    plane.spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
+
+    let limits = Arc::new(args.limits.clone());
+    let worker = Worker {
+        number: 0,
+        connections: listen::conn::connection_limit(limits.max_connections),
+        limits,
+        proxy,
+        stop: stop_rx,
+        edge,
+    };
+    let scheme = if worker.edge.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // Workers 1.. get a thread and a runtime each; this thread is worker 0
+    // and also keeps the prober and the in-process echo replicas (which
+    // must outlive every worker's drain).
+    let mut listeners = sockets.listeners.into_iter();
+    let own = listeners
+        .next()
+        .expect("bind_all binds at least one listener");
+    let done = worker.spawn_others(listeners, &args.listen)?;
+    println!("listening on {scheme}://{}", sockets.addr);
+    tokio::spawn(stop_on_signal(Arc::clone(&control), stop_tx));
+    worker.serve(own).await;
+    for d in done {
+        // A worker drains for at most DRAIN_TIMEOUT, then reports.
+        let _ = d.await;
+    }
+    Ok(())
+}
+
+/// Reads and checks the configuration (routes, keys, endpoints, cookie
+/// flags, certificates) into the control plane's first snapshot; returns it
+/// with the TLS edge the listeners serve.
+async fn start_control(
+    args: &cli::Args,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<(Arc<reload::Control>, listen::tls::Edge), StartError> {
     let cookie = args.edge.cookie().map_err(StartError::Cookie)?;
     let certs = args
         .edge
@@ -217,84 +272,69 @@ async fn run(args: cli::Args, threads: usize) -> Result<(), StartError> {
         tls: certs.clone(),
         trusted: args.edge.trusted(),
     };
-    let scheme = if certs.is_some() { "https" } else { "http" };
     let mut settings = args.control_settings();
     settings.cookie = cookie;
     settings.tls = certs;
     let control = reload::Control::start(settings, metrics)
         .await
         .map_err(StartError::Config)?;
+    Ok((control, edge))
+}
 
-    let listen_error = |source| StartError::Listen {
-        addr: listen.clone(),
-        source,
-    };
-    let listeners = listen::bind_all(&listen, threads)
-        .await
-        .map_err(listen_error)?;
-    let addr = listeners[0].local_addr().map_err(listen_error)?;
-    let admin_error = |addr: &str| {
-        let addr = addr.to_owned();
-        move |source| StartError::Admin { addr, source }
-    };
-    let admin = match &admin_addr {
-        // Bound here, served from the control plane's runtime.
-        Some(a) => Some(admin::bind(a).await.map_err(admin_error(a))?),
-        None => None,
-    };
-    banner(&control, embedded, addr).await;
-    let proxy = Arc::new(forward::Proxy::new(control.current(), proxy_options));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // The control plane's tasks run on a thread of their own.
-    let plane = reload::control_thread().map_err(StartError::ControlPlane)?;
-    if let Some(admin) = admin {
-        let admin_addr = admin
-            .local_addr()
-            .map_err(admin_error(admin_addr.as_deref().unwrap_or_default()))?;
-        println!("admin listening on http://{admin_addr}");
-        admin::warn_if_exposed(admin_addr);
-        let (control, options) = (Arc::clone(&control), admin_options);
-        plane.spawn(async move {
-            match TcpListener::from_std(admin) {
-                Ok(admin) => admin::serve(admin, control, options).await,
-                Err(e) => tracing::error!("the admin port cannot serve: {e}"),
-            }
-        });
-    }
-    let prober = forward::probe::run(Arc::clone(&proxy), health_check_path, stop_rx.clone());
-    tokio::spawn(prober);
-    plane.spawn(Arc::clone(&control).run_sighup());
-    plane.spawn(Arc::clone(&control).run_dns());
-    plane.spawn(Arc::clone(&control).run_watch(watcher, stop_rx.clone()));
+/// The sockets the gateway serves on, bound before anything is served.
+struct Sockets {
+    /// `--listen`, one listener per worker (`SO_REUSEPORT`).
+    listeners: Vec<TcpListener>,
+    /// The address they listen on.
+    addr: std::net::SocketAddr,
+    /// `--admin`, and its address.
+    admin: Option<(std::net::TcpListener, std::net::SocketAddr)>,
+}
 
-    // Workers 1.. get a thread and a runtime each; this thread is worker 0
-    // and also keeps the prober and the in-process echo replicas (which
-    // must outlive every worker's drain).
-    let mut listeners = listeners.into_iter();
-    let own = listeners
-        .next()
-        .expect("bind_all binds at least one listener");
-    let mut done = Vec::new();
-    for (i, listener) in listeners.enumerate() {
-        let listener = listener.into_std().map_err(listen_error)?;
-        let worker = Worker {
-            number: i + 1,
-            proxy: Arc::clone(&proxy),
-            limits: Arc::clone(&limits),
-            connections: Arc::clone(&connections),
-            stop: stop_rx.clone(),
-            edge: edge.clone(),
+impl Sockets {
+    async fn bind(args: &cli::Args, threads: usize) -> Result<Sockets, StartError> {
+        let listen_error = |source| StartError::Listen {
+            addr: args.listen.clone(),
+            source,
         };
-        done.push(worker.spawn(listener).map_err(StartError::Worker)?);
+        let listeners = listen::bind_all(&args.listen, threads)
+            .await
+            .map_err(listen_error)?;
+        let addr = listeners[0].local_addr().map_err(listen_error)?;
+        let admin = match &args.admin {
+            Some(a) => {
+                let admin_error = |source| StartError::Admin {
+                    addr: a.clone(),
+                    source,
+                };
+                let admin = admin::bind(a).await.map_err(admin_error)?;
+                let admin_addr = admin.local_addr().map_err(admin_error)?;
+                Some((admin, admin_addr))
+            }
+            None => None,
+        };
+        Ok(Sockets {
+            listeners,
+            addr,
+            admin,
+        })
     }
-    println!("listening on {scheme}://{addr}");
-    tokio::spawn(stop_on_signal(Arc::clone(&control), stop_tx));
-    listen::serve(own, proxy, &limits, connections, stop_rx, edge).await;
-    for d in done {
-        // A worker drains for at most DRAIN_TIMEOUT, then reports.
-        let _ = d.await;
-    }
-    Ok(())
+}
+
+/// Serves the admin port (bound by [`Sockets::bind`]) from the control
+/// plane's runtime.
+fn serve_admin(
+    plane: &tokio::runtime::Handle,
+    admin: std::net::TcpListener,
+    control: Arc<reload::Control>,
+    options: admin::Options,
+) {
+    plane.spawn(async move {
+        match TcpListener::from_std(admin) {
+            Ok(admin) => admin::serve(admin, control, options).await,
+            Err(e) => tracing::error!("the admin port cannot serve: {e}"),
+        }
+    });
 }
 
 /// Waits for SIGINT/SIGTERM, then tells `/readyz` and every worker.
@@ -306,9 +346,10 @@ async fn stop_on_signal(control: Arc<reload::Control>, stop: tokio::sync::watch:
     let _ = stop.send(true);
 }
 
-/// What a worker thread serves with.
+/// What a worker serves with.
+#[derive(Clone)]
 struct Worker {
-    /// 1.. (worker 0 is the main thread).
+    /// 0 for the main thread, 1.. for the others.
     number: usize,
     proxy: Arc<forward::Proxy>,
     limits: Arc<cli::Limits>,
@@ -318,6 +359,41 @@ struct Worker {
 }
 
 impl Worker {
+    /// Serves `listener` on the current runtime until the drain ends.
+    async fn serve(self, listener: TcpListener) {
+        let Worker {
+            proxy,
+            limits,
+            connections,
+            stop,
+            edge,
+            ..
+        } = self;
+        listen::serve(listener, proxy, &limits, connections, stop, edge).await;
+    }
+
+    /// Starts workers 1.. on `listeners` (bound to `--listen`), each on a
+    /// thread of its own; the receivers hear when they have drained.
+    fn spawn_others(
+        &self,
+        listeners: impl Iterator<Item = TcpListener>,
+        listen: &str,
+    ) -> Result<Vec<tokio::sync::oneshot::Receiver<()>>, StartError> {
+        let mut done = Vec::new();
+        for (i, listener) in listeners.enumerate() {
+            let listener = listener.into_std().map_err(|source| StartError::Listen {
+                addr: listen.to_owned(),
+                source,
+            })?;
+            let worker = Worker {
+                number: i + 1,
+                ..self.clone()
+            };
+            done.push(worker.spawn(listener).map_err(StartError::Worker)?);
+        }
+        Ok(done)
+    }
+
     /// Starts its thread and runtime on `listener`; the receiver hears when
     /// it has drained.
     fn spawn(
@@ -338,17 +414,7 @@ impl Worker {
                 };
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => {
-                            let Worker {
-                                proxy,
-                                limits,
-                                connections,
-                                stop,
-                                edge,
-                                ..
-                            } = self;
-                            listen::serve(listener, proxy, &limits, connections, stop, edge).await;
-                        }
+                        Ok(listener) => self.serve(listener).await,
                         Err(e) => tracing::error!("worker {n}: {e}"),
                     }
                 });

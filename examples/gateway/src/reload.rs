@@ -354,69 +354,85 @@ impl Control {
             }
         }
         if let What::Everything = what {
-            // Read first, served only if everything else loads too.
-            let certs = match &self.settings.tls {
-                Some(tls) => Some((tls, tls.read_again()?)),
-                None => None,
-            };
-            let routes = load_routes(&self.settings)?;
-            // Without --key-file the key is this process's random one: a
-            // reload must not end every session.
-            let keys = if self.settings.key_files.is_empty() {
-                None
-            } else {
-                Some(self.reload_keys(&inputs.keys, !sources.demo)?)
-            };
-            sources.start_echo(&routes, self.settings.replicas).await?;
-            let keys_now = keys.as_ref().unwrap_or(&inputs.keys);
-            let compiled = {
-                let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
-                build(
-                    &self.settings,
-                    &self.membership,
-                    &routes,
-                    keys_now,
-                    &sources,
-                    &mut sizes,
-                )?
-            };
-            self.current.store(Arc::new(compiled));
-            if let Some((tls, config)) = certs {
-                tls.install(config);
-            }
-            inputs.routes = routes;
-            if let Some(keys) = keys {
-                inputs.keys = keys;
-            }
+            self.swap_everything(&mut inputs, &mut sources).await?;
         } else {
-            // Membership alone changed: the snapshot stays, its rules'
-            // endpoints change in place (tower::discover changes).
-            let desired = sources.desired(&inputs.routes)?;
-            let plan = self.membership.plan(&desired)?;
-            if plan.changed() <= IN_PLACE_MAX {
-                rules::apply_members(&self.current.load(), &plan);
-            } else {
-                // The library applies discovered changes one at a time,
-                // each swapping a rule's endpoint list: thousands of them
-                // (a 10,000-endpoint slice) are one new snapshot instead,
-                // built in linear time. Sessions are in their tokens, so
-                // none moves.
-                let compiled = rules::compile(
-                    &inputs.routes,
-                    &plan,
-                    &inputs.keys,
-                    self.settings.strict_sessions,
-                    &self.settings.cookie,
-                )?;
-                self.current.store(Arc::new(compiled));
-            }
-            self.membership.commit(&plan);
-            self.sizes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .update(&desired);
+            self.apply_membership(&inputs, &sources)?;
         }
         inputs.sources = sources;
+        Ok(())
+    }
+
+    /// Routes, keys and certificates read again with `sources`: a new
+    /// snapshot swapped in, or an error and nothing changed.
+    async fn swap_everything(
+        &self,
+        inputs: &mut Inputs,
+        sources: &mut Sources,
+    ) -> Result<(), ReloadError> {
+        // Read first, served only if everything else loads too.
+        let certs = match &self.settings.tls {
+            Some(tls) => Some((tls, tls.read_again()?)),
+            None => None,
+        };
+        let routes = load_routes(&self.settings)?;
+        // Without --key-file the key is this process's random one: a
+        // reload must not end every session.
+        let keys = if self.settings.key_files.is_empty() {
+            None
+        } else {
+            Some(self.reload_keys(&inputs.keys, !sources.demo)?)
+        };
+        sources.start_echo(&routes, self.settings.replicas).await?;
+        let keys_now = keys.as_ref().unwrap_or(&inputs.keys);
+        let compiled = {
+            let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
+            build(
+                &self.settings,
+                &self.membership,
+                &routes,
+                keys_now,
+                sources,
+                &mut sizes,
+            )?
+        };
+        self.current.store(Arc::new(compiled));
+        if let Some((tls, config)) = certs {
+            tls.install(config);
+        }
+        inputs.routes = routes;
+        if let Some(keys) = keys {
+            inputs.keys = keys;
+        }
+        Ok(())
+    }
+
+    /// Membership alone changed: the snapshot stays, its rules' endpoints
+    /// change in place (tower::discover changes), or a few thousand changes
+    /// are one new snapshot.
+    fn apply_membership(&self, inputs: &Inputs, sources: &Sources) -> Result<(), ReloadError> {
+        let desired = sources.desired(&inputs.routes)?;
+        let plan = self.membership.plan(&desired)?;
+        if plan.changed() <= IN_PLACE_MAX {
+            rules::apply_members(&self.current.load(), &plan);
+        } else {
+            // The library applies discovered changes one at a time, each
+            // swapping a rule's endpoint list: thousands of them (a
+            // 10,000-endpoint slice) are one new snapshot instead, built in
+            // linear time. Sessions are in their tokens, so none moves.
+            let compiled = rules::compile(
+                &inputs.routes,
+                &plan,
+                &inputs.keys,
+                self.settings.strict_sessions,
+                &self.settings.cookie,
+            )?;
+            self.current.store(Arc::new(compiled));
+        }
+        self.membership.commit(&plan);
+        self.sizes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(&desired);
         Ok(())
     }
 

@@ -161,23 +161,8 @@ async fn handle(
     options: &Options,
     local: IpAddr,
 ) -> Response<ClientBody> {
-    match guard::check(&req, &options.hosts, local) {
-        Ok(()) => {}
-        Err(guard::Refusal::NoHost) => {
-            return text(StatusCode::BAD_REQUEST, "HTTP/1.1 requests need a Host\n");
-        }
-        Err(guard::Refusal::ForeignHost) => {
-            return text(
-                StatusCode::MISDIRECTED_REQUEST,
-                "this admin port answers to localhost, its IP addresses and --admin-host names only\n",
-            );
-        }
-        Err(guard::Refusal::CrossSite) => {
-            return text(
-                StatusCode::FORBIDDEN,
-                "cross-site requests may not change the gateway\n",
-            );
-        }
+    if let Err(refusal) = guard::check(&req, &options.hosts, local) {
+        return refused(refusal);
     }
     let path = req.uri().path().to_owned();
     let allowed = match path.as_str() {
@@ -193,26 +178,51 @@ async fn handle(
     let method_ok =
         req.method() == allowed || (allowed == Method::GET && req.method() == Method::HEAD);
     if !method_ok {
-        let mut resp = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &format!("{path} takes {allowed}\n"),
-        );
-        resp.headers_mut().insert(
-            http::header::ALLOW,
-            HeaderValue::from_static(if allowed == Method::GET {
-                "GET, HEAD"
-            } else {
-                "POST"
-            }),
-        );
-        return resp;
+        return method_not_allowed(&path, &allowed);
     }
     let query = req.uri().query().unwrap_or("").to_owned();
     // Nothing is done before the whole request has arrived.
     if let Err(refused) = read_body(req.into_body(), options).await {
         return refused;
     }
-    match path.as_str() {
+    answer(&path, &query, control).await
+}
+
+/// The answer to a caller [`guard::check`] refused.
+fn refused(refusal: guard::Refusal) -> Response<ClientBody> {
+    match refusal {
+        guard::Refusal::NoHost => text(StatusCode::BAD_REQUEST, "HTTP/1.1 requests need a Host\n"),
+        guard::Refusal::ForeignHost => text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this admin port answers to localhost, its IP addresses and --admin-host names only\n",
+        ),
+        guard::Refusal::CrossSite => text(
+            StatusCode::FORBIDDEN,
+            "cross-site requests may not change the gateway\n",
+        ),
+    }
+}
+
+/// 405 for `path`, which takes `allowed` (and `HEAD` with `GET`).
+fn method_not_allowed(path: &str, allowed: &Method) -> Response<ClientBody> {
+    let mut resp = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("{path} takes {allowed}\n"),
+    );
+    resp.headers_mut().insert(
+        http::header::ALLOW,
+        HeaderValue::from_static(if *allowed == Method::GET {
+            "GET, HEAD"
+        } else {
+            "POST"
+        }),
+    );
+    resp
+}
+
+/// Does what a checked request to `path` asks, and says how it went.
+async fn answer(path: &str, query: &str, control: &Arc<Control>) -> Response<ClientBody> {
+    match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if control.ready() => {
             // Still 200: the other Services serve, and every replica of
@@ -233,8 +243,8 @@ async fn handle(
             resp
         }
         "/backends" => backends::list(control),
-        "/backends/drain" => backends::drain(control, &query, true),
-        "/backends/undrain" => backends::drain(control, &query, false),
+        "/backends/drain" => backends::drain(control, query, true),
+        "/backends/undrain" => backends::drain(control, query, false),
         _ => match control.request_reload().await {
             Ok(()) => text(StatusCode::OK, "reloaded\n"),
             Err(e) => text(

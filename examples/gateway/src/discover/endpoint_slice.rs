@@ -293,49 +293,8 @@ impl Object {
                 return Err(err(at, format_args!("{label}: {why}")));
             }
         };
-        let mut ports = Vec::with_capacity(self.ports.len());
-        for (
-            i,
-            Port {
-                name,
-                port,
-                app_protocol,
-            },
-        ) in self.ports.into_iter().enumerate()
-        {
-            let port = match port.map(u16::try_from) {
-                None => None,
-                Some(Ok(n)) if n > 0 => Some(n),
-                Some(_) => {
-                    return Err(err(
-                        at,
-                        format_args!("ports[{i}].port: expected a port, 1-65535"),
-                    ));
-                }
-            };
-            let app_protocol = AppProtocol::from_app_protocol(app_protocol.as_deref());
-            ports.push(SlicePort {
-                name,
-                port,
-                app_protocol,
-            });
-        }
-        let mut endpoints = Vec::with_capacity(self.endpoints.len());
-        for (i, e) in self.endpoints.into_iter().enumerate() {
-            let field = format!("endpoints[{i}].addresses");
-            let Some(address) = e.addresses.into_iter().next() else {
-                return Err(err(
-                    at,
-                    format_args!("{field}: expected at least one address"),
-                ));
-            };
-            if !valid_address(&address) {
-                let why = format!("not an IP address or DNS name: {address:?}");
-                return Err(err(at, format_args!("{field}[0]: {why}")));
-            }
-            let state = e.conditions.state();
-            endpoints.push(SliceEndpoint { address, state });
-        }
+        let ports = slice_ports(self.ports, at)?;
+        let endpoints = slice_endpoints(self.endpoints, at)?;
         if meta.namespace.is_empty() {
             meta.namespace = "default".into();
         }
@@ -347,6 +306,60 @@ impl Object {
             endpoints,
         })
     }
+}
+
+/// The `ports` of the slice at `at`, checked.
+fn slice_ports(ports: Vec<Port>, at: &str) -> Result<Vec<SlicePort>, ConfigError> {
+    let mut checked = Vec::with_capacity(ports.len());
+    for (
+        i,
+        Port {
+            name,
+            port,
+            app_protocol,
+        },
+    ) in ports.into_iter().enumerate()
+    {
+        let port = match port.map(u16::try_from) {
+            None => None,
+            Some(Ok(n)) if n > 0 => Some(n),
+            Some(_) => {
+                return Err(err(
+                    at,
+                    format_args!("ports[{i}].port: expected a port, 1-65535"),
+                ));
+            }
+        };
+        let app_protocol = AppProtocol::from_app_protocol(app_protocol.as_deref());
+        checked.push(SlicePort {
+            name,
+            port,
+            app_protocol,
+        });
+    }
+    Ok(checked)
+}
+
+/// The `endpoints` of the slice at `at`, checked: each one's first address
+/// and its state.
+fn slice_endpoints(endpoints: Vec<Endpoint>, at: &str) -> Result<Vec<SliceEndpoint>, ConfigError> {
+    let mut checked = Vec::with_capacity(endpoints.len());
+    for (i, e) in endpoints.into_iter().enumerate() {
+        let field = format!("endpoints[{i}].addresses");
+        let Some(address) = e.addresses.into_iter().next() else {
+            return Err(err(
+                at,
+                format_args!("{field}: expected at least one address"),
+            ));
+        };
+        if !valid_address(&address) {
+            let why = format!("not an IP address or DNS name: {address:?}");
+            return Err(err(at, format_args!("{field}[0]: {why}")));
+        }
+        let state = e.conditions.state();
+        checked.push(SliceEndpoint { address, state });
+    }
+    Ok(checked)
 }
 
 /// An IP address, or a DNS name (`addressType: FQDN`).

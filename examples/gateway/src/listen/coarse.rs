@@ -8,8 +8,9 @@
 //! list, taken only while its future waits, and a sweeper task per worker
 //! thread, running while any slot is taken, wakes the ones that are due
 //! every [`TICK`]. A deadline fires within [`TICK`] of its time: the clock
-//! that [`CoarseTimer::now`] and [`now`] read is the sweeper's last tick
-//! (so a deadline can also fall up to [`TICK`] early).
+//! that [`now`] reads (and [`CoarseTimer`]'s
+//! [`Timer::now`](hyper::rt::Timer::now), which hyper asks) is the sweeper's
+//! last tick (so a deadline can also fall up to [`TICK`] early).
 //!
 //! Every worker runs a single-threaded runtime and a connection never
 //! leaves it, so a [`CoarseSleep`] is polled and dropped on the thread

@@ -217,8 +217,15 @@ async fn poll_log(gw: &Proc, needle: &str) {
     }
 }
 
+/// What this guards: applying a big slice must not stall the data path.
+/// Before issue 19 the plan ran on worker 0, and with it there this test's
+/// slowest request took 2.8 s (a stall for the whole apply); on the control
+/// plane's own thread it takes 70 ms, and 333 ms was seen once at load 6.7
+/// with four builds on the machine's 2 cores. The bound, 1 s, is 14 times
+/// the usual figure, 3 times the worst seen under load, and under the bug's
+/// third. How fast an apply is, is a benchmark's question, not this test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn applying_10000_endpoints_keeps_every_client_request_under_250_ms() {
+async fn applying_10000_endpoints_fails_no_client_request_and_stalls_none_for_a_second() {
     let (_pods, port) = crate::operations::loopback_echoes(2);
     let real = |extra: usize| {
         let mut endpoints: Vec<String> = (0..2)
@@ -295,8 +302,8 @@ async fn applying_10000_endpoints_keeps_every_client_request_under_250_ms() {
         sent.load(Ordering::Relaxed)
     );
     assert!(
-        slowest < Duration::from_millis(250),
-        "slowest request {slowest:?} (before the change: {:?}), of {}",
+        slowest < Duration::from_secs(1),
+        "slowest request {slowest:?} (before the change: {:?}), of {}: the data path stalled",
         Duration::from_micros(before),
         sent.load(Ordering::Relaxed)
     );

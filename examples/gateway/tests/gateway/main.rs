@@ -5,6 +5,7 @@
 mod admin_guard;
 mod bad_input;
 mod control_plane;
+mod counters;
 mod dns;
 mod failures;
 mod gep1619;

@@ -1,5 +1,6 @@
 //! Issue items 3–5: idle timeout, several gateways, backend failure.
 
+use crate::counters::outcome_total;
 use crate::support::{
     Http, cookie_route, echoes, eventually, gateway, outcomes, seed_gateway, seed_route,
     sessions_on_every_pod, temp_file, visit,
@@ -123,7 +124,7 @@ async fn two_gateways_sharing_a_key_file_honour_each_others_sessions() {
 #[tokio::test]
 async fn a_killed_backend_moves_only_its_sessions_and_no_request_fails() {
     let (mut echoes, backend) = echoes(3);
-    let gw = seed_gateway(&backend, &[]);
+    let gw = seed_gateway(&backend, &["--admin", "127.0.0.1:0"]);
     let http = Http::new();
     let sessions = sessions_on_every_pod(&http, &gw, 3).await;
     echoes[1].kill();
@@ -147,11 +148,9 @@ async fn a_killed_backend_moves_only_its_sessions_and_no_request_fails() {
         assert_eq!(r.status, 200);
         assert_ne!(r.pod(), "echo-1");
     }
-    assert!(
-        gw.logs().contains("outcome=\"repinned_down\""),
-        "{}",
-        gw.logs()
-    );
+    // One re-pin per session of echo-1 (refused, marked down): later
+    // rounds present the new cookie.
+    assert!(outcome_total(&http, &gw, "repinned_down").await >= 1.0);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Issue item 1: the seed's walkthroughs, verbatim, with real `curl`.
 
-use crate::support::{bash, gateway, seed_lines, temp_file};
+use crate::counters::outcome_total;
+use crate::support::{Http, bash, gateway, seed_lines, temp_file};
 
 /// The seed's cookie walkthrough, as printed (first block).
 const COOKIE_LINES: &str = r#"COOKIE=$(curl --verbose http://localhost:8888/get 2>&1 | grep "set-cookie" | awk '{print $3}')
@@ -45,13 +46,18 @@ fn distinct(lines: &[&str]) -> usize {
     v.len()
 }
 
-#[test]
-fn seed_cookie_walkthrough_verbatim() {
+#[tokio::test]
+async fn seed_cookie_walkthrough_verbatim() {
     // The embedded default with `absoluteTimeout: 2s` so the suite stays
     // fast; tests/walkthrough.sh runs the 10 s original.
     let yaml = include_str!("../../src/config/default-route.yaml").replace("10s", "2s");
     let route = temp_file("cookie.yaml", yaml.as_bytes());
-    let gw = gateway(&["--route", route.to_str().expect("utf-8 path")]);
+    let gw = gateway(&[
+        "--route",
+        route.to_str().expect("utf-8 path"),
+        "--admin",
+        "127.0.0.1:0",
+    ]);
     let script = seed_lines(
         &format!(
             "{COOKIE_LINES}echo ---\n{}",
@@ -70,16 +76,16 @@ fn seed_cookie_walkthrough_verbatim() {
         distinct(&expired) >= 2,
         "after expiry, several pods:\n{out}"
     );
-    assert!(gw.logs().contains("outcome=\"expired\""), "{}", gw.logs());
+    assert!(outcome_total(&Http::new(), &gw, "expired").await >= 1.0);
 }
 
-#[test]
-fn seed_header_walkthrough_verbatim() {
+#[tokio::test]
+async fn seed_header_walkthrough_verbatim() {
     let route = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/data/header-route.yaml"
     );
-    let gw = gateway(&["--route", route]);
+    let gw = gateway(&["--route", route, "--admin", "127.0.0.1:0"]);
     let out = bash(&seed_lines(
         &format!("{HEADER_LINES}echo ---\n{NO_HEADER_LINES}"),
         gw.port(),
@@ -89,12 +95,7 @@ fn seed_header_walkthrough_verbatim() {
     assert_eq!(pinned.len(), 5, "{out}");
     assert_eq!(distinct(&pinned), 1, "five responses from one pod:\n{out}");
     // The value really carried the stray CR, and the session resumed.
-    assert_eq!(
-        gw.logs().matches("outcome=\"resumed\"").count(),
-        5,
-        "{}",
-        gw.logs()
-    );
+    assert_eq!(outcome_total(&Http::new(), &gw, "resumed").await, 5.0);
     let free = pods(free);
     assert_eq!(free.len(), 5, "{out}");
     assert!(
