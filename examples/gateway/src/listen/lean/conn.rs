@@ -537,6 +537,10 @@ where
                         bufs::release(&mut ubuf);
                         continue;
                     }
+                    Ok(h) if h.parts.status == StatusCode::SWITCHING_PROTOCOLS && !a.upgrade => {
+                        let detail = format!("{addr}: 101 to a request without Upgrade");
+                        return Err(Failure::BadResponse(detail));
+                    }
                     Ok(h) => return Ok((h, up, ubuf)),
                     Err(HeadError::Partial) if b.len() < limits.max_head_bytes => {}
                     Err(e) => return Err(Failure::BadResponse(format!("{addr}: {e}"))),
