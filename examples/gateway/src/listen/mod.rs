@@ -18,8 +18,8 @@
 pub(crate) mod coarse;
 pub(crate) mod conn;
 pub mod extended_connect;
-pub mod stray_cr;
 pub mod lean;
+pub mod stray_cr;
 pub mod tls;
 
 use crate::answer::headers;

@@ -24,8 +24,8 @@
 
 pub mod chunked;
 pub mod encode;
-pub mod head;
 /// In-memory runs of the lean path, for the fuzz target and the
 /// differential tests (not part of the gateway's interface).
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod head;
