@@ -90,6 +90,9 @@ struct Server {
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     h2_idle: Duration,
     reuse: cli::Reuse,
+    /// HTTP/1 connections go to the lean path (`--http1 lean`, unless
+    /// `--http-reuse always`, whose shared pool is hyper's).
+    lean: Option<lean::head::Limits>,
     /// This worker's drain.
     drain: conn::Drain,
     /// TLS and trusted proxies.
@@ -144,6 +147,12 @@ impl Server {
             http2,
             h2_idle: limits.h2_idle_timeout,
             reuse: limits.reuse,
+            lean: (limits.http1 == cli::Http1::Lean && limits.reuse != cli::Reuse::Always).then(
+                || lean::head::Limits {
+                    max_head_bytes: limits.max_header_bytes as usize,
+                    max_headers: limits.max_headers,
+                },
+            ),
             drain: conn::Drain::new(),
             edge,
         }
@@ -174,8 +183,12 @@ impl Server {
             drain: self.drain.clone(),
         });
         let activity = Arc::clone(&ctx);
-        let service = hyper::service::service_fn(move |req| request(Arc::clone(&ctx), req));
+        let service = {
+            let ctx = Arc::clone(&ctx);
+            hyper::service::service_fn(move |req| request(Arc::clone(&ctx), req))
+        };
         let (http1, http2, h2_idle) = (self.http1.clone(), self.http2.clone(), self.h2_idle);
+        let lean = self.lean;
         if let Some(certs) = &self.edge.tls {
             let certs = Arc::clone(certs);
             self.drain.spawn(async move {
@@ -188,11 +201,26 @@ impl Server {
                         let c = http2.serve_connection(TokioIo::new(stream), service);
                         conn::watched(drain, c, activity, Some(h2_idle)).await
                     }
-                    tls::Alpn::Http1 => {
-                        let io = TokioIo::new(stray_cr::StrayCr::new(stream));
-                        let c = http1.serve_connection(io, service).with_upgrades();
-                        conn::watched(drain, c, activity, None).await
-                    }
+                    tls::Alpn::Http1 => match lean {
+                        Some(limits) => {
+                            let (proxy, client) = (&*ctx.proxy, &ctx.client);
+                            match lean::serve(stream, proxy, client, &lean::Tcp, limits, drain)
+                                .await
+                            {
+                                lean::Served::Closed => Ok(()),
+                                lean::Served::HandOver(io) => {
+                                    let io = TokioIo::new(stray_cr::StrayCr::new(io));
+                                    let c = http1.serve_connection(io, service).with_upgrades();
+                                    conn::watched(drain, c, activity, None).await
+                                }
+                            }
+                        }
+                        None => {
+                            let io = TokioIo::new(stray_cr::StrayCr::new(stream));
+                            let c = http1.serve_connection(io, service).with_upgrades();
+                            conn::watched(drain, c, activity, None).await
+                        }
+                    },
                 };
                 if let Err(e) = served {
                     tracing::debug!(%peer, "TLS connection: {e}");
@@ -209,11 +237,24 @@ impl Server {
                     let c = http2.serve_connection(TokioIo::new(stream), service);
                     conn::watched(drain, c, activity, Some(h2_idle)).await
                 }
-                Some(conn::Proto::Http1) => {
-                    let io = TokioIo::new(stray_cr::StrayCr::new(stream));
-                    let c = http1.serve_connection(io, service).with_upgrades();
-                    conn::watched(drain, c, activity, None).await
-                }
+                Some(conn::Proto::Http1) => match lean {
+                    Some(limits) => {
+                        let (proxy, client) = (&*ctx.proxy, &ctx.client);
+                        match lean::serve(stream, proxy, client, &lean::Tcp, limits, drain).await {
+                            lean::Served::Closed => Ok(()),
+                            lean::Served::HandOver(io) => {
+                                let io = TokioIo::new(stray_cr::StrayCr::new(io));
+                                let c = http1.serve_connection(io, service).with_upgrades();
+                                conn::watched(drain, c, activity, None).await
+                            }
+                        }
+                    }
+                    None => {
+                        let io = TokioIo::new(stray_cr::StrayCr::new(stream));
+                        let c = http1.serve_connection(io, service).with_upgrades();
+                        conn::watched(drain, c, activity, None).await
+                    }
+                },
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, "connection: {e}");
