@@ -135,7 +135,10 @@ async fn differential(cases: Vec<Case>) -> Vec<String> {
         let name = &cases[n].name;
         match compare(&h, &l) {
             Verdict::Same => *counts.entry("same").or_default() += 1,
-            Verdict::ClosedEarlier => *counts.entry("lean closed earlier").or_default() += 1,
+            Verdict::ClosedEarlier => {
+                *counts.entry("lean closed earlier").or_default() += 1;
+                stricter.push(format!("| {name} | goes on | closes |"));
+            }
             Verdict::Stricter(hs, ls) => {
                 *counts.entry("lean stricter").or_default() += 1;
                 stricter.push(format!("| {name} | {hs} | {ls} |"));
@@ -143,8 +146,10 @@ async fn differential(cases: Vec<Case>) -> Vec<String> {
             Verdict::Wrong(why) => {
                 *counts.entry("WRONG").or_default() += 1;
                 wrong.push(format!(
-                    "case {name:?} ({:?}): {why}\nhyper: {h:#?}\nlean: {l:#?}",
-                    String::from_utf8_lossy(&cases[n].stream().concat())
+                    "case {name:?} ({:?}): {why}\n  hyper: {}\n  lean:  {}",
+                    String::from_utf8_lossy(&cases[n].stream().concat()),
+                    brief(&h),
+                    brief(&l)
                 ));
             }
         }
@@ -168,6 +173,19 @@ fn compare(h: &Outcome, l: &Outcome) -> Verdict {
     if h == l {
         return Verdict::Same;
     }
+    let same_but_reasons = h.upstream == l.upstream
+        && h.client.tail == l.client.tail
+        && h.client.ended == l.client.ended
+        && h.client.responses.len() == l.client.responses.len()
+        && (h.client.responses.iter().zip(&l.client.responses)).all(|(a, b)| {
+            status(a) == status(b)
+                && a.headers == b.headers
+                && a.body == b.body
+                && a.close == b.close
+        });
+    if same_but_reasons {
+        return Verdict::Same;
+    }
     let (hu, lu) = (&h.upstream, &l.upstream);
     if hu.len() < lu.len() && lu[..hu.len()] == hu[..] {
         return Verdict::Wrong(format!(
@@ -179,31 +197,33 @@ fn compare(h: &Outcome, l: &Outcome) -> Verdict {
         return Verdict::Wrong("DIFFERENT requests went upstream".to_owned());
     }
     let (hr, lr) = (&h.client.responses, &l.client.responses);
+    // The reason phrase is the backend's with hyper and the canonical one
+    // with the lean path (RFC 9112 §4: a client ignores it).
     let alike = |a: &client::Response, b: &client::Response| {
-        a.status_line == b.status_line && a.headers == b.headers && a.body == b.body
+        status(a) == status(b) && a.headers == b.headers && a.body == b.body
     };
     let k = hr.iter().zip(lr).take_while(|(a, b)| alike(a, b)).count();
-    let status = |r: Option<&client::Response>| {
+    let shown = |r: Option<&client::Response>| {
         r.map_or_else(
             || format!("nothing ({})", h.client.ended),
             |r| r.status_line.clone(),
         )
     };
     match (hr.get(k), lr.get(k)) {
-        (None, None) => {
-            let closed_early = k > 0 && lr[k - 1].close && !hr[k - 1].close;
-            if closed_early && l.client.ended == "closed" {
-                Verdict::ClosedEarlier
-            } else {
-                Verdict::Wrong(format!(
-                    "the same responses, but a different end: hyper {:?}, lean {:?}",
-                    (&h.client.tail, h.client.ended, hr.last().map(|r| r.close)),
-                    (&l.client.tail, l.client.ended, lr.last().map(|r| r.close))
-                ))
-            }
+        (Some(_), None) | (None, None)
+            if k > 0 && lr[k - 1].close && !hr[k - 1].close && l.client.ended == "closed" =>
+        {
+            // It said `connection: close` and closed where hyper went on
+            // (after a response delimited by close, or its own rejection).
+            Verdict::ClosedEarlier
         }
+        (None, None) => Verdict::Wrong(format!(
+            "the same responses, but a different end: hyper {:?}, lean {:?}",
+            (&h.client.tail, h.client.ended, hr.last().map(|r| r.close)),
+            (&l.client.tail, l.client.ended, lr.last().map(|r| r.close))
+        )),
         (hk, Some(lk)) if rejection(lk) && hk.is_none_or(|r| !rejection(r)) => {
-            Verdict::Stricter(status(hk), lk.status_line.clone())
+            Verdict::Stricter(shown(hk), lk.status_line.clone())
         }
         (None, Some(_)) if k > 0 && hr[k - 1].close => {
             // hyper closed after a response lean kept the connection for;
@@ -213,10 +233,41 @@ fn compare(h: &Outcome, l: &Outcome) -> Verdict {
         }
         (hk, lk) => Verdict::Wrong(format!(
             "response {k} differs: hyper {}, lean {}",
-            status(hk),
+            shown(hk),
             lk.map_or("nothing", |r| r.status_line.as_str())
         )),
     }
+}
+
+/// One line of what a path did: the client's responses, its end, and the
+/// requests upstream (the full outcome is too long for hundreds of cases).
+fn brief(o: &Outcome) -> String {
+    let responses: Vec<String> = o
+        .client
+        .responses
+        .iter()
+        .map(|r| {
+            let close = if r.close { " +close" } else { "" };
+            format!("{}{close} {:?} {:?}", r.status_line, r.headers, r.body)
+        })
+        .collect();
+    let upstream: Vec<String> = o.upstream.iter().map(|u| format!("{u:?}")).collect();
+    format!(
+        "responses {responses:?}, tail {:?}, {}; upstream {upstream:?}",
+        o.client.tail, o.client.ended
+    )
+}
+
+/// A response's status line as compared: version and code, and whether
+/// the reason phrase is one a client can read (text, or none).
+fn status(r: &client::Response) -> (&str, &str, bool) {
+    let mut parts = r.status_line.splitn(3, ' ');
+    let (version, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let reason = parts.next().unwrap_or("");
+    let readable = reason
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" -'".contains(&b));
+    (version, code, readable)
 }
 
 /// A status the gateway answers instead of forwarding (4xx, 5xx).

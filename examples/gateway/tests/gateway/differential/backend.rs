@@ -173,7 +173,8 @@ fn unfinished(buf: &[u8]) -> (String, Upstream) {
 }
 
 /// The client (`X-Forwarded-For`'s last element) and the compared fields:
-/// names lower-cased, sorted, without `via` and `x-forwarded-*`.
+/// names lower-cased, sorted, without `via` and `x-forwarded-*`. The
+/// framing fields are kept here for the parser; `parse_request` takes them out.
 fn fields_of(fields: &[httparse::Header<'_>]) -> (String, Vec<(String, String)>) {
     let mut client = String::from("?");
     let mut headers = Vec::new();
@@ -208,7 +209,7 @@ fn parse_request(buf: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Garbage,
     };
-    let (client, headers) = fields_of(req.headers);
+    let (client, mut headers) = fields_of(req.headers);
     let mut length = None;
     let mut chunked = false;
     for (name, value) in &headers {
@@ -221,6 +222,10 @@ fn parse_request(buf: &[u8]) -> Parsed {
             _ => {}
         }
     }
+    // The framing is compared through the de-framed body: hyper sends a
+    // buffered (retryable) body with `content-length`, the lean path
+    // forwards a chunked one as it came.
+    headers.retain(|(name, _)| name != "content-length" && name != "transfer-encoding");
     let body = &buf[head_len..];
     let (body_len, body) = if chunked {
         if length.is_some() {
