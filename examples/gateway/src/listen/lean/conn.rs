@@ -162,7 +162,15 @@ where
             let read = bufs::read(&mut self.io, &mut self.cbuf, max);
             let read = coarse::timeout_at(deadline, read);
             let got = if idle {
-                until_drained(read, self.drain).await
+                // Meanwhile a kept upstream socket that receives a byte or
+                // is closed by its backend is closed at once.
+                let ups = &mut self.ups;
+                let mut read = std::pin::pin!(read);
+                let watched = std::future::poll_fn(|cx| {
+                    ups.retain_mut(|up| up.quiet(cx));
+                    read.as_mut().poll(cx)
+                });
+                until_drained(watched, self.drain).await
             } else {
                 Some(read.await)
             };
@@ -196,7 +204,9 @@ where
             len,
         } = head;
         let mut req = http::Request::from_parts(parts, ());
-        if crate::route::grpc::is_grpc(&req) {
+        // gRPC, and HTTP/1.0 (hyper writes a chunked response to such a
+        // client as one delimited by close; this path never re-encodes).
+        if crate::route::grpc::is_grpc(&req) || req.version() != Version::HTTP_11 {
             return Step::HandOver;
         }
         if self.client.origin.client_tls(req.headers()) {
@@ -586,6 +596,12 @@ where
         if switching {
             encode::response_head(out, parts.status, &parts.headers);
             return self.tunnel(up, ubuf, choice, out).await;
+        }
+        if framing == Framing::Chunked {
+            // Dropped as hop-by-hop: the body goes as it came.
+            parts
+                .headers
+                .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         }
         let mut rest = Remaining::of(framing);
         let until_close = matches!(rest, Some(Remaining::UntilClose));

@@ -63,16 +63,18 @@ impl<U: AsyncRead + Unpin> Up<U> {
         }
     }
 
+    /// Whether a kept socket is still quiet: no byte waiting and not
+    /// closed (one non-blocking read; `cx` is woken when that changes).
+    pub fn quiet(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut probe = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut probe);
+        matches!(Pin::new(&mut self.io).poll_read(cx, &mut rb), Poll::Pending)
+    }
+
     /// Whether a kept socket can take another request: nothing is waiting
     /// on it (a stray byte means the backend is out of step) and the
     /// backend has not closed it. One non-blocking read.
     pub fn reusable(&mut self) -> bool {
-        let mut probe = [0u8; 1];
-        let mut rb = ReadBuf::new(&mut probe);
-        let mut cx = Context::from_waker(Waker::noop());
-        matches!(
-            Pin::new(&mut self.io).poll_read(&mut cx, &mut rb),
-            Poll::Pending
-        )
+        self.quiet(&mut Context::from_waker(Waker::noop()))
     }
 }
