@@ -254,24 +254,36 @@ fn without_trailing_crs(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
         let (line, next) = rest.split_at(at + 1);
         rest = next;
         let content = &line[..at];
-        let crs = content.iter().rev().take_while(|&&b| b == b'\r').count();
-        let blank = content.len() == crs;
-        let stray = crs.saturating_sub(1);
-        if started && !blank && (1..=MAX_TRAILING_CRS).contains(&stray) {
-            copy.extend_from_slice(&content[..content.len() - crs]);
-            copy.extend_from_slice(b"\r\n");
-            dropped += stray;
-            continue;
-        }
-        copy.extend_from_slice(line);
+        let blank = content.iter().all(|&b| b == b'\r');
+        let stray = if started { stray_crs(content) } else { 0 };
+        copy.extend_from_slice(&content[..content.len() - stray]);
+        copy.push(b'\n');
+        dropped += stray;
         if started && blank {
             // The end of the head: what follows is a body, not ours.
             return (dropped > 0).then_some((copy, dropped));
         }
         started |= !blank;
     }
-    copy.extend_from_slice(rest);
+    // A line still arriving may end in stray CRs already: without them,
+    // httparse asks for the rest instead of refusing the run.
+    let stray = if started { stray_crs(rest) } else { 0 };
+    copy.extend_from_slice(&rest[..rest.len() - stray]);
+    dropped += stray;
     (dropped > 0).then_some((copy, dropped))
+}
+
+/// How many stray CRs end `line` (a line's bytes before its LF): those
+/// after the value's last byte but the one CR of the line's CRLF, if
+/// there are at most [`MAX_TRAILING_CRS`] of them; else 0.
+fn stray_crs(line: &[u8]) -> usize {
+    let crs = line.iter().rev().take_while(|&&b| b == b'\r').count();
+    let stray = crs.saturating_sub(1);
+    if line.len() > crs && stray <= MAX_TRAILING_CRS {
+        stray
+    } else {
+        0
+    }
 }
 
 /// `max` header slots: on the stack when they fit, else on the heap.
@@ -503,4 +515,596 @@ fn response_framing(
         || *method == Method::HEAD
         || (*method == Method::CONNECT && status.is_success());
     Ok(if bodiless { Framing::None } else { framing })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMITS: Limits = Limits {
+        max_head_bytes: 8192,
+        max_headers: 100,
+    };
+
+    fn request(head: &str) -> Result<RequestHead, HeadError> {
+        parse_request(head.as_bytes(), &LIMITS)
+    }
+
+    fn bad(head: &str) -> bool {
+        matches!(request(head), Err(HeadError::Bad(_)))
+    }
+
+    fn response(head: &str, method: Method) -> Result<ResponseHead, HeadError> {
+        parse_response(head.as_bytes(), &method, &LIMITS)
+    }
+
+    #[test]
+    fn a_plain_request_keeps_its_fields_in_order() {
+        let raw = "GET /a?b=c HTTP/1.1\r\nHost: x\r\nX-B: 2\r\nx-a: 1\r\nX-B: 3\r\n\r\nrest";
+        let head = request(raw).unwrap();
+        assert_eq!(head.parts.method, Method::GET);
+        assert_eq!(head.parts.uri, "/a?b=c");
+        assert_eq!(head.parts.version, Version::HTTP_11);
+        assert_eq!(head.len, raw.len() - 4);
+        assert_eq!(head.framing, Framing::None);
+        assert!(head.keep_alive);
+        let fields: Vec<_> = head
+            .parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [("host", "x"), ("x-b", "2"), ("x-b", "3"), ("x-a", "1")]
+        );
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more() {
+        assert_eq!(
+            request("GET / HTTP/1.1\r\nHost: x\r\n").unwrap_err(),
+            HeadError::Partial
+        );
+        assert_eq!(request("GET / HTT").unwrap_err(), HeadError::Partial);
+    }
+
+    #[test]
+    fn content_length_and_chunked_framings() {
+        let head = request("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").unwrap();
+        assert_eq!(head.framing, Framing::Length(12));
+        let head = request("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(head.framing, Framing::None);
+        let head = request("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        let head = request("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        let split =
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(request(split).unwrap().framing, Framing::Chunked);
+        let max = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", u64::MAX);
+        assert_eq!(request(&max).unwrap().framing, Framing::Length(u64::MAX));
+    }
+
+    #[test]
+    fn identical_content_lengths_are_kept_once() {
+        let head = request("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n");
+        let head = head.unwrap();
+        assert_eq!(head.framing, Framing::Length(5));
+        assert_eq!(
+            head.parts
+                .headers
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn smuggling_vectors_are_refused() {
+        for raw in [
+            // CL.TE and TE.CL
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            // differing Content-Length
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+            // codings that do not end in chunked, or name it twice
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunkedx\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: , chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked,\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+            // spacing and folding around the field
+            "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nX: 1\r\n Transfer-Encoding: chunked\r\n\r\n",
+            // TE in HTTP/1.0
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            // Content-Length that is not plain digits
+            "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 0x5\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+            // several Host fields
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            // NUL, bare CR, bare LF inside fields
+            "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\rContent-Length: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nX\0: a\r\n\r\n",
+            "GET / HTTP/1.1\r\n: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nX a\r\n\r\n",
+            // request line
+            "GET  / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.2\r\n\r\n",
+            "GET / HTTP/2.0\r\n\r\n",
+            "G\0T / HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(bad(raw), "accepted {raw:?}");
+        }
+    }
+
+    #[test]
+    fn leading_and_trailing_spaces_around_chunked_are_fine() {
+        let head = request("POST / HTTP/1.1\r\nTransfer-Encoding:   chunked \t\r\n\r\n");
+        assert_eq!(head.unwrap().framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn connection_tokens_decide_keep_alive() {
+        let cases = [
+            ("HTTP/1.1", "", true),
+            ("HTTP/1.1", "Connection: close\r\n", false),
+            ("HTTP/1.1", "Connection: Upgrade, CLOSE\r\n", false),
+            ("HTTP/1.1", "Connection: closed\r\n", true),
+            (
+                "HTTP/1.1",
+                "Connection: close\r\nConnection: keep-alive\r\n",
+                false,
+            ),
+            ("HTTP/1.0", "", false),
+            ("HTTP/1.0", "Connection: Keep-Alive\r\n", true),
+            ("HTTP/1.0", "Connection: foo, keep-alive\r\n", true),
+            ("HTTP/1.0", "Connection: keep-alive, close\r\n", false),
+        ];
+        for (version, fields, keep_alive) in cases {
+            let raw = format!("GET / {version}\r\n{fields}\r\n");
+            assert_eq!(request(&raw).unwrap().keep_alive, keep_alive, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn expect_continue_only_in_http_1_1() {
+        let raw = "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n";
+        assert!(request(raw).unwrap().expect_continue);
+        let raw = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+        assert!(!request(raw).unwrap().expect_continue);
+        let raw = "POST / HTTP/1.1\r\nExpect: 100-continuez\r\n\r\n";
+        assert!(!request(raw).unwrap().expect_continue);
+    }
+
+    #[test]
+    fn a_stray_cr_at_the_end_of_a_value_is_dropped() {
+        let raw = "GET / HTTP/1.1\r\nSession-A: tok\r\r\nX: 1\r\n\r\nnext";
+        let head = request(raw).unwrap();
+        assert_eq!(head.parts.headers["session-a"], "tok");
+        assert_eq!(head.parts.headers["x"], "1");
+        assert_eq!(head.len, raw.len() - 4);
+        let raw = format!(
+            "GET / HTTP/1.1\r\nA: b{}\r\n\r\n",
+            "\r".repeat(MAX_TRAILING_CRS)
+        );
+        let head = request(&raw).unwrap();
+        assert_eq!(head.parts.headers["a"], "b");
+        assert_eq!(head.len, raw.len());
+        // A stray CR does not hide a framing field from the rules.
+        let raw = "POST / HTTP/1.1\r\nContent-Length: 3\r\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(bad(raw));
+        let raw = "POST / HTTP/1.1\r\nContent-Length: 3\r\r\n\r\n";
+        assert_eq!(request(raw).unwrap().framing, Framing::Length(3));
+    }
+
+    #[test]
+    fn a_stray_cr_anywhere_else_is_refused() {
+        let many = format!(
+            "GET / HTTP/1.1\r\nA: b{}\r\n\r\n",
+            "\r".repeat(MAX_TRAILING_CRS + 1)
+        );
+        for raw in [
+            many.as_str(),
+            "GET / HTTP/1.1\r\r\nA: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nA\r\r\n\r\n",
+            "GET / HTTP/1.1\r\nA: b\r\n\r\r\n",
+            "GET / HTTP/1.1\r\nA: b\r\r\n\r\r\n",
+            "GET / HTTP/1.1\r\nA: b\rc\r\r\n\r\n",
+            "GET / HTTP/1.1\r\nA: b\r\r\nC\r: d\r\n\r\n",
+            "GET / HTTP/1.1\r\nA: b\r\rX: c\r\n\r\n",
+            "GET / HTTP/1.1\rA: b\r\r\n\r\n",
+        ] {
+            assert!(bad(raw), "accepted {raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_stray_cr_in_a_partial_head_asks_for_more() {
+        let raw = "GET / HTTP/1.1\r\nSession-A: tok\r\r\nX: ";
+        assert_eq!(request(raw).unwrap_err(), HeadError::Partial);
+    }
+
+    #[test]
+    fn the_head_size_limit_is_inclusive() {
+        let raw = "GET / HTTP/1.1\r\nX: 12345\r\n\r\n";
+        let at = |max_head_bytes| Limits {
+            max_head_bytes,
+            max_headers: 100,
+        };
+        assert!(parse_request(raw.as_bytes(), &at(raw.len())).is_ok());
+        let over = parse_request(raw.as_bytes(), &at(raw.len() - 1)).unwrap_err();
+        assert_eq!(over, HeadError::TooLarge);
+        assert_eq!(
+            status_for(over),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+        // Incomplete and already at the limit: it cannot fit any more.
+        let partial = &raw.as_bytes()[..20];
+        assert_eq!(
+            parse_request(partial, &at(20)).unwrap_err(),
+            HeadError::TooLarge
+        );
+        assert_eq!(
+            parse_request(partial, &at(21)).unwrap_err(),
+            HeadError::Partial
+        );
+        // The stray CRs count in the limit.
+        let raw = "GET / HTTP/1.1\r\nX: 12345\r\r\n\r\n";
+        assert!(parse_request(raw.as_bytes(), &at(raw.len())).is_ok());
+        let over = parse_request(raw.as_bytes(), &at(raw.len() - 1));
+        assert_eq!(over.unwrap_err(), HeadError::TooLarge);
+    }
+
+    #[test]
+    fn the_field_count_limit_is_inclusive() {
+        for max_headers in [0, 3, 100, 128, 129, 300] {
+            let limits = Limits {
+                max_head_bytes: 64 * 1024,
+                max_headers,
+            };
+            let fields = |n: usize| -> String {
+                let lines: String = (0..n).map(|i| format!("X-{i}: v\r\n")).collect();
+                format!("GET / HTTP/1.1\r\n{lines}\r\n")
+            };
+            let head = parse_request(fields(max_headers).as_bytes(), &limits).unwrap();
+            assert_eq!(head.parts.headers.len(), max_headers);
+            let over = parse_request(fields(max_headers + 1).as_bytes(), &limits).unwrap_err();
+            assert_eq!(over, HeadError::TooManyHeaders);
+            assert_eq!(
+                status_for(over),
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            );
+        }
+    }
+
+    #[test]
+    fn bad_heads_answer_400() {
+        assert_eq!(status_for(HeadError::Bad("x")), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn response_framings() {
+        let cases = [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",
+                Method::GET,
+                Framing::Length(7),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                Method::GET,
+                Framing::None,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Method::GET,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Method::GET,
+                Framing::UntilClose,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\n\r\n",
+                Method::GET,
+                Framing::UntilClose,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",
+                Method::HEAD,
+                Framing::None,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                Method::GET,
+                Framing::None,
+                true,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                Method::GET,
+                Framing::None,
+                true,
+            ),
+            (
+                "HTTP/1.1 100 Continue\r\n\r\n",
+                Method::POST,
+                Framing::None,
+                true,
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+                Method::GET,
+                Framing::None,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\n\r\n",
+                Method::CONNECT,
+                Framing::None,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+                Method::GET,
+                Framing::Length(3),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n",
+                Method::GET,
+                Framing::Length(3),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n",
+                Method::GET,
+                Framing::Length(3),
+                true,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
+                Method::GET,
+                Framing::UntilClose,
+                false,
+            ),
+        ];
+        for (raw, method, framing, keep_alive) in cases {
+            let head = response(raw, method).unwrap();
+            assert_eq!(head.framing, framing, "{raw:?}");
+            assert_eq!(head.keep_alive, keep_alive, "{raw:?}");
+            assert_eq!(head.len, raw.len());
+        }
+    }
+
+    #[test]
+    fn a_response_keeps_status_and_fields() {
+        let raw = "HTTP/1.1 404 Nope\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nbody";
+        let head = response(raw, Method::GET).unwrap();
+        assert_eq!(head.parts.status, StatusCode::NOT_FOUND);
+        assert_eq!(head.parts.version, Version::HTTP_11);
+        let cookies: Vec<_> = head.parts.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(head.len, raw.len() - 4);
+    }
+
+    #[test]
+    fn bad_response_framing_is_refused() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX: a\r\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "HTTP/1.1 099 OK\r\n\r\n",
+        ] {
+            assert!(
+                matches!(response(raw, Method::GET), Err(HeadError::Bad(_))),
+                "accepted {raw:?}"
+            );
+        }
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert_eq!(
+            response(&raw, Method::GET).unwrap_err(),
+            HeadError::TooManyHeaders
+        );
+        assert_eq!(
+            response("HTTP/1.1 200 OK\r\n", Method::GET).unwrap_err(),
+            HeadError::Partial
+        );
+    }
+
+    /// A valid request head: fields `x-<i>: <value>`, and where stray CRs
+    /// go (field index, how many).
+    fn head_with_strays() -> impl Strategy<Value = (Vec<String>, Vec<(usize, usize)>)> {
+        (
+            proptest::collection::vec("[!-~]([ !-~]{0,10}[!-~])?", 1..8),
+            proptest::collection::vec((any::<usize>(), 1..=MAX_TRAILING_CRS), 1..4),
+        )
+    }
+
+    fn render(values: &[String], strays: &[(usize, usize)]) -> Vec<u8> {
+        let mut out = b"POST /p HTTP/1.1\r\n".to_vec();
+        for (i, value) in values.iter().enumerate() {
+            out.extend_from_slice(format!("x-{i}: {value}").as_bytes());
+            let crs: usize = strays
+                .iter()
+                .filter(|(at, _)| at % values.len() == i)
+                .map(|&(_, n)| n)
+                .max()
+                .unwrap_or(0);
+            out.extend(std::iter::repeat_n(b'\r', crs));
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"content-length: 3\r\n\r\n");
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn stray_crs_change_nothing_but_the_length(
+            (values, strays) in head_with_strays(),
+        ) {
+            let plain = render(&values, &[]);
+            let lenient = render(&values, &strays);
+            let want = parse_request(&plain, &LIMITS).unwrap();
+            let got = parse_request(&lenient, &LIMITS).unwrap();
+            prop_assert_eq!(got.len, lenient.len());
+            prop_assert_eq!(got.parts.headers, want.parts.headers);
+            prop_assert_eq!(got.framing, Framing::Length(3));
+            for end in 0..lenient.len() {
+                let prefix = parse_request(&lenient[..end], &LIMITS);
+                prop_assert_eq!(prefix.unwrap_err(), HeadError::Partial, "{}", end);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            max_head_bytes in 0usize..600,
+            max_headers in 0usize..140,
+        ) {
+            let limits = Limits { max_head_bytes, max_headers };
+            if let Ok(head) = parse_request(&bytes, &limits) {
+                prop_assert!(head.len <= bytes.len() && head.len <= max_head_bytes);
+            }
+            if let Ok(head) = parse_response(&bytes, &Method::GET, &limits) {
+                prop_assert!(head.len <= bytes.len() && head.len <= max_head_bytes);
+            }
+        }
+
+        #[test]
+        fn cr_lf_nul_mutations_never_panic(
+            (values, strays) in head_with_strays(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(vec![b'\r', b'\n', 0u8, b' ', b':']),
+        ) {
+            let mut raw = render(&values, &strays);
+            raw.insert(at.index(raw.len() + 1), byte);
+            if let Ok(head) = parse_request(&raw, &LIMITS) {
+                prop_assert!(head.len <= raw.len());
+                // Whatever was accepted still reads as framed.
+                prop_assert!(matches!(head.framing, Framing::Length(3) | Framing::None));
+            }
+        }
+    }
+
+    /// Whether the hyper path (hyper's server behind the stray-CR
+    /// pre-scanner, same limits) takes `raw` as a request: its service
+    /// answers 200 only then.
+    async fn hyper_path_accepts(raw: &[u8]) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let service = hyper::service::service_fn(|_request| async {
+            let ok = http::Response::new(http_body_util::Empty::<Bytes>::new());
+            Ok::<_, std::convert::Infallible>(ok)
+        });
+        let io = hyper_util::rt::TokioIo::new(crate::listen::stray_cr::StrayCr::new(ours));
+        let server = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(LIMITS.max_head_bytes)
+            .max_headers(LIMITS.max_headers)
+            .serve_connection(io, service);
+        let driver = tokio::spawn(server);
+        theirs.write_all(raw).await.unwrap();
+        let mut status = [0; 12];
+        let read = theirs.read_exact(&mut status).await;
+        driver.abort();
+        read.is_ok() && &status[9..] == b"200"
+    }
+
+    /// Complete heads both paths are asked about.
+    fn vectors() -> Vec<String> {
+        let mut all = vec![
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_owned(),
+            "GET / HTTP/1.1\r\nA: b\r\r\n\r\n".to_owned(),
+            "GET / HTTP/1.1\r\nA: b\r\r\r\r\r\r\r\r\r\r\n\r\n".to_owned(),
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n".to_owned(),
+        ];
+        for field in [
+            "Transfer-Encoding: chunked",
+            "Transfer-Encoding: chunked\r\nContent-Length: 5",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding: chunked, identity",
+            "Transfer-Encoding: xchunked",
+            "Transfer-Encoding:  chunked",
+            "Transfer-Encoding : chunked",
+            "Transfer-Encoding:\r\n chunked",
+            "Content-Length: +5",
+            "Content-Length: -1",
+            "Content-Length: 0x5",
+            "Content-Length: ",
+            "Content-Length: 5\r\nContent-Length: 6",
+            "X: a\0b",
+            "X: a\rb",
+            "X\r: a",
+            " X: a",
+        ] {
+            all.push(format!("POST / HTTP/1.1\r\n{field}\r\n\r\n"));
+            all.push(format!("POST / HTTP/1.0\r\n{field}\r\n\r\n"));
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn what_the_hyper_path_refuses_is_refused() {
+        // The probe tells the two apart (the stray CR included).
+        assert!(hyper_path_accepts(b"GET / HTTP/1.1\r\nA: b\r\r\n\r\n").await);
+        assert!(!hyper_path_accepts(b"GET / HTTP/1.1\r\nA: b\0\r\n\r\n").await);
+        let mut refused = 0;
+        for raw in vectors() {
+            if !hyper_path_accepts(raw.as_bytes()).await {
+                refused += 1;
+                assert!(request(&raw).is_err(), "hyper refuses, lean takes {raw:?}");
+            }
+        }
+        assert!(refused > 10, "only {refused} refused");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn mutated_heads_the_hyper_path_refuses_are_refused(
+            (values, strays) in head_with_strays(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(vec![b'\r', b'\n', 0u8, b' ', b':', b'\t', b',']),
+        ) {
+            let mut raw = render(&values, &strays);
+            raw.insert(at.index(raw.len() + 1), byte);
+            raw.extend_from_slice(b"abc");
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            if !runtime.block_on(hyper_path_accepts(&raw)) {
+                let lean = parse_request(&raw, &LIMITS);
+                prop_assert!(lean.is_err(), "hyper refuses, lean takes {:?}", String::from_utf8_lossy(&raw));
+            }
+        }
+    }
 }
