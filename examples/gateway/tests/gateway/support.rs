@@ -191,7 +191,11 @@ impl Drop for Proc {
 pub fn http1_from_env() -> Option<&'static str> {
     static HTTP1: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     HTTP1
-        .get_or_init(|| std::env::var("GATEWAY_HTTP1").ok().filter(|v| !v.is_empty()))
+        .get_or_init(|| {
+            std::env::var("GATEWAY_HTTP1")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
         .as_deref()
 }
 
