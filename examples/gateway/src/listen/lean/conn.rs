@@ -52,7 +52,8 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 const RESPONSE_HEADERS: usize = 100;
 /// What a client that sent `Expect: 100-continue` gets before its body is
-/// read (as hyper's server writes it).
+/// read, even when the body came with the head (as hyper's server writes
+/// it when the body is first read).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// How a client connection ended on the lean path.
@@ -278,7 +279,7 @@ where
                 _ => bound > 0,
             };
             let read = if fits {
-                if expect_continue && self.cbuf.is_none() {
+                if expect_continue {
                     expect_continue = false;
                     if self.write_client(CONTINUE).await.is_err() {
                         return self.finish(out, Step::Close);
@@ -499,7 +500,7 @@ where
             Ok(Ok(())) => *sent = true,
         }
         if let Some(r) = rest.as_mut() {
-            if *expect_continue && self.cbuf.is_none() {
+            if *expect_continue {
                 *expect_continue = false;
                 if let Err(e) = self.write_client(CONTINUE).await {
                     return Err(Failure::ClientBody(format!("client: {e}")));
@@ -597,7 +598,9 @@ where
         forward::edit_response(access, rule, choice, &mut parts, switching);
         out.clear();
         if switching {
-            encode::response_head(out, parts.status, &parts.headers);
+            let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+            let reason = reason.map(hyper::ext::ReasonPhrase::as_bytes);
+            encode::response_head_with_reason(out, parts.status, reason, &parts.headers);
             // Boxed: rare, and its future would widen every task.
             return Box::pin(self.tunnel(up, ubuf, choice, out)).await;
         }
@@ -611,7 +614,13 @@ where
         let until_close = matches!(rest, Some(Remaining::UntilClose));
         let close = until_close || reply.closes(self.drain);
         reply.connection(&mut parts.headers, close);
-        encode::response_head(out, parts.status, &parts.headers);
+        let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+        let reason = reason.map(hyper::ext::ReasonPhrase::as_bytes);
+        encode::response_head_with_reason(out, parts.status, reason, &parts.headers);
+        if parts.version == Version::HTTP_10 {
+            // hyper's server answers in the backend's version.
+            http10(out);
+        }
         if let Some(r) = rest.as_mut()
             && r.move_buffered(&mut ubuf, out).is_err()
         {
@@ -726,6 +735,15 @@ struct Answered<'a, U> {
     up: Up<U>,
     ubuf: Option<Buf>,
     upgrade: bool,
+}
+
+/// Turns the status line at the start of `out` into an HTTP/1.0 one.
+fn http10(out: &mut [u8]) {
+    if let Some(version) = out.get_mut(..8)
+        && version == b"HTTP/1.1"
+    {
+        version.copy_from_slice(b"HTTP/1.0");
+    }
 }
 
 /// Writes `bytes`, counting in `written` what went out.
