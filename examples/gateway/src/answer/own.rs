@@ -166,7 +166,7 @@ pub fn write(
     response(logged(access, line, answer, detail))
 }
 
-/// [`write`]'s logging: `answer`, once logged (the lean path encodes it
+/// [`write()`]'s logging: `answer`, once logged (the lean path encodes it
 /// itself).
 pub fn logged(
     access: Option<&Access>,
