@@ -8,6 +8,14 @@
 //! goes to [`Proxy::serve`](crate::forward::Proxy::serve), which
 //! [routes](crate::route) it.
 //!
+//! With `--http1 lean` (issue 21), HTTP/1 connections (plain, and TLS
+//! with ALPN `http/1.1`) are served by the gateway's own path, [`lean`],
+//! unless `--http-reuse always` (whose shared pool is hyper's): it routes,
+//! pins and answers through the same steps as hyper's path
+//! ([`forward::decide`](crate::forward), `forward::edit_response`) and
+//! hands what it does not handle (h2c backends, gRPC, HTTP/1.0) to hyper on
+//! the same connection. h2c and ALPN `h2` stay on hyper.
+//!
 //! With `--tls-cert`, [`tls`] terminates TLS first and ALPN chooses HTTP/2
 //! or HTTP/1.1; [`extended_connect`] carries WebSocket over HTTP/2 (RFC
 //! 8441) to the backend as an HTTP/1.1 upgrade.
