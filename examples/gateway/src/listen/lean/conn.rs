@@ -42,8 +42,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tower_sticky::balance::Endpoint;
 use tower_sticky::sticky::Outcome;
 
-/// How long a client may take to send a request head from its first byte
-/// (hyper's `header_read_timeout` on the hyper path).
+/// How long a client may take to send a request head, counted from the
+/// end of the previous exchange (hyper's `header_read_timeout` on the
+/// hyper path, which closes idle keep-alive connections after it too).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest backend response head and most fields read (hyper's
 /// client reads up to ~400 KiB; the gateway's request limits apply when
@@ -144,14 +145,15 @@ where
     K: Connector,
 {
     /// The next request head. `Ok(None)`: the client closed, or went
-    /// quiet (past [`DRAIN_IDLE`] in a drain), or its head did not arrive
-    /// within [`HEAD_TIMEOUT`] of its first byte. An idle keep-alive
-    /// connection has no deadline (as on hyper's path) and no buffer.
+    /// quiet (past [`DRAIN_IDLE`] in a drain), or its head (counted from
+    /// the end of the previous exchange, so an idle keep-alive connection
+    /// too) did not arrive within [`HEAD_TIMEOUT`], as hyper's
+    /// `header_read_timeout` does. An idle connection holds no buffer.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
         let max = self.limits.max_head_bytes;
-        let mut deadline = self.cbuf.is_some().then(|| coarse::now() + HEAD_TIMEOUT);
-        // Bounded: every turn reads more bytes of a head bounded by `max`
-        // (each read before the deadline once a byte has arrived).
+        let deadline = coarse::now() + HEAD_TIMEOUT;
+        // Bounded: every turn reads more bytes of a head bounded by `max`,
+        // each read before the deadline.
         loop {
             if let Some(b) = &self.cbuf {
                 match head::parse_request(b.bytes(), &self.limits) {
@@ -161,10 +163,11 @@ where
                     Err(e) => return Err(e),
                 }
             }
+            let idle = self.cbuf.is_none();
             let read = bufs::read(&mut self.io, &mut self.cbuf, max);
-            let got = match deadline {
-                Some(at) => coarse::timeout_at(at, read).await.ok(),
-                None => {
+            let got = match idle {
+                false => coarse::timeout_at(deadline, read).await.ok(),
+                true => {
                     // Meanwhile a kept upstream socket that receives a byte
                     // or is closed by its backend is closed at once.
                     let ups = &mut self.ups;
@@ -173,13 +176,14 @@ where
                         ups.retain_mut(|up| up.quiet(cx));
                         read.as_mut().poll(cx)
                     });
-                    until_drained(watched, self.drain).await
+                    let watched = coarse::timeout_at(deadline, watched);
+                    until_drained(watched, self.drain)
+                        .await
+                        .and_then(Result::ok)
                 }
             };
             match got {
-                Some(Ok(n)) if n > 0 => {
-                    deadline.get_or_insert_with(|| coarse::now() + HEAD_TIMEOUT);
-                }
+                Some(Ok(n)) if n > 0 => {}
                 _ => return Ok(None),
             }
         }
