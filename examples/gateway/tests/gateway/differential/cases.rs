@@ -94,6 +94,13 @@ pub fn smuggling() -> Vec<Case> {
         Case::new("absolute-form", b"GET http://x/get HTTP/1.1\r\nHost: x\r\n\r\n"),
         Case::new("absolute-form, other Host", b"GET http://y/get HTTP/1.1\r\nHost: x\r\n\r\n"),
         Case::new("asterisk", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
+        // Targets that are not origin-form (the fuzz target's first find:
+        // the lean path sends `/` for a target without a path).
+        Case::new("authority-form GET", b"GET x:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Case::new("target without a slash", b"GET 'get HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Case::new("query only", b"GET ?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Case::new("absolute-form without a path", b"GET http://x HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Case::new("CONNECT", b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"),
         Case::new("HTTP/1.2", b"GET /get HTTP/1.2\r\nHost: x\r\n\r\n"),
         Case::new("HTTP/2.0 line", b"GET /get HTTP/2.0\r\nHost: x\r\n\r\n"),
         Case::new("lower-case method", b"get /get HTTP/1.1\r\nHost: x\r\n\r\n"),
