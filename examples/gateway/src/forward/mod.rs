@@ -180,7 +180,7 @@ impl Proxy {
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let Decided { rule, choice } = match decide(&compiled, access, &mut req) {
             Ok(decided) => decided,
-            Err(own) => return own,
+            Err(answer) => return own::response(answer),
         };
         let line = Line {
             rule: Some(rule),
@@ -372,11 +372,11 @@ pub(crate) fn decide<'a, B>(
     compiled: &'a crate::config::rules::Compiled,
     access: Option<&Access>,
     req: &mut Request<B>,
-) -> Result<Decided<'a>, Response<ClientBody>> {
+) -> Result<Decided<'a>, Answer> {
     // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
     // without Host (the backend's address must not stand in for it).
     if req.version() == Version::HTTP_11 && !req.headers().contains_key(http::header::HOST) {
-        return Err(own::write(
+        return Err(own::logged(
             access,
             Line::default(),
             own::NO_HOST,
@@ -386,7 +386,7 @@ pub(crate) fn decide<'a, B>(
     // A backend that leads back here (a `dns:` name of the gateway's
     // own address): refused before any backend is picked.
     if crate::answer::headers::looped(req.headers()) {
-        return Err(own::write(
+        return Err(own::logged(
             access,
             Line::default(),
             own::LOOP,
@@ -394,7 +394,7 @@ pub(crate) fn decide<'a, B>(
         ));
     }
     let Some(index) = compiled.router.find(req) else {
-        return Err(own::write(access, Line::default(), own::NO_ROUTE, None));
+        return Err(own::logged(access, Line::default(), own::NO_ROUTE, None));
     };
     let rule = &compiled.rules[index];
     let line = Line {
@@ -402,11 +402,11 @@ pub(crate) fn decide<'a, B>(
         ..Line::default()
     };
     if rule.no_backend_refs {
-        return Err(own::write(access, line, own::NO_BACKEND_REFS, None));
+        return Err(own::logged(access, line, own::NO_BACKEND_REFS, None));
     }
     match pin::first(rule, req) {
         Ok(choice) => Ok(Decided { rule, choice }),
-        Err(outcome) => Err(unavailable(access, rule, Some(outcome), None, None)),
+        Err(outcome) => Err(unavailable_answer(access, rule, Some(outcome), None, None)),
     }
 }
 
@@ -487,13 +487,24 @@ fn respond(
 
 /// 503: no backend can take the request, or (strict sessions) the
 /// session's backend cannot.
-pub(crate) fn unavailable(
+fn unavailable(
     access: Option<&Access>,
     rule: &Rule,
     outcome: Option<Outcome>,
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     detail: Option<&str>,
 ) -> Response<ClientBody> {
+    own::response(unavailable_answer(access, rule, outcome, endpoint, detail))
+}
+
+/// [`unavailable`]'s answer, logged.
+pub(crate) fn unavailable_answer(
+    access: Option<&Access>,
+    rule: &Rule,
+    outcome: Option<Outcome>,
+    endpoint: Option<&Arc<Endpoint<Upstream>>>,
+    detail: Option<&str>,
+) -> Answer {
     let answer = if outcome == Some(Outcome::PinnedUnavailable) {
         own::PIN_UNAVAILABLE
     } else {
@@ -505,7 +516,7 @@ pub(crate) fn unavailable(
         endpoint,
     };
     own::log(access, line, answer.0, detail);
-    own::response(answer)
+    answer
 }
 
 /// The request for one attempt: origin-form (`/path?query`), with the

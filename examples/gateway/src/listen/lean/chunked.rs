@@ -34,10 +34,9 @@ const MAX_DIGITS: u8 = 16;
 pub struct BadChunk(pub &'static str);
 
 /// Where in the chunked framing the next byte falls.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// The first digit of a chunk size.
-    #[default]
     SizeStart,
     /// More digits, spaces, `;` or CR.
     Size,
@@ -117,6 +116,10 @@ impl Chunked {
     /// chunk, trailers, final CRLF) ends inside `bytes`, after which
     /// [`done`](Self::done) is true. Chunk-size lines and trailer sections
     /// are bounded (a few KiB), as HAProxy bounds them.
+    ///
+    /// After an error the stream is out of step for good: the connection
+    /// is to be closed (bytes before the error may already be forwarded;
+    /// the receiver then sees a body cut short, never a second message).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, BadChunk> {
         let mut at = 0;
         while at < bytes.len() {

@@ -25,7 +25,7 @@ use super::encode;
 use super::head::{self, Framing, HeadError, RequestHead, ResponseHead};
 use super::rewind::Rewind;
 use super::upstream::{Connector, Up};
-use crate::answer::own::{self, Access, Line, OwnText};
+use crate::answer::own::{self, Access, Answer, Line};
 use crate::config::rules::{Rule, Upstream};
 use crate::discover::app_protocol::AppProtocol;
 use crate::forward::attempt::{Failure, Next, Retry};
@@ -34,8 +34,9 @@ use crate::listen::coarse;
 use crate::listen::conn::{DRAIN_IDLE, Drain};
 use crate::pin::{self, Choice};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tower_sticky::balance::Endpoint;
@@ -51,7 +52,8 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 const RESPONSE_HEADERS: usize = 100;
 /// What a client that sent `Expect: 100-continue` gets before its body is
-/// read (as hyper's server writes it).
+/// read, even when the body came with the head (as hyper's server writes
+/// it when the body is first read).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// How a client connection ended on the lean path.
@@ -277,7 +279,7 @@ where
                 _ => bound > 0,
             };
             let read = if fits {
-                if expect_continue && self.cbuf.is_none() {
+                if expect_continue {
                     expect_continue = false;
                     if self.write_client(CONTINUE).await.is_err() {
                         return self.finish(out, Step::Close);
@@ -306,7 +308,7 @@ where
                         endpoint: None,
                     };
                     let detail = format!("client body: {why}");
-                    let own = own::write(access, line, answer, Some(&detail));
+                    let own = own::logged(access, line, answer, Some(&detail));
                     bufs::give_out(out);
                     return self.write_own(own, reply, true).await;
                 }
@@ -360,7 +362,7 @@ where
                     if rule.strict && choice.resumed() {
                         let why = Some("the session's backend failed (strict sessions)");
                         let outcome = Some(Outcome::PinnedUnavailable);
-                        let own = forward::unavailable(
+                        let own = forward::unavailable_answer(
                             access,
                             rule,
                             outcome,
@@ -392,7 +394,7 @@ where
         let close =
             rest.as_ref().is_some_and(|r| !r.done()) || matches!(failure, Failure::ClientBody(_));
         let (answer, detail) = forward::answer_for(failure, &method, kept);
-        let own = own::write(access, line, answer, Some(&detail));
+        let own = own::logged(access, line, answer, Some(&detail));
         bufs::give_out(out);
         self.write_own(own, reply, close).await
     }
@@ -418,14 +420,9 @@ where
     }
 
     /// Writes one of the gateway's own answers (`close`: and closes).
-    async fn write_own(
-        &mut self,
-        resp: Response<forward::ClientBody>,
-        reply: Reply,
-        close: bool,
-    ) -> Step {
-        let text = resp.extensions().get::<OwnText>().map_or("", |t| t.0);
-        let (mut parts, _) = resp.into_parts();
+    async fn write_own(&mut self, answer: Answer, reply: Reply, close: bool) -> Step {
+        let text = answer.1;
+        let (mut parts, _) = own::response(answer).into_parts();
         parts
             .headers
             .insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
@@ -473,11 +470,14 @@ where
         let (mut up, reused) = match kept {
             Some(up) => (up, true),
             None => {
+                // Boxed: opening a socket is rare next to reusing one, and
+                // these futures would widen every connection's task.
                 let options = self.proxy.options();
-                let Some(place) = crate::forward::upstream::lean_place(addr, options).await else {
+                let place = Box::pin(crate::forward::upstream::lean_place(addr, options));
+                let Some(place) = place.await else {
                     return Err(Failure::Saturated);
                 };
-                match self.connector.connect(addr).await {
+                match Box::pin(self.connector.connect(addr)).await {
                     Ok(io) => (Up::new(addr.into(), io, place), false),
                     Err(e) => return Err(Failure::Refused(format!("connect to {addr}: {e}"))),
                 }
@@ -500,7 +500,7 @@ where
             Ok(Ok(())) => *sent = true,
         }
         if let Some(r) = rest.as_mut() {
-            if *expect_continue && self.cbuf.is_none() {
+            if *expect_continue {
                 *expect_continue = false;
                 if let Err(e) = self.write_client(CONTINUE).await {
                     return Err(Failure::ClientBody(format!("client: {e}")));
@@ -537,6 +537,10 @@ where
                         b.consume(h.len);
                         bufs::release(&mut ubuf);
                         continue;
+                    }
+                    Ok(h) if h.parts.status == StatusCode::SWITCHING_PROTOCOLS && !a.upgrade => {
+                        let detail = format!("{addr}: 101 to a request without Upgrade");
+                        return Err(Failure::BadResponse(detail));
                     }
                     Ok(h) => return Ok((h, up, ubuf)),
                     Err(HeadError::Partial) if b.len() < limits.max_head_bytes => {}
@@ -594,8 +598,11 @@ where
         forward::edit_response(access, rule, choice, &mut parts, switching);
         out.clear();
         if switching {
-            encode::response_head(out, parts.status, &parts.headers);
-            return self.tunnel(up, ubuf, choice, out).await;
+            let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+            let reason = reason.map(hyper::ext::ReasonPhrase::as_bytes);
+            encode::response_head_with_reason(out, parts.status, reason, &parts.headers);
+            // Boxed: rare, and its future would widen every task.
+            return Box::pin(self.tunnel(up, ubuf, choice, out)).await;
         }
         if framing == Framing::Chunked {
             // Dropped as hop-by-hop: the body goes as it came.
@@ -607,7 +614,13 @@ where
         let until_close = matches!(rest, Some(Remaining::UntilClose));
         let close = until_close || reply.closes(self.drain);
         reply.connection(&mut parts.headers, close);
-        encode::response_head(out, parts.status, &parts.headers);
+        let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+        let reason = reason.map(hyper::ext::ReasonPhrase::as_bytes);
+        encode::response_head_with_reason(out, parts.status, reason, &parts.headers);
+        if parts.version == Version::HTTP_10 {
+            // hyper's server answers in the backend's version.
+            http10(out);
+        }
         if let Some(r) = rest.as_mut()
             && r.move_buffered(&mut ubuf, out).is_err()
         {
@@ -724,6 +737,15 @@ struct Answered<'a, U> {
     upgrade: bool,
 }
 
+/// Turns the status line at the start of `out` into an HTTP/1.0 one.
+fn http10(out: &mut [u8]) {
+    if let Some(version) = out.get_mut(..8)
+        && version == b"HTTP/1.1"
+    {
+        version.copy_from_slice(b"HTTP/1.0");
+    }
+}
+
 /// Writes `bytes`, counting in `written` what went out.
 async fn write_counted<W: AsyncWrite + Unpin>(
     io: &mut W,
@@ -743,15 +765,20 @@ async fn write_counted<W: AsyncWrite + Unpin>(
 /// `fut`, unless the worker's drain starts and [`DRAIN_IDLE`] passes
 /// first (an idle connection in a drain is closed).
 async fn until_drained<F: Future>(fut: F, drain: &Drain) -> Option<F::Output> {
-    if drain.draining() {
-        return tokio::time::timeout(DRAIN_IDLE, fut).await.ok();
+    let mut fut = std::pin::pin!(fut);
+    if !drain.draining() {
+        let mut drained = std::pin::pin!(drain.cancelled());
+        let first = std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            drained.as_mut().poll(cx).map(|()| None)
+        });
+        if let Some(out) = first.await {
+            return Some(out);
+        }
     }
-    tokio::select! {
-        biased;
-        out = fut => Some(out),
-        () = async {
-            drain.cancelled().await;
-            tokio::time::sleep(DRAIN_IDLE).await;
-        } => None,
-    }
+    coarse::timeout_at(coarse::now() + DRAIN_IDLE, fut)
+        .await
+        .ok()
 }

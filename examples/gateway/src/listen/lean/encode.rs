@@ -34,7 +34,22 @@ pub fn request_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &
 /// A status without a canonical reason gets hyper's `<none>` (a reason
 /// must be written: many parsers expect one).
 pub fn response_head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap) {
-    let reason = status.canonical_reason().unwrap_or("<none>").as_bytes();
+    response_head_with_reason(out, status, None, headers);
+}
+
+/// [`response_head`] with the backend's own reason phrase when it has one
+/// (the `hyper::ext::ReasonPhrase` that [`parse_response`] keeps), which
+/// hyper's server writes instead of the canonical one.
+///
+/// [`parse_response`]: super::head::parse_response
+pub fn response_head_with_reason(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    reason: Option<&[u8]>,
+    headers: &HeaderMap,
+) {
+    let canonical = status.canonical_reason().unwrap_or("<none>").as_bytes();
+    let reason = reason.unwrap_or(canonical);
     // "HTTP/1.1 SP 3DIGIT SP reason CRLF" + fields + CRLF
     out.reserve(9 + 3 + 1 + reason.len() + 2 + fields_len(headers) + 2);
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -197,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_response_head_is_what_hyper_writes() {
-        for status in [200, 404, 302, 503, 299, 599] {
+        for status in [200, 404, 302, 503, 299, 599, 101] {
             let status = StatusCode::from_u16(status).unwrap();
             let headers = fields(&[
                 ("date", "Sun, 06 Dec 2026 15:00:00 GMT"),
@@ -213,6 +228,37 @@ mod tests {
             assert_eq!(
                 String::from_utf8(ours).unwrap(),
                 String::from_utf8(theirs).unwrap()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backend_reason_is_written_as_hyper_writes_it() {
+        for reason in ["Fine", "", "Not Found"] {
+            let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+            let service = hyper::service::service_fn(move |_request| async move {
+                let mut response = http::Response::new(Empty::<Bytes>::new());
+                let phrase = hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).unwrap();
+                response.extensions_mut().insert(phrase);
+                let date = HeaderValue::from_static("Sun, 06 Dec 2026 15:00:00 GMT");
+                response.headers_mut().insert(http::header::DATE, date);
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let server = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(ours), service);
+            let driver = tokio::spawn(server);
+            theirs.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            let hyper_head = read_head(&mut theirs).await;
+            driver.abort();
+            let mut ours = Vec::new();
+            let headers = fields(&[
+                ("date", "Sun, 06 Dec 2026 15:00:00 GMT"),
+                ("content-length", "0"),
+            ]);
+            response_head_with_reason(&mut ours, StatusCode::OK, Some(reason.as_bytes()), &headers);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(hyper_head).unwrap()
             );
         }
     }

@@ -22,12 +22,15 @@
 //! Responses: no body for 1xx, 204, 304, answers to `HEAD` and 2xx answers
 //! to `CONNECT`; else `Transfer-Encoding` with `chunked` last → chunked,
 //! other codings → until close; `Content-Length` → that many bytes; neither
-//! → until close. A bad `Content-Length`, or both fields, or
-//! `Transfer-Encoding` in HTTP/1.0 → error (502).
+//! → until close. A bad `Content-Length`, both fields, `Transfer-Encoding`
+//! in HTTP/1.0 or with `chunked` twice or not last → error (502). These
+//! checks hold for bodiless answers too (hyper skips them there: stricter).
+//! A reason phrase other than the canonical one is kept, as hyper keeps it.
 //!
 //! Limits: a head beyond `--max-header-bytes` is [`HeadError::TooLarge`], more
 //! fields than `--max-headers` [`HeadError::TooManyHeaders`] (431 for a
-//! request).
+//! request); a head of exactly the limit is read. Up to 128 field slots
+//! live on the stack, a larger `--max-headers` takes them from the heap.
 //!
 //! # The one leniency
 //!
@@ -118,7 +121,9 @@ pub struct RequestHead {
 /// A parsed response head.
 #[derive(Debug)]
 pub struct ResponseHead {
-    /// Status, version and header fields as received, in order.
+    /// Status, version and header fields as received, in order; a reason
+    /// phrase other than the status's canonical one as a
+    /// `hyper::ext::ReasonPhrase` extension, as hyper's client keeps it.
     pub parts: http::response::Parts,
     /// `None` for 1xx, 204, 304 and answers to HEAD; else `Chunked`,
     /// `Length` or `UntilClose`.
@@ -167,6 +172,16 @@ pub fn parse_response(
     parts.status = status;
     parts.version = version;
     parts.headers = headers;
+    if let Some(reason) = res
+        .reason
+        .filter(|&reason| Some(reason) != status.canonical_reason())
+    {
+        // As hyper's client keeps it (and its server writes it back).
+        let reason = head.slice(span(buf, reason.as_bytes()));
+        if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason) {
+            parts.extensions.insert(phrase);
+        }
+    }
     Ok(ResponseHead {
         parts,
         framing,
@@ -911,6 +926,18 @@ mod tests {
         let cookies: Vec<_> = head.parts.headers.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
         assert_eq!(head.len, raw.len() - 4);
+        let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
+        assert_eq!(reason.unwrap().as_bytes(), b"Nope");
+        let head = response("HTTP/1.1 404 Not Found\r\n\r\n", Method::GET).unwrap();
+        assert!(
+            head.parts
+                .extensions
+                .get::<hyper::ext::ReasonPhrase>()
+                .is_none()
+        );
+        let head = response("HTTP/1.1 200 \r\n\r\n", Method::GET).unwrap();
+        let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
+        assert_eq!(reason.unwrap().as_bytes(), b"");
     }
 
     #[test]
