@@ -4,8 +4,12 @@
 //!
 //! Never looser than hyper's decoder: every line ends in CRLF (a bare LF
 //! or a CR not followed by LF is refused, in size lines, after data and in
-//! trailers); the size is hex digits, at most 16 of them, then optional
-//! spaces or tabs, then optional `;extensions` (no control bytes but HTAB).
+//! trailers); the size is hex digits, at most 16 of them, then either the
+//! CRLF or `;extensions` (no control bytes but HTAB), with optional spaces
+//! or tabs before the `;` (RFC 9112's BWS). Spaces between the size and the
+//! CRLF, which hyper reads, are refused: the body is forwarded as it came,
+//! and RFC 9112 §7.1 has no such form, so a backend might read it otherwise
+//! (the lean path may be stricter than hyper, never looser).
 //! A size line, and the trailer section, are bounded by [`MAX_LINE`] bytes
 //! (HAProxy bounds them too), so a client cannot keep the gateway reading
 //! one line forever; the trailer fields by [`MAX_TRAILERS`] (or the count
@@ -40,7 +44,7 @@ enum State {
     SizeStart,
     /// More digits, spaces, `;` or CR.
     Size,
-    /// Spaces or tabs after the size: more of them, `;` or CR.
+    /// Spaces or tabs after the size: more of them, or `;`.
     SizeSpace,
     /// A chunk extension, up to CR.
     Extension,
@@ -182,7 +186,8 @@ impl Chunked {
             }
             (State::SizeStart, _) => Err(BadChunk("chunk size not hex")),
             (State::Size | State::SizeSpace, b' ' | b'\t') => Ok(State::SizeSpace),
-            (State::Size | State::SizeSpace | State::Extension, b'\r') => Ok(State::SizeLf),
+            (State::Size | State::Extension, b'\r') => Ok(State::SizeLf),
+            (State::SizeSpace, b'\r') => Err(BadChunk("space before the end of a chunk-size line")),
             (State::Size | State::SizeSpace, b';') => Ok(State::Extension),
             (State::Extension, _) if byte == b'\t' || !byte.is_ascii_control() => {
                 self.extension_bytes += 1;
@@ -345,6 +350,8 @@ mod tests {
             b"0x1\r\n",
             b"\r\n",
             b"1 2\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"0\t\r\n\r\n",
             b"10000000000000000\r\n",
             b"1\nx\r\n",
             b"1\r\rx",
