@@ -149,9 +149,7 @@ fn check_upstream(seen: &Run, accepted: &[Sent]) {
         // loop), or else the last one again (a retry). Two identical
         // requests in a row count as two, not as a retry.
         let later = (next..accepted.len()).find(|&k| matches(got, &accepted[k]));
-        let again = next
-            .checked_sub(1)
-            .filter(|&k| matches(got, &accepted[k]));
+        let again = next.checked_sub(1).filter(|&k| matches(got, &accepted[k]));
         let Some(k) = later.or(again) else {
             panic!(
                 "a backend received a request the client did not send (or out of order): {got:?}\naccepted: {accepted:?}"

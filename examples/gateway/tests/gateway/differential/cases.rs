@@ -100,7 +100,6 @@ pub fn smuggling() -> Vec<Case> {
         Case::new("target without a slash", b"GET 'get HTTP/1.1\r\nHost: x\r\n\r\n"),
         Case::new("query only", b"GET ?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
         Case::new("absolute-form without a path", b"GET http://x HTTP/1.1\r\nHost: x\r\n\r\n"),
-        Case::new("CONNECT", b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"),
         Case::new("HTTP/1.2", b"GET /get HTTP/1.2\r\nHost: x\r\n\r\n"),
         Case::new("HTTP/2.0 line", b"GET /get HTTP/2.0\r\nHost: x\r\n\r\n"),
         Case::new("lower-case method", b"get /get HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -249,6 +248,17 @@ pub fn smuggling() -> Vec<Case> {
         b"GET /get HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     ));
     out
+}
+
+/// CONNECT: after a 2xx the connection is a tunnel, not requests.
+pub fn connect() -> Vec<Case> {
+    vec![
+        Case::new("CONNECT", b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"),
+        Case::new(
+            "CONNECT with a body",
+            b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nContent-Length: 3\r\n\r\nabc",
+        ),
+    ]
 }
 
 /// The valid heads whose every byte is replaced by, or preceded by, a CR,
