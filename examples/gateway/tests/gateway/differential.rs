@@ -151,7 +151,14 @@ async fn differential(cases: Vec<Case>) -> Vec<String> {
             Verdict::Same => *counts.entry("same").or_default() += 1,
             Verdict::ClosedEarlier => {
                 *counts.entry("lean closed earlier").or_default() += 1;
-                stricter.push(format!("| {name} | goes on | closes |"));
+                let last = l
+                    .client
+                    .responses
+                    .last()
+                    .map_or("", |r| r.status_line.as_str());
+                stricter.push(format!(
+                    "| {name} | {last}, goes on | {last}, connection: close |"
+                ));
             }
             Verdict::Stricter(hs, ls) => {
                 *counts.entry("lean stricter").or_default() += 1;
