@@ -124,6 +124,19 @@ pub fn smuggling() -> Vec<Case> {
         Case::new("101 header fields", get(&"X-N: 1\r\n".repeat(100)).as_bytes()),
         Case::new("99 header fields", get(&"X-N: 1\r\n".repeat(98)).as_bytes()),
         Case::new("NUL in target", b"GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n"),
+        // From the generator: bad framing and no Host, which is refused first.
+        Case::new(
+            "TE gzip, chunked and a word for CL, without Host",
+            b"GET /lj HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: identity\r\n\r\nhello",
+        ),
+        Case::new(
+            "bad CL without Host",
+            b"GET /lj HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        ),
+        Case::new(
+            "TE and CL without Host",
+            b"POST /lj HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        ),
     ];
     // CL.TE, TE.CL, TE.TE and Content-Length forms.
     for (name, fields, body) in [
