@@ -42,9 +42,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tower_sticky::balance::Endpoint;
 use tower_sticky::sticky::Outcome;
 
-/// How long a client may take to send a request head, and how long a
-/// keep-alive connection may idle (hyper's `header_read_timeout` on the
-/// hyper path).
+/// How long a client may take to send a request head from its first byte
+/// (hyper's `header_read_timeout` on the hyper path).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest backend response head and most fields read (hyper's
 /// client reads up to ~400 KiB; the gateway's request limits apply when
@@ -144,13 +143,15 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     K: Connector,
 {
-    /// The next request head. `Ok(None)`: the client closed or went
-    /// quiet (idle past [`HEAD_TIMEOUT`], or past [`DRAIN_IDLE`] in a
-    /// drain), or the head did not arrive in time.
+    /// The next request head. `Ok(None)`: the client closed, or went
+    /// quiet (past [`DRAIN_IDLE`] in a drain), or its head did not arrive
+    /// within [`HEAD_TIMEOUT`] of its first byte. An idle keep-alive
+    /// connection has no deadline (as on hyper's path) and no buffer.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
-        let deadline = coarse::now() + HEAD_TIMEOUT;
         let max = self.limits.max_head_bytes;
-        // Bounded: every turn reads more bytes of a head bounded by `max`.
+        let mut deadline = self.cbuf.is_some().then(|| coarse::now() + HEAD_TIMEOUT);
+        // Bounded: every turn reads more bytes of a head bounded by `max`
+        // (each read before the deadline once a byte has arrived).
         loop {
             if let Some(b) = &self.cbuf {
                 match head::parse_request(b.bytes(), &self.limits) {
@@ -160,24 +161,25 @@ where
                     Err(e) => return Err(e),
                 }
             }
-            let idle = self.cbuf.is_none();
             let read = bufs::read(&mut self.io, &mut self.cbuf, max);
-            let read = coarse::timeout_at(deadline, read);
-            let got = if idle {
-                // Meanwhile a kept upstream socket that receives a byte or
-                // is closed by its backend is closed at once.
-                let ups = &mut self.ups;
-                let mut read = std::pin::pin!(read);
-                let watched = std::future::poll_fn(|cx| {
-                    ups.retain_mut(|up| up.quiet(cx));
-                    read.as_mut().poll(cx)
-                });
-                until_drained(watched, self.drain).await
-            } else {
-                Some(read.await)
+            let got = match deadline {
+                Some(at) => coarse::timeout_at(at, read).await.ok(),
+                None => {
+                    // Meanwhile a kept upstream socket that receives a byte
+                    // or is closed by its backend is closed at once.
+                    let ups = &mut self.ups;
+                    let mut read = std::pin::pin!(read);
+                    let watched = std::future::poll_fn(|cx| {
+                        ups.retain_mut(|up| up.quiet(cx));
+                        read.as_mut().poll(cx)
+                    });
+                    until_drained(watched, self.drain).await
+                }
             };
             match got {
-                Some(Ok(Ok(n))) if n > 0 => {}
+                Some(Ok(n)) if n > 0 => {
+                    deadline.get_or_insert_with(|| coarse::now() + HEAD_TIMEOUT);
+                }
                 _ => return Ok(None),
             }
         }
