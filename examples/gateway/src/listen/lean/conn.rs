@@ -212,9 +212,14 @@ where
             len,
         } = head;
         let mut req = http::Request::from_parts(parts, ());
-        // gRPC, and HTTP/1.0 (hyper writes a chunked response to such a
-        // client as one delimited by close; this path never re-encodes).
-        if crate::route::grpc::is_grpc(&req) || req.version() != Version::HTTP_11 {
+        // gRPC; HTTP/1.0 (hyper writes a chunked response to such a client
+        // as one delimited by close; this path never re-encodes); CONNECT
+        // (a 2xx to it has no body whatever its framing headers say, and
+        // the connection then is a tunnel or nothing: hyper's rules).
+        if crate::route::grpc::is_grpc(&req)
+            || req.version() != Version::HTTP_11
+            || req.method() == Method::CONNECT
+        {
             return Step::HandOver;
         }
         if self.client.origin.client_tls(req.headers()) {
