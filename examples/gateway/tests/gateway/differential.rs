@@ -50,7 +50,7 @@
 //! | a backend's `Content-Length: 3, 3` | forwards it (200) | 502 |
 //! | a response delimited by the backend's close (no framing, or `Transfer-Encoding: gzip`) | re-frames it chunked, keeps the connection | forwards it with `connection: close`, closes |
 //! | a malformed chunked request body (bad size, LF-only lines, overflow, no final CRLF, ...) | answers 400, reads on | answers 400 with `connection: close`, closes |
-//! | a backend's response with unreadable framing (`Transfer-Encoding: private`, a word for `Content-Length`) | closes the client's connection without an answer | 502, reads on |
+//! | a backend's response with unreadable framing (`Transfer-Encoding: private`, a word or `5, 5` for `Content-Length`) | closes the client's connection without a whole answer | 502, reads on |
 //! | a backend's 204 with a `Transfer-Encoding` | forwards the 204 | 502 |
 //!
 //! The backend's responses include 32 generated ones (valid and near-valid
@@ -310,14 +310,14 @@ fn brief(o: &Outcome) -> String {
     )
 }
 
-/// hyper closed the client's connection without an answer after a
-/// backend's broken response; the lean path answered it with a 5xx of its
-/// own and read on. Not looser: the request that went on was whole, and
-/// hyper forwarded everything up to it.
+/// hyper closed the client's connection without a whole answer (nothing,
+/// or a head cut short) after a backend's broken response; the lean path
+/// answered it with a 5xx of its own and read on. Not looser: the request
+/// that went on was whole, and hyper forwarded everything up to it.
 fn answered_where_hyper_dropped(h: &Outcome, l: &Outcome) -> Option<Verdict> {
     let (hr, lr) = (&h.client.responses, &l.client.responses);
     let k = hr.len();
-    let dropped = h.client.ended == "closed" && h.client.tail.is_empty();
+    let dropped = h.client.ended == "closed";
     let same_before = lr.len() > k
         && hr
             .iter()
@@ -329,7 +329,7 @@ fn answered_where_hyper_dropped(h: &Outcome, l: &Outcome) -> Option<Verdict> {
         && !h.upstream.is_empty();
     (dropped && same_before && gateway_error && prefix && h.upstream.len() == k + 1).then(|| {
         Verdict::Stricter(
-            "nothing (closed)".to_owned(),
+            format!("nothing whole ({:?}), closed", h.client.tail),
             format!("{}, reads on", lr[k].status_line),
         )
     })
