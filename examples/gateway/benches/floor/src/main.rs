@@ -41,7 +41,9 @@ fn main() {
     let mut threads = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        let value = args
+            .next()
+            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
         match flag.as_str() {
             "--listen" => listen = Some(value.parse().unwrap_or_else(|_| usage("bad --listen"))),
             "--backend" => {
@@ -73,12 +75,16 @@ fn main() {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("sticky-floor: {why}\nusage: sticky-floor --listen ADDR --backend ADDR[,ADDR...] [--threads N]");
+    eprintln!(
+        "sticky-floor: {why}\nusage: sticky-floor --listen ADDR --backend ADDR[,ADDR...] [--threads N]"
+    );
     std::process::exit(2)
 }
 
 fn worker(listen: SocketAddr, config: &'static Config) -> io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
     rt.block_on(async move {
         let socket = TcpSocket::new_v4()?;
         socket.set_reuseaddr(true)?;
@@ -104,7 +110,11 @@ struct Head {
     no_body_response: bool,
 }
 
-async fn connection(mut client: TcpStream, peer: SocketAddr, config: &'static Config) -> io::Result<()> {
+async fn connection(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    config: &'static Config,
+) -> io::Result<()> {
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
     let mut upstream: Vec<Option<TcpStream>> = config.backends.iter().map(|_| None).collect();
@@ -119,7 +129,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, config: &'static Co
                 match request_head(&buf[..len], &peer_ip, config, &mut out) {
                     Ok(Some(h)) => break h,
                     Ok(None) if len < buf.len() => {}
-                    Ok(None) => return refuse(&mut client, "431 Request Header Fields Too Large").await,
+                    Ok(None) => {
+                        return refuse(&mut client, "431 Request Header Fields Too Large").await;
+                    }
                     Err(status) => return refuse(&mut client, status).await,
                 }
             }
@@ -210,7 +222,12 @@ async fn refuse(client: &mut TcpStream, status: &str) -> io::Result<()> {
 
 /// Parses a request head in `bytes`; on success writes the upstream head to
 /// `out`. `Ok(None)`: incomplete.
-fn request_head(bytes: &[u8], peer_ip: &str, config: &Config, out: &mut Vec<u8>) -> Result<Option<Head>, &'static str> {
+fn request_head(
+    bytes: &[u8],
+    peer_ip: &str,
+    config: &Config,
+    out: &mut Vec<u8>,
+) -> Result<Option<Head>, &'static str> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut req = httparse::Request::new(&mut fields);
     let len = match req.parse(bytes) {
@@ -341,7 +358,10 @@ fn response_head(bytes: &[u8], no_body: bool) -> Result<Option<(usize, usize)>, 
     }
     for f in res.headers.iter() {
         if f.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(f.value).ok().and_then(|v| v.parse().ok()).ok_or(())?;
+            let n = std::str::from_utf8(f.value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or(())?;
             return Ok(Some((len, n)));
         }
     }
