@@ -135,10 +135,10 @@ def strace(path):
             calls[f[-1]] = int(f[3])
     return calls
 def dhat(path):
-    # Every allocation point's total blocks (`tb`) and bytes (`tbk`).
+    # Every allocation point's total blocks (`tbk`) and bytes (`tb`).
     import json
     pps = json.load(open(path))["pps"]
-    return {"blocks": sum(p["tb"] for p in pps), "bytes": sum(p["tbk"] for p in pps)}
+    return {"blocks": sum(p["tbk"] for p in pps), "bytes": sum(p["tb"] for p in pps)}
 read = {"callgrind": callgrind, "strace": strace, "dhat": dhat}[tool]
 x, y = read(a), read(b)
 per = {k: (y.get(k, 0) - x.get(k, 0)) / (n2 - n1) for k in set(x) | set(y)}
