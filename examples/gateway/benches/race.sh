@@ -114,5 +114,34 @@ for n in threads:
         rps = ratio("rps")
         print(f'| {a}-{n} / {b}-{n} | **{med(rps):.2f}** | {show(ratio("p99_ms"))} | {show(ratio("cpu_s_per_100k"))} '
               f'| {show(ratio("user_us"))} | {", ".join(f"{x:.2f}" for x in rps)} |')
+
+# Issue 21's thresholds, when the lean path ran with its peers.
+checks = []
+def ratios(a, b, n, k):
+    out = []
+    for key in sorted({r["pair"] for r in runs if r["pair"].endswith(f"/{n}")}):
+        both = {r["contestant"]: r for r in runs if r["pair"] == key}
+        if f"{a}-{n}" in both and f"{b}-{n}" in both and float(both[f"{b}-{n}"][k]) > 0:
+            out.append(float(both[f"{a}-{n}"][k]) / float(both[f"{b}-{n}"][k]))
+    return out
+for n in threads:
+    for b, k, limit, what in [("hyper", "rps", 1.25, "req/s ≥ 1.25× hyper"),
+                              ("haproxy", "rps", 0.98, "req/s ≥ 0.98× HAProxy"),
+                              ("floor", "rps", 0.95, "req/s ≥ 0.95× the floor"),
+                              ("haproxy", "p99_ms", 1.0, "p99 ≤ HAProxy's")]:
+        v = ratios("lean", b, n, k)
+        if v:
+            ok = med(v) <= limit if k == "p99_ms" else med(v) >= limit
+            checks.append(f"| lean-{n}: {what} | {med(v):.2f} | {'met' if ok else 'NOT met'} |")
+    u = [float(r["user_us"]) for r in runs if r["contestant"] == f"lean-{n}"]
+    if u and n == "1":
+        checks.append(f"| lean-1: ≤ 3 µs user per request (under load, /proc) | {med(u):.2f} µs | {'met' if med(u) <= 3 else 'NOT met'} |")
+if checks:
+    print()
+    print("Issue 21's thresholds (medians of the same-round ratios):")
+    print()
+    print("| threshold | measured | verdict |")
+    print("|---|---:|---|")
+    print("\n".join(checks))
 PY
 cat "$OUT/summary.md"
