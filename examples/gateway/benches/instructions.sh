@@ -18,7 +18,8 @@
 # --requests N` (this tree's load generator for every variant). The HTTP/1
 # path (issue 21) is a parameter: VARIANT.lean or VARIANT.hyper runs VARIANT
 # with `--http1 lean` or `--http1 hyper` (`VARIANTS="gateway.lean
-# gateway.hyper"`); a bare VARIANT runs with its default. TOOL is
+# gateway.hyper"`); a bare VARIANT runs with its default. `haproxy` and
+# `floor` are the race's HAProxy and floor (one thread), for comparison. TOOL is
 # `callgrind` (instructions), `strace` (`strace -c -f`: syscalls by name)
 # or `dhat` (valgrind's DHAT: heap blocks and bytes allocated). Prints one
 # line per variant: instructions (syscalls, allocations) per request, and
@@ -52,13 +53,12 @@ nginx_backends "$WORK/backends" "$BASE_PORT" 4
 race_route "$WORK/route.yaml"
 GW_BACKENDS=$(pods_backend $BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 
-# Runs variant $1 (binary $2, extra flags after) for $3 requests under TOOL;
-# sets RESULT to the output file.
+# Runs variant $1 for $2 requests under TOOL: the command and its arguments
+# follow. Sets RESULT to the output file.
 one() {
-  local name=$1 bin=$2 n=$3 out="$WORK/$TOOL.$1.$3" pid
-  shift 3
-  local gw=("$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS"
-    --listen "127.0.0.1:$PROXY_PORT" --threads 1 "$@")
+  local name=$1 n=$2 out="$WORK/$TOOL.$1.$2" pid
+  shift 2
+  local gw=("$@")
   case $TOOL in
     callgrind) RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" \
       "${gw[@]}" >"$WORK/gw.log" 2>&1 & ;;
@@ -96,12 +96,24 @@ for v in $VARIANTS; do
   base=$v
   http1=()
   case $v in *.lean | *.hyper) http1=(--http1 "${v##*.}"); base=${v%.*} ;; esac
-  bin=$VARIANT_DIR/$base
-  [ "$base" = gateway ] && bin=$GATEWAY
-  if [ ! -x "$bin" ]; then echo "$SCRIPT: no binary $bin" >&2; exit 2; fi
-  one "$v" "$bin" "$N1" "${http1[@]}"
+  case $base in
+    haproxy) # the race's HAProxy, one thread: for comparison
+      haproxy_config "$WORK/haproxy.cfg" 1 4000 "$PROXY_PORT" "$BASE_PORT" 4 30s 60s
+      cmd=(haproxy -f "$WORK/haproxy.cfg" -db) ;;
+    floor) # the race's floor, one thread
+      build_floor
+      cmd=("$FLOOR" --listen "127.0.0.1:$PROXY_PORT" --threads 1 --backend
+        "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1)),127.0.0.1:$((BASE_PORT + 2)),127.0.0.1:$((BASE_PORT + 3))") ;;
+    *)
+      bin=$VARIANT_DIR/$base
+      [ "$base" = gateway ] && bin=$GATEWAY
+      if [ ! -x "$bin" ]; then echo "$SCRIPT: no binary $bin" >&2; exit 2; fi
+      cmd=("$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS"
+        --listen "127.0.0.1:$PROXY_PORT" --threads 1 "${http1[@]}") ;;
+  esac
+  one "$v" "$N1" "${cmd[@]}"
   a=$RESULT
-  one "$v" "$bin" "$N2" "${http1[@]}"
+  one "$v" "$N2" "${cmd[@]}"
   b=$RESULT
   python3 - "$TOOL" "$v" "$N1" "$N2" "$a" "$b" <<'PY' | tee -a "$OUT/instructions.tsv"
 import re, sys

@@ -32,6 +32,8 @@ const MAX_FIELDS: usize = 100;
 
 struct Config {
     backends: Vec<SocketAddr>,
+    /// Keyed once (the padded key blocks hashed), cloned per request.
+    keyed: Hmac<Sha256>,
     next_session: AtomicU64,
 }
 
@@ -61,6 +63,7 @@ fn main() {
     }
     let config: &'static Config = Box::leak(Box::new(Config {
         backends,
+        keyed: <Hmac<Sha256> as KeyInit>::new_from_slice(KEY).expect("any key length"),
         next_session: AtomicU64::new(0),
     }));
     let workers: Vec<_> = (0..threads)
@@ -274,12 +277,12 @@ fn request_head(
     out.extend_from_slice(b"x-forwarded-for: ");
     out.extend_from_slice(peer_ip.as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
-    let (pod, new_cookie) = match session.and_then(verify) {
+    let (pod, new_cookie) = match session.and_then(|t| verify(config, t)) {
         Some(pod) if pod < config.backends.len() => (pod, None),
         _ => {
             let id = config.next_session.fetch_add(1, Ordering::Relaxed);
             let pod = (id % config.backends.len() as u64) as usize;
-            (pod, Some(sign(pod, id)))
+            (pod, Some(sign(config, pod, id)))
         }
     };
     Ok(Some(Head {
@@ -309,8 +312,8 @@ fn strip_cookie<'a>(value: &'a [u8], session: &mut Option<&'a [u8]>) -> Vec<u8> 
     kept
 }
 
-fn mac(pod: usize, id: &[u8]) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(KEY).expect("any key length");
+fn mac(config: &Config, pod: usize, id: &[u8]) -> [u8; 32] {
+    let mut m = config.keyed.clone();
     m.update(&[pod as u8]);
     m.update(id);
     m.finalize().into_bytes().into()
@@ -318,9 +321,9 @@ fn mac(pod: usize, id: &[u8]) -> [u8; 32] {
 
 /// `P.IIIIIIIIIIIIIIII.TTTT...`: the pod's index, the session id and 16
 /// bytes of its HMAC, in hex.
-fn sign(pod: usize, id: u64) -> Vec<u8> {
+fn sign(config: &Config, pod: usize, id: u64) -> Vec<u8> {
     let id = format!("{id:016x}");
-    let tag = mac(pod, id.as_bytes());
+    let tag = mac(config, pod, id.as_bytes());
     let mut v = format!("{pod}.{id}.").into_bytes();
     for b in &tag[..16] {
         v.extend_from_slice(format!("{b:02x}").as_bytes());
@@ -328,12 +331,12 @@ fn sign(pod: usize, id: u64) -> Vec<u8> {
     v
 }
 
-fn verify(token: &[u8]) -> Option<usize> {
+fn verify(config: &Config, token: &[u8]) -> Option<usize> {
     if token.len() != 2 + 16 + 1 + 32 || token[1] != b'.' || token[18] != b'.' {
         return None;
     }
     let pod = (token[0] as char).to_digit(10)? as usize;
-    let tag = mac(pod, &token[2..18]);
+    let tag = mac(config, pod, &token[2..18]);
     let mut diff = 0u8;
     for (i, b) in tag[..16].iter().enumerate() {
         let hex = &token[19 + 2 * i..21 + 2 * i];
