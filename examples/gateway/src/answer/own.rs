@@ -163,11 +163,22 @@ pub fn write(
     answer: Answer,
     detail: Option<&str>,
 ) -> Response<ClientBody> {
+    response(logged(access, line, answer, detail))
+}
+
+/// [`write()`]'s logging: `answer`, once logged (the lean path encodes it
+/// itself).
+pub fn logged(
+    access: Option<&Access>,
+    line: Line<'_>,
+    answer: Answer,
+    detail: Option<&str>,
+) -> Answer {
     log(access, line, answer.0, detail);
     if access.is_none()
         && let (Some(rule), Some(endpoint), Some(detail)) = (line.rule, line.endpoint, detail)
     {
         tracing::warn!(route = %rule.route, rule = rule.index, backend = %endpoint.target().member.label, status = answer.0.as_u16(), "request failed: {detail}");
     }
-    response(answer)
+    answer
 }

@@ -117,7 +117,7 @@ impl Retry {
 
     /// The step after `failed` on `backend`, and what it says about
     /// `backend`; a request that comes back gives its body back to `body`.
-    pub fn after(
+    pub(super) fn after(
         &mut self,
         backend: BackendId,
         failed: Failed,
@@ -126,11 +126,22 @@ impl Retry {
         if let Some(unsent) = failed.unsent {
             body.put_back(unsent);
         }
-        let failure = failed.failure;
+        self.after_failure(backend, failed.failure, body.replayable())
+    }
+
+    /// [`after`](Self::after) for a request whose body's fate the caller
+    /// knows: `replayable` when it is at hand for another attempt (none,
+    /// read whole, or nothing of it sent yet).
+    pub fn after_failure(
+        &mut self,
+        backend: BackendId,
+        failure: Failure,
+        replayable: bool,
+    ) -> (Next, Blame) {
         let kind = match &failure {
             Failure::Refused(_) => failover::Failure::Connect,
             Failure::NotWritten { reused: true, .. } | Failure::AfterWrite { reused: true, .. }
-                if !self.same_fresh && self.may_go_again(&failure, body) =>
+                if !self.same_fresh && self.may_go_again(&failure, replayable) =>
             {
                 self.same_fresh = true;
                 return (Next::SameFresh, Blame::None);
@@ -147,7 +158,7 @@ impl Retry {
         let verdict = self.attempts.failed(backend, kind);
         let again = verdict.next == failover::Next::Retry
             && !matches!(failure, Failure::Timeout)
-            && body.replayable();
+            && replayable;
         let next = if again {
             Next::Other
         } else {
@@ -158,8 +169,8 @@ impl Retry {
 
     /// Whether the request may go again after `failure`: nothing of it
     /// left, or it is idempotent; and its body is at hand.
-    fn may_go_again(&self, failure: &Failure, body: &ReqBody) -> bool {
+    fn may_go_again(&self, failure: &Failure, replayable: bool) -> bool {
         let not_acted_on = matches!(failure, Failure::NotWritten { .. });
-        (not_acted_on || self.attempts.idempotent()) && body.replayable()
+        (not_acted_on || self.attempts.idempotent()) && replayable
     }
 }

@@ -15,7 +15,7 @@
 //! [`probe`] revives backends. Under `--strict-sessions` a session whose
 //! backend failed gets 503 instead of another backend.
 
-mod attempt;
+pub(crate) mod attempt;
 mod h2;
 pub mod health;
 pub mod probe;
@@ -50,9 +50,9 @@ pub type UpstreamBody = Either<Full<Bytes>, Streamed>;
 pub type ClientBody = Either<InFlightBody<Incoming>, Full<Bytes>>;
 
 /// How long an upgraded (WebSocket, …) tunnel may live.
-const TUNNEL_MAX: Duration = Duration::from_secs(3600);
+pub(crate) const TUNNEL_MAX: Duration = Duration::from_secs(3600);
 /// How long a client may take to send a body that is being buffered.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Failure handling and upstream limits, from the command line.
 #[derive(Clone, Copy, Debug)]
@@ -140,6 +140,16 @@ impl Proxy {
         }
     }
 
+    /// The options from the command line.
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The passive health rules (`--down-after`).
+    pub(crate) fn passive(&self) -> &PassiveHealth {
+        &self.passive
+    }
+
     /// The current snapshot (for the prober).
     pub fn snapshot(&self) -> Arc<crate::config::rules::Compiled> {
         self.current.load_full()
@@ -164,38 +174,18 @@ impl Proxy {
     ) -> Response<ClientBody> {
         let access = Access::start(&req);
         let access = access.as_ref();
-        // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
-        // without Host (the backend's address must not stand in for it).
-        if req.version() == Version::HTTP_11 && !req.headers().contains_key(http::header::HOST) {
-            return own::write(access, Line::default(), own::NO_HOST, Some("no Host"));
-        }
-        // A backend that leads back here (a `dns:` name of the gateway's
-        // own address): refused before any backend is picked.
-        if crate::answer::headers::looped(req.headers()) {
-            return own::write(access, Line::default(), own::LOOP, Some("own Via"));
-        }
         // In-flight requests finish on the snapshot they started with.
         let compiled = self.current.load_full();
-        let Some(index) = compiled.router.find(&req) else {
-            return own::write(access, Line::default(), own::NO_ROUTE, None);
-        };
-        let rule = &compiled.rules[index];
-        let line = Line {
-            rule: Some(rule),
-            ..Line::default()
-        };
-        if rule.no_backend_refs {
-            return own::write(access, line, own::NO_BACKEND_REFS, None);
-        }
         let upgrade = crate::answer::headers::upgrade_protocol(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-        let choice = match pin::first(rule, &mut req) {
-            Ok(c) => c,
-            Err(outcome) => return unavailable(access, rule, Some(outcome), None, None),
+        let Decided { rule, choice } = match decide(&compiled, access, &mut req) {
+            Ok(decided) => decided,
+            Err(answer) => return own::response(answer),
         };
         let line = Line {
+            rule: Some(rule),
             outcome: Some(choice.outcome),
-            ..line
+            endpoint: None,
         };
         let (parts, body) = req.into_parts();
         let head = Self::head(parts, client, upgrade.as_ref());
@@ -317,13 +307,14 @@ impl Proxy {
             outcome: Some(r.choice.outcome),
             endpoint: Some(&r.choice.endpoint),
         };
-        let (answer, detail) = answer_for(failure, &r.head.method, &r.body);
+        let kept = matches!(r.body, ReqBody::Whole(_));
+        let (answer, detail) = answer_for(failure, &r.head.method, kept);
         own::write(r.access, line, answer, Some(&detail))
     }
 }
 
 /// The warning for a failed attempt.
-fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
+pub(crate) fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
     let label = &endpoint.target().member.label;
     match failure {
         Failure::Refused(detail)
@@ -340,7 +331,9 @@ fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
 
 /// The gateway's answer for the failure that ended a request's attempts,
 /// and the detail for the log.
-fn answer_for(failure: Failure, method: &Method, body: &ReqBody) -> (Answer, String) {
+/// `body_kept`: the request's body was read whole (or there was none), so
+/// it was at hand for another attempt.
+pub(crate) fn answer_for(failure: Failure, method: &Method, body_kept: bool) -> (Answer, String) {
     match failure {
         Failure::Refused(detail)
         | Failure::NotWritten { detail, .. }
@@ -349,9 +342,7 @@ fn answer_for(failure: Failure, method: &Method, body: &ReqBody) -> (Answer, Str
         Failure::AfterWrite { detail, .. } if !tower_sticky::failover::is_idempotent(method) => {
             (own::NOT_REPLAYED, detail)
         }
-        Failure::AfterWrite { detail, .. } if matches!(body, ReqBody::Streamed(_)) => {
-            (own::BODY_GONE, detail)
-        }
+        Failure::AfterWrite { detail, .. } if !body_kept => (own::BODY_GONE, detail),
         Failure::AfterWrite { detail, .. } => (own::BAD_GATEWAY, detail),
         Failure::Timeout => (
             own::TIMEOUT,
@@ -365,33 +356,83 @@ fn answer_for(failure: Failure, method: &Method, body: &ReqBody) -> (Answer, Str
     }
 }
 
-/// The backend's response, with hop-by-hop headers out, the backend's
-/// own copy of the session cookie out, and the session written back.
-fn respond(
+/// A request that goes upstream: its rule, and where it is pinned.
+pub(crate) struct Decided<'a> {
+    /// The rule that matched.
+    pub rule: &'a Rule,
+    /// The endpoint of the first attempt and the session decision.
+    pub choice: Choice,
+}
+
+/// The steps that decide where a request goes, shared by both HTTP/1
+/// paths: the Host check, the `Via` loop check, the route, a rule without
+/// backends, and the pin (which strips the session value from `req`).
+/// `Err`: the gateway's own answer, already logged.
+pub(crate) fn decide<'a, B>(
+    compiled: &'a crate::config::rules::Compiled,
+    access: Option<&Access>,
+    req: &mut Request<B>,
+) -> Result<Decided<'a>, Answer> {
+    // RFC 9112 §3.2: a server responds 400 to an HTTP/1.1 request
+    // without Host (the backend's address must not stand in for it).
+    if req.version() == Version::HTTP_11 && !req.headers().contains_key(http::header::HOST) {
+        return Err(own::logged(
+            access,
+            Line::default(),
+            own::NO_HOST,
+            Some("no Host"),
+        ));
+    }
+    // A backend that leads back here (a `dns:` name of the gateway's
+    // own address): refused before any backend is picked.
+    if crate::answer::headers::looped(req.headers()) {
+        return Err(own::logged(
+            access,
+            Line::default(),
+            own::LOOP,
+            Some("own Via"),
+        ));
+    }
+    let Some(index) = compiled.router.find(req) else {
+        return Err(own::logged(access, Line::default(), own::NO_ROUTE, None));
+    };
+    let rule = &compiled.rules[index];
+    let line = Line {
+        rule: Some(rule),
+        ..Line::default()
+    };
+    if rule.no_backend_refs {
+        return Err(own::logged(access, line, own::NO_BACKEND_REFS, None));
+    }
+    match pin::first(rule, req) {
+        Ok(choice) => Ok(Decided { rule, choice }),
+        Err(outcome) => Err(unavailable_answer(access, rule, Some(outcome), None, None)),
+    }
+}
+
+/// The edits every backend response gets, shared by both HTTP/1 paths:
+/// hop-by-hop headers out (for a 101 that completes an upgrade,
+/// `switching`, the `Upgrade` and `Connection: upgrade` kept), the
+/// backend's own copy of the session cookie out, the session written back
+/// (`Set-Cookie`, and `Cache-Control: private` with it), the request and
+/// session counters, and the access log line.
+pub(crate) fn edit_response(
     access: Option<&Access>,
     rule: &Rule,
     choice: &mut Choice,
-    mut resp: Response<Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-) -> Response<ClientBody> {
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    match client_upgrade {
-        Some(client_upgrade) if switching => {
-            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            let protocol = resp.headers().get(UPGRADE).cloned();
-            crate::answer::headers::strip_hop_by_hop(resp.headers_mut());
-            if let Some(p) = protocol {
-                resp.headers_mut().insert(UPGRADE, p);
-                resp.headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-            }
-            tokio::spawn(tunnel(
-                client_upgrade,
-                upstream_upgrade,
-                choice.in_flight.take(),
-            ));
+    parts: &mut http::response::Parts,
+    switching: bool,
+) {
+    let headers = &mut parts.headers;
+    if switching {
+        let protocol = headers.get(UPGRADE).cloned();
+        crate::answer::headers::strip_hop_by_hop(headers);
+        if let Some(p) = protocol {
+            headers.insert(UPGRADE, p);
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        _ => crate::answer::headers::strip_hop_by_hop(resp.headers_mut()),
+    } else {
+        crate::answer::headers::strip_hop_by_hop(headers);
     }
     let upstream = choice.endpoint.target();
     upstream.requests_metric.increment(1);
@@ -400,22 +441,48 @@ fn respond(
         upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(policy) = rule.target.policy() {
-        crate::answer::headers::strip_session(resp.headers_mut(), policy);
+        crate::answer::headers::strip_session(headers, policy);
     }
     if let Some(decision) = choice.decision.take() {
         if decision.session_header().is_some() {
-            crate::answer::headers::make_private(resp.headers_mut());
+            crate::answer::headers::make_private(headers);
         }
-        decision.apply(resp.headers_mut());
+        decision.apply(headers);
     }
     let line = Line {
         rule: Some(rule),
         outcome: Some(choice.outcome),
         endpoint: Some(&choice.endpoint),
     };
-    own::log(access, line, resp.status(), None);
+    own::log(access, line, parts.status, None);
+}
+
+/// The backend's response, with hop-by-hop headers out, the backend's
+/// own copy of the session cookie out, and the session written back.
+fn respond(
+    access: Option<&Access>,
+    rule: &Rule,
+    choice: &mut Choice,
+    resp: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ClientBody> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let mut resp = resp;
+    let tunnel_to = match client_upgrade {
+        Some(client_upgrade) if switching => Some((client_upgrade, hyper::upgrade::on(&mut resp))),
+        _ => None,
+    };
+    let (mut parts, body) = resp.into_parts();
+    edit_response(access, rule, choice, &mut parts, tunnel_to.is_some());
+    if let Some((client_upgrade, upstream_upgrade)) = tunnel_to {
+        tokio::spawn(tunnel(
+            client_upgrade,
+            upstream_upgrade,
+            choice.in_flight.take(),
+        ));
+    }
     let in_flight = choice.in_flight.take();
-    resp.map(|body| Either::Left(InFlightBody::new(body, in_flight)))
+    Response::from_parts(parts, Either::Left(InFlightBody::new(body, in_flight)))
 }
 
 /// 503: no backend can take the request, or (strict sessions) the
@@ -427,6 +494,17 @@ fn unavailable(
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     detail: Option<&str>,
 ) -> Response<ClientBody> {
+    own::response(unavailable_answer(access, rule, outcome, endpoint, detail))
+}
+
+/// [`unavailable`]'s answer, logged.
+pub(crate) fn unavailable_answer(
+    access: Option<&Access>,
+    rule: &Rule,
+    outcome: Option<Outcome>,
+    endpoint: Option<&Arc<Endpoint<Upstream>>>,
+    detail: Option<&str>,
+) -> Answer {
     let answer = if outcome == Some(Outcome::PinnedUnavailable) {
         own::PIN_UNAVAILABLE
     } else {
@@ -438,7 +516,7 @@ fn unavailable(
         endpoint,
     };
     own::log(access, line, answer.0, detail);
-    own::response(answer)
+    answer
 }
 
 /// The request for one attempt: origin-form (`/path?query`), with the

@@ -453,3 +453,11 @@ impl tokio::io::AsyncWrite for Counted {
         self.inner.is_write_vectored()
     }
 }
+
+/// A place under `--max-upstream-connections` for one of the lean path's
+/// own sockets to `addr` (`listen::lean`): the same semaphore as this
+/// pool's connections; at the cap an idle pooled connection is closed to
+/// make room, and the request waits up to `--upstream-queue-timeout`.
+pub(crate) async fn lean_place(addr: &str, options: &Options) -> Option<OwnedSemaphorePermit> {
+    place(addr, options, || evict_one(addr)).await
+}

@@ -8,6 +8,14 @@
 //! goes to [`Proxy::serve`](crate::forward::Proxy::serve), which
 //! [routes](crate::route) it.
 //!
+//! With `--http1 lean` (issue 21), HTTP/1 connections (plain, and TLS
+//! with ALPN `http/1.1`) are served by the gateway's own path, [`lean`],
+//! unless `--http-reuse always` (whose shared pool is hyper's): it routes,
+//! pins and answers through the same steps as hyper's path
+//! ([`forward::decide`](crate::forward), `forward::edit_response`) and
+//! hands what it does not handle (h2c backends, gRPC, HTTP/1.0) to hyper on
+//! the same connection. h2c and ALPN `h2` stay on hyper.
+//!
 //! With `--tls-cert`, [`tls`] terminates TLS first and ALPN chooses HTTP/2
 //! or HTTP/1.1; [`extended_connect`] carries WebSocket over HTTP/2 (RFC
 //! 8441) to the backend as an HTTP/1.1 upgrade.
@@ -18,8 +26,8 @@
 pub(crate) mod coarse;
 pub(crate) mod conn;
 pub mod extended_connect;
-pub mod stray_cr;
 pub mod lean;
+pub mod stray_cr;
 pub mod tls;
 
 use crate::answer::headers;
@@ -86,10 +94,12 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// settings (hyper's builders) and the proxy.
 struct Server {
     proxy: Arc<forward::Proxy>,
-    http1: hyper::server::conn::http1::Builder,
-    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
-    h2_idle: Duration,
+    /// hyper's settings (h2c, ALPN h2, and what the lean path hands over).
+    hyper: Arc<Hyper>,
     reuse: cli::Reuse,
+    /// HTTP/1 connections go to the lean path (`--http1 lean`, unless
+    /// `--http-reuse always`, whose shared pool is hyper's).
+    lean: Option<lean::head::Limits>,
     /// This worker's drain.
     drain: conn::Drain,
     /// TLS and trusted proxies.
@@ -140,10 +150,17 @@ impl Server {
             .enable_connect_protocol();
         Server {
             proxy,
-            http1,
-            http2,
-            h2_idle: limits.h2_idle_timeout,
+            hyper: Arc::new(Hyper {
+                http1,
+                http2,
+                h2_idle: limits.h2_idle_timeout,
+            }),
             reuse: limits.reuse,
+            lean: (limits.http1 == cli::Http1::Lean && limits.reuse != cli::Reuse::Always)
+                .then_some(lean::head::Limits {
+                    max_head_bytes: limits.max_header_bytes as usize,
+                    max_headers: limits.max_headers,
+                }),
             drain: conn::Drain::new(),
             edge,
         }
@@ -173,26 +190,22 @@ impl Server {
             activity: conn::Activity::new(),
             drain: self.drain.clone(),
         });
-        let activity = Arc::clone(&ctx);
-        let service = hyper::service::service_fn(move |req| request(Arc::clone(&ctx), req));
-        let (http1, http2, h2_idle) = (self.http1.clone(), self.http2.clone(), self.h2_idle);
+        let hyper = Arc::clone(&self.hyper);
+        let lean = self.lean;
         if let Some(certs) = &self.edge.tls {
             let certs = Arc::clone(certs);
             self.drain.spawn(async move {
-                let (activity, drain) = (&activity.activity, &activity.drain);
-                let Some((stream, alpn)) = certs.accept(stream).await else {
+                // Boxed: the handshake's future would widen the task for
+                // the connection's whole life.
+                let Some((stream, alpn)) = Box::pin(certs.accept(stream)).await else {
                     return;
                 };
-                let served = match alpn {
-                    tls::Alpn::H2 => {
-                        let c = http2.serve_connection(TokioIo::new(stream), service);
-                        conn::watched(drain, c, activity, Some(h2_idle)).await
+                let served = match (alpn, lean) {
+                    (tls::Alpn::Http1, Some(limits)) => {
+                        serve_lean(stream, &ctx, limits, &hyper).await
                     }
-                    tls::Alpn::Http1 => {
-                        let io = TokioIo::new(stray_cr::StrayCr::new(stream));
-                        let c = http1.serve_connection(io, service).with_upgrades();
-                        conn::watched(drain, c, activity, None).await
-                    }
+                    (tls::Alpn::Http1, None) => Box::pin(hyper_http1(stream, &ctx, &hyper)).await,
+                    (tls::Alpn::H2, _) => Box::pin(hyper_http2(stream, &ctx, &hyper)).await,
                 };
                 if let Err(e) = served {
                     tracing::debug!(%peer, "TLS connection: {e}");
@@ -202,18 +215,15 @@ impl Server {
             return;
         }
         self.drain.spawn(async move {
-            let (activity, drain) = (&activity.activity, &activity.drain);
-            let served = match conn::sniff(drain, &stream).await {
-                None => return,
-                Some(conn::Proto::Http2) => {
-                    let c = http2.serve_connection(TokioIo::new(stream), service);
-                    conn::watched(drain, c, activity, Some(h2_idle)).await
+            let served = match (conn::sniff(&ctx.drain, &stream).await, lean) {
+                (None, _) => return,
+                (Some(conn::Proto::Http1), Some(limits)) => {
+                    serve_lean(stream, &ctx, limits, &hyper).await
                 }
-                Some(conn::Proto::Http1) => {
-                    let io = TokioIo::new(stray_cr::StrayCr::new(stream));
-                    let c = http1.serve_connection(io, service).with_upgrades();
-                    conn::watched(drain, c, activity, None).await
+                (Some(conn::Proto::Http1), None) => {
+                    Box::pin(hyper_http1(stream, &ctx, &hyper)).await
                 }
+                (Some(conn::Proto::Http2), _) => Box::pin(hyper_http2(stream, &ctx, &hyper)).await,
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, "connection: {e}");
@@ -221,6 +231,72 @@ impl Server {
             drop(permit);
         });
     }
+}
+
+/// hyper's server settings, shared by a worker's connections.
+struct Hyper {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    h2_idle: Duration,
+}
+
+/// An HTTP/1 connection on the lean path (`--http1 lean`); what it hands
+/// over goes to hyper on the same connection. Only this path's future is
+/// in the connection's task: hyper's are boxed when they are needed, so
+/// that an idle connection's task stays small.
+async fn serve_lean<S>(
+    stream: S,
+    ctx: &Arc<ClientConn>,
+    limits: lean::head::Limits,
+    hyper: &Hyper,
+) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (proxy, client, drain) = (&*ctx.proxy, &ctx.client, &ctx.drain);
+    match lean::serve(stream, proxy, client, &lean::Tcp, limits, drain).await {
+        lean::Served::Closed => Ok(()),
+        lean::Served::HandOver(io) => Box::pin(hyper_http1(io, ctx, hyper)).await,
+    }
+}
+
+/// An HTTP/1 connection served by hyper.
+async fn hyper_http1<S>(stream: S, ctx: &Arc<ClientConn>, hyper: &Hyper) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stray_cr::StrayCr::new(stream));
+    let c = hyper
+        .http1
+        .serve_connection(io, service(Arc::clone(ctx)))
+        .with_upgrades();
+    conn::watched(&ctx.drain, c, &ctx.activity, None).await
+}
+
+/// An HTTP/2 connection (h2c or ALPN h2), served by hyper.
+async fn hyper_http2<S>(stream: S, ctx: &Arc<ClientConn>, hyper: &Hyper) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let c = hyper
+        .http2
+        .serve_connection(TokioIo::new(stream), service(Arc::clone(ctx)));
+    conn::watched(&ctx.drain, c, &ctx.activity, Some(hyper.h2_idle)).await
+}
+
+/// The hyper service of a client connection.
+fn service(
+    ctx: Arc<ClientConn>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<forward::ClientBody>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<forward::ClientBody>, std::convert::Infallible>>
+             + Send,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |req| request(Arc::clone(&ctx), req))
 }
 
 /// One request of a client connection, through the proxy.

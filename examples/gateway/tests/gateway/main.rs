@@ -5,6 +5,7 @@
 mod admin_guard;
 mod bad_input;
 mod control_plane;
+mod differential;
 mod dns;
 mod failures;
 mod gep1619;

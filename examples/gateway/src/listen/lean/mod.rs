@@ -22,10 +22,19 @@
 //! h2c backends, gRPC, and `--http-reuse always` (whose shared pool is
 //! hyper's).
 
+mod body;
+mod bufs;
 pub mod chunked;
+mod conn;
 pub mod encode;
-pub mod head;
 /// In-memory runs of the lean path, for the fuzz target and the
 /// differential tests (not part of the gateway's interface).
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod head;
+mod rewind;
+mod upstream;
+
+pub use conn::{HEAD_TIMEOUT, Served, serve};
+pub use rewind::Rewind;
+pub use upstream::{Connector, Tcp};
