@@ -23,6 +23,7 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 WRK_THREADS=${WRK_THREADS:-1}
 BASE_PORT=${BASE_PORT:-19100}
 VARIANT_DIR=${VARIANT_DIR:-target/race-ab}
+GATEWAY_FLAGS=${GATEWAY_FLAGS:-} # more flags for every gateway contestant, split on spaces
 if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 50 ] || [ "$DURATION" -lt 1 ] || [ "$DURATION" -gt 120 ]; then
   echo "$SCRIPT: ROUNDS must be 1..50 and DURATION 1..120 seconds" >&2
   exit 2
@@ -111,7 +112,7 @@ start() {
       [ "$base" = gateway ] || bin=$VARIANT_DIR/$base
       if [ ! -x "$bin" ]; then echo "$SCRIPT: unknown contestant $name (no $bin)" >&2; return 1; fi
       RUST_LOG=warn "$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS" \
-        --listen "127.0.0.1:$PROXY_PORT" --threads "$n" "${http1[@]}" >"$WORK/$name.log" 2>&1 &
+        --listen "127.0.0.1:$PROXY_PORT" --threads "$n" "${http1[@]}" $GATEWAY_FLAGS >"$WORK/$name.log" 2>&1 &
       ;;
   esac
   echo $!
@@ -126,6 +127,7 @@ load() {
     timeout $((secs + 30)) wrk -t "$WRK_THREADS" -c "$CONNS" -d "${secs}s" \
       -s examples/gateway/benches/sticky.lua "$url" >"$WORK/wrk.out"
     sed -n 's/^WRK_JSON //p' "$WORK/wrk.out" >"$json"
+    grep '^first misroute' "$WORK/wrk.out" >&2 || true
   else
     timeout $((secs + 30)) "$LOADGEN" "$url" --clients "$CLIENTS" --connections "$CONNS" \
       --threads "$LOADGEN_THREADS" --duration "$secs" --json >"$json"

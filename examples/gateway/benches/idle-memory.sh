@@ -15,7 +15,12 @@
 # once it has not grown for 0.5 s (after); every connection is checked to
 # be still open (not closed by the proxy) at that point. KiB per connection
 # = (after - before) / COUNT. Then the connections are closed and VmRSS is
-# read once more (after close: what the proxy gives back). The order of the
+# read once more (after close: what the proxy gives back). A contestant
+# that refuses a connection's request (a non-200 answer, a reset) is
+# recorded as failed at that connection, and the run goes on.
+# GATEWAY_FLAGS adds flags to both gateway contestants (e.g.
+# `--max-upstream-connections 4096`: under `--http-reuse safe` every idle
+# client connection keeps its upstream socket). The order of the
 # contestants rotates by round. Results go to $OUT (default
 # target/idle-memory): runs.tsv and summary.md. Everything is on
 # 127.0.0.1; every wait is bounded; processes are stopped by PID.
@@ -43,7 +48,7 @@ fi
 source "$(dirname "$0")/common.sh"
 source examples/gateway/benches/contestants.sh
 
-printf 'round\tcontestant\tbefore_kib\tafter_kib\tclosed_kib\tconnections\tkib_per_conn\tload\n' >"$OUT/runs.tsv"
+printf 'round\tcontestant\tbefore_kib\tafter_kib\tclosed_kib\tconnections\tkib_per_conn\tload\terror\n' >"$OUT/runs.tsv"
 echo "idle-memory: $COUNT connections, $ROUNDS rounds, contestants $CONTESTANTS; $(uptime)" >&2
 for round in $(seq "$ROUNDS"); do
   list=($CONTESTANTS)
@@ -75,18 +80,28 @@ def settled(deadline_s=10):
             break
     return last
 
+class Refused(Exception):
+    pass
+
 def one():
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request("GET", "/get")
     r = c.getresponse()
     r.read()
     if r.status != 200:
-        raise SystemExit(f"status {r.status}")
+        raise Refused(f"status {r.status}")
     return c
 
 one().close()
 before = settled()
-conns = [one() for _ in range(count)]
+conns = []
+try:
+    for _ in range(count):
+        conns.append(one())
+except (Refused, OSError) as e:
+    # Recorded, not fatal: the other contestants still run.
+    print(json.dumps({"error": f"connection {len(conns) + 1} of {count}: {e}"}))
+    sys.exit(0)
 after = settled()
 # Still open: a socket the proxy closed would be readable (EOF).
 # (poll, not select: the descriptors go past 1024.)
@@ -105,8 +120,11 @@ PY
 import json, sys
 round_, name, count, path, load = sys.argv[1:6]
 r = json.load(open(path))
+if "error" in r:
+    print(f'{round_}\t{name}\t\t\t\t0\t\t{load}\t{r["error"]}')
+    sys.exit(0)
 per = (r["after"] - r["before"]) / int(count)
-print(f'{round_}\t{name}\t{r["before"]}\t{r["after"]}\t{r["closed_after"]}\t{r["open"]}\t{per:.2f}\t{load}')
+print(f'{round_}\t{name}\t{r["before"]}\t{r["after"]}\t{r["closed_after"]}\t{r["open"]}\t{per:.2f}\t{load}\t')
 PY
     tail -1 "$OUT/runs.tsv" >&2
   done
@@ -121,7 +139,10 @@ print()
 print("| contestant | before | after | after close | still open | KiB per connection | per-round KiB per connection |")
 print("|---|---:|---:|---:|---:|---:|---|")
 for n in names:
-    rs = [r for r in runs if r["contestant"] == n]
+    failed = [r for r in runs if r["contestant"] == n and r["error"]]
+    for r in failed:
+        print(f'| {n}-1 | failed in round {r["round"]}: {r["error"]} | | | | | |')
+    rs = [r for r in runs if r["contestant"] == n and not r["error"]]
     if not rs:
         continue
     m = lambda k: statistics.median(float(r[k]) for r in rs)

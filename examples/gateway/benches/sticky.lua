@@ -19,6 +19,7 @@ pod = nil
 stable = 0
 misroutes = 0
 sessions = 0
+seen = nil
 
 function request()
   if cookie then
@@ -43,6 +44,11 @@ function response(status, headers, body)
   stable = stable + 1
   if cookie and stable > 100 and got ~= pod then
     misroutes = misroutes + 1
+    -- The first one, to tell a real misroute from a header value wrk's
+    -- parser cut short.
+    if not seen then
+      seen = tostring(got) .. " for " .. tostring(pod) .. " after " .. stable
+    end
   end
 end
 
@@ -51,6 +57,8 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     m = m + t:get("misroutes")
     s = s + t:get("sessions")
+    local first = t:get("seen")
+    if first then io.write("first misroute: x-pod " .. first .. " answers\n") end
   end
   local e = summary.errors
   io.write(string.format(
