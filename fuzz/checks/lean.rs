@@ -67,8 +67,10 @@ struct Sent {
 }
 
 /// The client's requests, as far as the path's own parser reads them: the
-/// stream stops at the first head it refuses, an upgrade or a hand-over
-/// to hyper (after which the bytes are not requests of this path).
+/// stream stops at the first head it refuses. After an upgrade that
+/// succeeded (a 101) or a hand-over to hyper, the rest are no requests of
+/// this path; read as requests anyway they only widen what may go
+/// upstream, and an upgrade that failed leaves a connection of requests.
 fn accepted(mut stream: &[u8]) -> Vec<Sent> {
     let mut out = Vec::new();
     // Bounded: every turn consumes a head.
@@ -77,25 +79,22 @@ fn accepted(mut stream: &[u8]) -> Vec<Sent> {
             break;
         };
         let parts = &req.parts;
-        let opaque = parts.headers.contains_key(http::header::UPGRADE)
-            || parts.method == http::Method::CONNECT
-            || parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let body_bytes = &stream[req.len..];
         let (body_len, whole) = framed_len(req.framing, body_bytes);
         out.push(Sent {
             method: parts.method.as_str().to_owned(),
+            // Origin-form: an authority-form or absolute target without a
+            // path goes as `/`.
             target: parts
                 .uri
                 .path_and_query()
-                .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned()),
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
             body: body_bytes[..body_len].to_vec(),
             whole,
             head: parts.method == http::Method::HEAD,
         });
-        if opaque || !whole {
+        if !whole {
             break;
         }
         stream = &body_bytes[body_len..];
@@ -146,10 +145,12 @@ fn check_upstream(seen: &Run, accepted: &[Sent]) {
     let mut sends = vec![0usize; accepted.len()];
     let mut next = 0usize;
     for got in &received {
-        // The same request again, or a later one (the path answers some
-        // itself: no Host, a loop).
-        let from = next.saturating_sub(1);
-        let Some(k) = (from..accepted.len()).find(|&k| matches(got, &accepted[k])) else {
+        // A later request (the path answers some itself: no Host, a
+        // loop), or else the last one again (a retry). Two identical
+        // requests in a row count as two, not as a retry.
+        let later = (next..accepted.len()).find(|&k| matches(got, &accepted[k]));
+        let again = next.checked_sub(1).filter(|&k| matches(got, &accepted[k]));
+        let Some(k) = later.or(again) else {
             panic!(
                 "a backend received a request the client did not send (or out of order): {got:?}\naccepted: {accepted:?}"
             );

@@ -42,9 +42,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tower_sticky::balance::Endpoint;
 use tower_sticky::sticky::Outcome;
 
-/// How long a client may take to send a request head, and how long a
-/// keep-alive connection may idle (hyper's `header_read_timeout` on the
-/// hyper path).
+/// How long a client may take to send a request head, counted from the
+/// end of the previous exchange (hyper's `header_read_timeout` on the
+/// hyper path, which closes idle keep-alive connections after it too).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest backend response head and most fields read (hyper's
 /// client reads up to ~400 KiB; the gateway's request limits apply when
@@ -144,13 +144,16 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     K: Connector,
 {
-    /// The next request head. `Ok(None)`: the client closed or went
-    /// quiet (idle past [`HEAD_TIMEOUT`], or past [`DRAIN_IDLE`] in a
-    /// drain), or the head did not arrive in time.
+    /// The next request head. `Ok(None)`: the client closed, or went
+    /// quiet (past [`DRAIN_IDLE`] in a drain), or its head (counted from
+    /// the end of the previous exchange, so an idle keep-alive connection
+    /// too) did not arrive within [`HEAD_TIMEOUT`], as hyper's
+    /// `header_read_timeout` does. An idle connection holds no buffer.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
-        let deadline = coarse::now() + HEAD_TIMEOUT;
         let max = self.limits.max_head_bytes;
-        // Bounded: every turn reads more bytes of a head bounded by `max`.
+        let deadline = coarse::now() + HEAD_TIMEOUT;
+        // Bounded: every turn reads more bytes of a head bounded by `max`,
+        // each read before the deadline.
         loop {
             if let Some(b) = &self.cbuf {
                 match head::parse_request(b.bytes(), &self.limits) {
@@ -162,22 +165,25 @@ where
             }
             let idle = self.cbuf.is_none();
             let read = bufs::read(&mut self.io, &mut self.cbuf, max);
-            let read = coarse::timeout_at(deadline, read);
-            let got = if idle {
-                // Meanwhile a kept upstream socket that receives a byte or
-                // is closed by its backend is closed at once.
-                let ups = &mut self.ups;
-                let mut read = std::pin::pin!(read);
-                let watched = std::future::poll_fn(|cx| {
-                    ups.retain_mut(|up| up.quiet(cx));
-                    read.as_mut().poll(cx)
-                });
-                until_drained(watched, self.drain).await
-            } else {
-                Some(read.await)
+            let got = match idle {
+                false => coarse::timeout_at(deadline, read).await.ok(),
+                true => {
+                    // Meanwhile a kept upstream socket that receives a byte
+                    // or is closed by its backend is closed at once.
+                    let ups = &mut self.ups;
+                    let mut read = std::pin::pin!(read);
+                    let watched = std::future::poll_fn(|cx| {
+                        ups.retain_mut(|up| up.quiet(cx));
+                        read.as_mut().poll(cx)
+                    });
+                    let watched = coarse::timeout_at(deadline, watched);
+                    until_drained(watched, self.drain)
+                        .await
+                        .and_then(Result::ok)
+                }
             };
             match got {
-                Some(Ok(Ok(n))) if n > 0 => {}
+                Some(Ok(n)) if n > 0 => {}
                 _ => return Ok(None),
             }
         }
@@ -206,9 +212,14 @@ where
             len,
         } = head;
         let mut req = http::Request::from_parts(parts, ());
-        // gRPC, and HTTP/1.0 (hyper writes a chunked response to such a
-        // client as one delimited by close; this path never re-encodes).
-        if crate::route::grpc::is_grpc(&req) || req.version() != Version::HTTP_11 {
+        // gRPC; HTTP/1.0 (hyper writes a chunked response to such a client
+        // as one delimited by close; this path never re-encodes); CONNECT
+        // (a 2xx to it has no body whatever its framing headers say, and
+        // the connection then is a tunnel or nothing: hyper's rules).
+        if crate::route::grpc::is_grpc(&req)
+            || req.version() != Version::HTTP_11
+            || req.method() == Method::CONNECT
+        {
             return Step::HandOver;
         }
         if self.client.origin.client_tls(req.headers()) {

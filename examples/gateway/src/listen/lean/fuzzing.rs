@@ -1,5 +1,5 @@
 //! In-memory runs of the lean path (issue 21): arbitrary client and
-//! backend byte streams through [`serve`](super::serve), for the `lean`
+//! backend byte streams through `lean::serve`, for the `lean`
 //! fuzz target and its corpus replay (`fuzz/checks/lean.rs`).
 //!
 //! A run builds nothing per input but the streams: one gateway (the seed's
@@ -9,7 +9,7 @@
 //! upstream connection is another duplex stream whose far end, the fake
 //! backend, records every byte the gateway sends and answers with the
 //! input's backend bytes once it has a whole request. Every stream
-//! ends, so a run that does not end within [`HANG`] is a hang of the path.
+//! ends, so a run that does not end within `HANG` is a hang of the path.
 
 use super::{Connector, Served, head};
 use crate::answer::headers::Origin;

@@ -9,7 +9,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 /// Opens connections to backends: TCP in the gateway ([`Tcp`]), in-memory
 /// streams in the fuzz harness.
@@ -52,20 +53,32 @@ pub(super) struct Up<U> {
     pub io: U,
     /// Its place under `--max-upstream-connections`.
     _place: OwnedSemaphorePermit,
+    /// Completes when a request waiting at that cap needs this socket's
+    /// place: it is closed as soon as it is idle.
+    evict: Pin<Box<OwnedNotified>>,
 }
 
 impl<U: AsyncRead + Unpin> Up<U> {
-    pub fn new(addr: std::sync::Arc<str>, io: U, place: OwnedSemaphorePermit) -> Self {
+    pub fn new(
+        addr: std::sync::Arc<str>,
+        io: U,
+        (place, evict): (OwnedSemaphorePermit, std::sync::Arc<Notify>),
+    ) -> Self {
         Up {
             addr,
             io,
             _place: place,
+            evict: Box::pin(evict.notified_owned()),
         }
     }
 
-    /// Whether a kept socket is still quiet: no byte waiting and not
-    /// closed (one non-blocking read; `cx` is woken when that changes).
+    /// Whether a kept socket is still quiet: no byte waiting, not closed,
+    /// and its place not wanted at the cap (one non-blocking read; `cx` is
+    /// woken when that changes).
     pub fn quiet(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.evict.as_mut().poll(cx).is_ready() {
+            return false;
+        }
         let mut probe = [0u8; 1];
         let mut rb = ReadBuf::new(&mut probe);
         matches!(Pin::new(&mut self.io).poll_read(cx, &mut rb), Poll::Pending)

@@ -94,6 +94,12 @@ pub fn smuggling() -> Vec<Case> {
         Case::new("absolute-form", b"GET http://x/get HTTP/1.1\r\nHost: x\r\n\r\n"),
         Case::new("absolute-form, other Host", b"GET http://y/get HTTP/1.1\r\nHost: x\r\n\r\n"),
         Case::new("asterisk", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
+        // Targets that are not origin-form (the fuzz target's first find:
+        // the lean path sends `/` for a target without a path).
+        Case::new("authority-form GET", b"GET x:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Case::new("target without a slash", b"GET 'get HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Case::new("query only", b"GET ?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Case::new("absolute-form without a path", b"GET http://x HTTP/1.1\r\nHost: x\r\n\r\n"),
         Case::new("HTTP/1.2", b"GET /get HTTP/1.2\r\nHost: x\r\n\r\n"),
         Case::new("HTTP/2.0 line", b"GET /get HTTP/2.0\r\nHost: x\r\n\r\n"),
         Case::new("lower-case method", b"get /get HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -118,6 +124,19 @@ pub fn smuggling() -> Vec<Case> {
         Case::new("101 header fields", get(&"X-N: 1\r\n".repeat(100)).as_bytes()),
         Case::new("99 header fields", get(&"X-N: 1\r\n".repeat(98)).as_bytes()),
         Case::new("NUL in target", b"GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n"),
+        // From the generator: bad framing and no Host, which is refused first.
+        Case::new(
+            "TE gzip, chunked and a word for CL, without Host",
+            b"GET /lj HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: identity\r\n\r\nhello",
+        ),
+        Case::new(
+            "bad CL without Host",
+            b"GET /lj HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        ),
+        Case::new(
+            "TE and CL without Host",
+            b"POST /lj HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        ),
     ];
     // CL.TE, TE.CL, TE.TE and Content-Length forms.
     for (name, fields, body) in [
@@ -242,6 +261,17 @@ pub fn smuggling() -> Vec<Case> {
         b"GET /get HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     ));
     out
+}
+
+/// CONNECT: after a 2xx the connection is a tunnel, not requests.
+pub fn connect() -> Vec<Case> {
+    vec![
+        Case::new("CONNECT", b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"),
+        Case::new(
+            "CONNECT with a body",
+            b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nContent-Length: 3\r\n\r\nabc",
+        ),
+    ]
 }
 
 /// The valid heads whose every byte is replaced by, or preceded by, a CR,
@@ -491,18 +521,119 @@ pub fn scripts() -> &'static [Script] {
         ]
         .into_iter()
         .map(|(b, close)| (b.as_bytes().to_vec(), close))
+        .chain(generated_responses(GENERATED_RESPONSES))
         .collect()
     });
     &SCRIPTS
 }
 
-/// A GET (and a HEAD for the one script meant for it) of each scripted
-/// response.
+/// How many of the scripts are generated (after the written ones).
+const GENERATED_RESPONSES: usize = 32;
+
+/// Response header names the generator picks from.
+const RESPONSE_NAMES: &[&str] = &[
+    "Content-Length",
+    "Transfer-Encoding",
+    "Connection",
+    "Set-Cookie",
+    "Cache-Control",
+    "Keep-Alive",
+    "X-A",
+    "Content-Type",
+    "Location",
+    "Trailer",
+    "Upgrade",
+    "X B",
+];
+
+/// Response header values the generator picks from besides printable text.
+const RESPONSE_VALUES: &[&str] = &[
+    "chunked",
+    "5",
+    "3",
+    "0",
+    "close",
+    "keep-alive",
+    "Session-A=evil; Path=/",
+    "theme=dark",
+    "private",
+    "public, max-age=60",
+    "gzip, chunked",
+    "-1",
+    "5, 5",
+    "",
+];
+
+fn response() -> impl Strategy<Value = Script> {
+    let status = prop::sample::select(
+        &[
+            "200 OK",
+            "201 Created",
+            "204 No Content",
+            "304 Not Modified",
+            "404 Not Found",
+            "500 Internal Server Error",
+            "599 Weird",
+            "200",
+            "100 Continue\r\n\r\nHTTP/1.1 200 OK",
+        ][..],
+    );
+    let version = prop::sample::select(&["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"][..]);
+    let value = prop_oneof![
+        prop::sample::select(RESPONSE_VALUES).prop_map(str::to_owned),
+        "[ -~]{0,10}"
+    ];
+    let fields = prop::collection::vec((prop::sample::select(RESPONSE_NAMES), value), 0..5);
+    let body = prop::sample::select(&["", "hello", "5\r\nhello\r\n0\r\n\r\n", "abc", "zz\r\n"][..]);
+    let stray = prop::option::weighted(
+        0.2,
+        (any::<prop::sample::Index>(), prop::sample::select(STRAY)),
+    );
+    (version, status, fields, body, stray).prop_map(|(version, status, fields, body, stray)| {
+        let mut head = format!("{version} {status}\r\n");
+        for (name, value) in fields {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let mut bytes = format!("{head}\r\n{body}").into_bytes();
+        if let Some((at, b)) = stray {
+            let at = at.index(bytes.len());
+            bytes[at] = b;
+        }
+        // The backend closes after it: a response without framing
+        // ends there (kept open, both paths would wait for it).
+        (bytes, true)
+    })
+}
+
+/// `n` backend responses from the generator (a fresh seed each run; the
+/// process's two backends share them).
+fn generated_responses(n: usize) -> Vec<Script> {
+    let mut runner = TestRunner::default();
+    let strategy = response();
+    (0..n)
+        .map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .expect("a response")
+                .current()
+        })
+        .collect()
+}
+
+/// A GET of each scripted response (the written ones and 32 generated
+/// valid and near-valid ones), and a HEAD of three.
 pub fn responses() -> Vec<Case> {
     let mut out: Vec<Case> = (0..scripts().len())
         .map(|n| {
             let get = format!("GET /resp/{n} HTTP/1.1\r\nHost: x\r\n\r\n");
-            Case::new(format!("response {n}"), get.as_bytes())
+            let written = scripts().len() - GENERATED_RESPONSES;
+            let name = if n < written {
+                format!("response {n}")
+            } else {
+                let bytes = String::from_utf8_lossy(&scripts()[n].0).into_owned();
+                format!("generated response {bytes:?}")
+            };
+            Case::new(name, get.as_bytes())
         })
         .collect();
     for n in [0, 1, 5] {

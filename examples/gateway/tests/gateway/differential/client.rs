@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Every case's stream ends with a `Connection: close` request, so a
 /// gateway in step closes well before; one still waiting for body bytes
 /// runs into this, and the difference shows as `ended`.
-const READ_LIMIT: Duration = Duration::from_secs(3);
+const READ_LIMIT: Duration = Duration::from_secs(5);
 
 /// A response as the client got it, in the parts compared.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Seen {
     /// After the last whole response: nothing when in step, else the
     /// first line of what is there (a response cut short).
     pub tail: String,
-    /// `closed`, or `open after 3 s`.
+    /// `closed`, or `open after 5 s`.
     pub ended: &'static str,
 }
 
@@ -70,7 +70,7 @@ pub async fn exchange(gateway: &str, from: IpAddr, pieces: &[Vec<u8>], head_at: 
     };
     let ended = match tokio::time::timeout(READ_LIMIT, read_all).await {
         Ok(()) => "closed",
-        Err(_) => "open after 3 s",
+        Err(_) => "open after 5 s",
     };
     parse_responses(&got, head_at, ended)
 }
