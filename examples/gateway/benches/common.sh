@@ -98,17 +98,34 @@ stop() {
 # Resident memory of a process, KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# CPU ticks (utime+stime) of a process and its direct children (NGINX
-# workers; HAProxy and the gateway have none).
-cpu_ticks() {
-  local pid=$1 total=0 p
+# CPU ticks of a process and its direct children (NGINX workers; HAProxy
+# and the gateway have none): "USER SYS" (utime and stime).
+cpu_user_sys() {
+  local pid=$1 user=0 sys=0 p u s
   for p in $pid $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
     if [ -r "/proc/$p/stat" ]; then
       # Fields after the command name, which is in parentheses.
-      total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+      read -r u s < <(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
+      user=$((user + u))
+      sys=$((sys + s))
     fi
   done
-  echo "$total"
+  echo "$user $sys"
+}
+
+# CPU ticks (utime+stime) of a process and its direct children.
+cpu_ticks() {
+  local u s
+  read -r u s < <(cpu_user_sys "$1")
+  echo $((u + s))
+}
+
+# Builds the race's floor (benches/floor, a crate of its own outside the
+# workspace) into target/floor and sets FLOOR to its binary.
+build_floor() {
+  CARGO_TARGET_DIR="$PWD/target/floor" cargo build --release --offline \
+    --manifest-path examples/gateway/benches/floor/Cargo.toml >&2
+  FLOOR=target/floor/release/sticky-floor
 }
 
 # NGINX (one process, 1 worker, in its own directory $1) serving $3 backend

@@ -15,9 +15,14 @@
 # target/race-ab/; `gateway` is this tree's release build), run with
 # `--threads 1` in front of the race's four NGINX backends (one NGINX, four
 # ports), driven by `tower-sticky-loadgen --clients 64 --connections 16
-# --requests N` (this tree's load generator for every variant). TOOL is
-# `callgrind` (instructions) or `strace` (`strace -c -f`: syscalls by name).
-# Prints one line per variant: instructions (or syscalls) per request, and
+# --requests N` (this tree's load generator for every variant). The HTTP/1
+# path (issue 21) is a parameter: VARIANT.lean or VARIANT.hyper runs VARIANT
+# with `--http1 lean` or `--http1 hyper` (`VARIANTS="gateway.lean
+# gateway.hyper"`); a bare VARIANT runs with its default. `haproxy` and
+# `floor` are the race's HAProxy and floor (one thread), for comparison. TOOL is
+# `callgrind` (instructions), `strace` (`strace -c -f`: syscalls by name)
+# or `dhat` (valgrind's DHAT: heap blocks and bytes allocated). Prints one
+# line per variant: instructions (syscalls, allocations) per request, and
 # for strace the per-request count of each syscall that occurs at least
 # once per 100 requests. Results also go to $OUT/instructions.tsv, and each
 # run's raw output to $OUT/TOOL.VARIANT.N.
@@ -33,9 +38,9 @@ BASE_PORT=${BASE_PORT:-19200}
 
 SCRIPT=instructions.sh
 case $TOOL in
-  callgrind) TOOLS="valgrind nginx python3 cargo" ;;
+  callgrind | dhat) TOOLS="valgrind nginx python3 cargo" ;;
   strace) TOOLS="strace nginx python3 cargo" ;;
-  *) echo "$SCRIPT: TOOL must be callgrind or strace" >&2; exit 2 ;;
+  *) echo "$SCRIPT: TOOL must be callgrind, strace or dhat" >&2; exit 2 ;;
 esac
 source "$(dirname "$0")/common.sh"
 if [ "$N1" -lt 1 ] || [ "$N2" -le "$N1" ] || [ "$N2" -gt 1000000 ]; then
@@ -48,16 +53,19 @@ nginx_backends "$WORK/backends" "$BASE_PORT" 4
 race_route "$WORK/route.yaml"
 GW_BACKENDS=$(pods_backend $BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 
-# Runs variant $1 for $2 requests under TOOL; sets RESULT to the output file.
+# Runs variant $1 for $2 requests under TOOL: the command and its arguments
+# follow. Sets RESULT to the output file.
 one() {
-  local bin=$1 n=$2 out="$WORK/$TOOL.$(basename "$1").$2" pid
+  local name=$1 n=$2 out="$WORK/$TOOL.$1.$2" pid
+  shift 2
+  local gw=("$@")
   case $TOOL in
     callgrind) RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" \
-      "$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS" \
-      --listen "127.0.0.1:$PROXY_PORT" --threads 1 >"$WORK/gw.log" 2>&1 & ;;
+      "${gw[@]}" >"$WORK/gw.log" 2>&1 & ;;
+    dhat) RUST_LOG=warn valgrind --tool=dhat --dhat-out-file="$out" \
+      "${gw[@]}" >"$WORK/gw.log" 2>&1 & ;;
     strace) RUST_LOG=warn strace -f -c -o "$out" \
-      "$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS" \
-      --listen "127.0.0.1:$PROXY_PORT" --threads 1 >"$WORK/gw.log" 2>&1 & ;;
+      "${gw[@]}" >"$WORK/gw.log" 2>&1 & ;;
   esac
   pid=$!
   PIDS+=("$pid")
@@ -85,12 +93,27 @@ one() {
 
 [ -f "$OUT/instructions.tsv" ] || printf 'tool\tvariant\tn1\tn2\tper_request\tdetail\n' >"$OUT/instructions.tsv"
 for v in $VARIANTS; do
-  bin=$VARIANT_DIR/$v
-  [ "$v" = gateway ] && bin=$GATEWAY
-  if [ ! -x "$bin" ]; then echo "$SCRIPT: no binary $bin" >&2; exit 2; fi
-  one "$bin" "$N1"
+  base=$v
+  http1=()
+  case $v in *.lean | *.hyper) http1=(--http1 "${v##*.}"); base=${v%.*} ;; esac
+  case $base in
+    haproxy) # the race's HAProxy, one thread: for comparison
+      haproxy_config "$WORK/haproxy.cfg" 1 4000 "$PROXY_PORT" "$BASE_PORT" 4 30s 60s
+      cmd=(haproxy -f "$WORK/haproxy.cfg" -db) ;;
+    floor) # the race's floor, one thread
+      build_floor
+      cmd=("$FLOOR" --listen "127.0.0.1:$PROXY_PORT" --threads 1 --backend
+        "127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1)),127.0.0.1:$((BASE_PORT + 2)),127.0.0.1:$((BASE_PORT + 3))") ;;
+    *)
+      bin=$VARIANT_DIR/$base
+      [ "$base" = gateway ] && bin=$GATEWAY
+      if [ ! -x "$bin" ]; then echo "$SCRIPT: no binary $bin" >&2; exit 2; fi
+      cmd=("$bin" --route "$WORK/route.yaml" --backend "$GW_BACKENDS"
+        --listen "127.0.0.1:$PROXY_PORT" --threads 1 "${http1[@]}") ;;
+  esac
+  one "$v" "$N1" "${cmd[@]}"
   a=$RESULT
-  one "$bin" "$N2"
+  one "$v" "$N2" "${cmd[@]}"
   b=$RESULT
   python3 - "$TOOL" "$v" "$N1" "$N2" "$a" "$b" <<'PY' | tee -a "$OUT/instructions.tsv"
 import re, sys
@@ -123,13 +146,20 @@ def strace(path):
         if len(f) >= 5 and re.match(r"^[0-9.]+$", f[0]) and f[-1] != "total":
             calls[f[-1]] = int(f[3])
     return calls
-read = callgrind if tool == "callgrind" else strace
+def dhat(path):
+    # Every allocation point's total blocks (`tbk`) and bytes (`tb`).
+    import json
+    pps = json.load(open(path))["pps"]
+    return {"blocks": sum(p["tbk"] for p in pps), "bytes": sum(p["tb"] for p in pps)}
+read = {"callgrind": callgrind, "strace": strace, "dhat": dhat}[tool]
 x, y = read(a), read(b)
 per = {k: (y.get(k, 0) - x.get(k, 0)) / (n2 - n1) for k in set(x) | set(y)}
 total = sum(per.values())
 detail = ", ".join(f"{k} {v:.3f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.01)
 if tool == "callgrind":
     print(f"{tool}\t{name}\t{n1}\t{n2}\t{per['Ir']:.0f}\tless SHA-256; SHA-256 {per['sha256']:.0f}")
+elif tool == "dhat":
+    print(f"{tool}\t{name}\t{n1}\t{n2}\t{per['blocks']:.2f}\tallocations per request; {per['bytes']:.0f} bytes per request")
 else:
     print(f"{tool}\t{name}\t{n1}\t{n2}\t{total:.3f}\t{detail}")
 PY

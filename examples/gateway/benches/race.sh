@@ -1,105 +1,147 @@
 #!/usr/bin/env bash
-# Side-by-side race: the example gateway against HAProxy and NGINX doing the
-# same sticky routing, on the same four backends, under the same load.
+# Side-by-side race: the example gateway's two HTTP/1 paths (`--http1 lean`
+# and `--http1 hyper`, issue 21) against HAProxy and the floor (and NGINX if
+# asked), doing the same sticky routing on the same four backends under the
+# same load, in one run.
 #
-#   bash benches/race.sh                  (from the repository root)
-#   ROUNDS=6 DURATION=10 bash benches/race.sh
+#   bash examples/gateway/benches/race.sh            (from the repository root)
+#   ROUNDS=6 DURATION=10 LOAD=wrk bash examples/gateway/benches/race.sh
+#   CONTESTANTS="haproxy nginx gateway" bash examples/gateway/benches/race.sh
 #
 # Everything listens on 127.0.0.1. Backends: one NGINX process (1 worker)
 # serving four ports, each a fixed JSON body naming its pod plus an `x-pod`
-# header: cheap, and identical for every contestant. Load: examples/loadgen
-# (CLIENTS sessions, each with its own cookie jar, rotated over CONNS
-# connections, so connection reuse cannot fake stickiness; it counts
-# misroutes). Contestants, each measured over DURATION seconds after a 1 s
-# warm-up:
-#   direct      loadgen straight to one backend (the ceiling; no stickiness)
+# header: cheap, and identical for every contestant. Load (LOAD): `loadgen`,
+# examples/loadgen (CLIENTS sessions, each with its own cookie jar, rotated
+# over CONNS connections, so connection reuse cannot fake stickiness; it
+# counts misroutes), or `wrk` (64 connections, benches/sticky.lua: one
+# resumed session per wrk thread, the issue's race). Contestants (see
+# contestants.sh), each measured over DURATION seconds after a 1 s warm-up:
+#   direct      the load straight to one backend (the ceiling; no stickiness)
 #   haproxy-N   HAProxy, nbthread N, `cookie Session-A insert indirect nocache
 #               maxidle 30s maxlife 60s`
+#   floor-N     benches/floor, N threads: httparse, one HMAC per request,
+#               cookie stripping and insertion, per-client upstream keep-alive
+#   lean-N      examples/gateway --threads N --http1 lean, the same cookie
+#               with absoluteTimeout 60s and idleTimeout 30s, RUST_LOG=warn
+#               (no per-request access log, like the peers here)
+#   hyper-N     the same with --http1 hyper
 #   nginx-N     NGINX, worker_processes N, `hash $sticky consistent` where
 #               $sticky is the Session-A cookie, or a fresh $request_id that is
 #               also set as the cookie (NGINX has no cookie insertion of its
 #               own, and `$cookie_Session-A` would read as `$cookie_Session`
 #               followed by `-A`, so a map over $http_cookie extracts it)
-#   gateway-N   examples/gateway --threads N, the same cookie with
-#               absoluteTimeout 60s and idleTimeout 30s, RUST_LOG=warn (no
-#               per-request access log, like the peers here)
-# Each round runs `direct`, then the pairs (haproxy-N, gateway-N) and
-# (nginx-N, gateway-N) for N in 1 2, back to back, the order within a pair
-# alternating between rounds. Ratios are taken per pair and the median over
-# the rounds is reported. Proxy CPU is utime+stime from /proc/PID/stat of the
-# proxy's processes over the measured window.
+#   gateway-N   the gateway with its default --http1
+# Each round runs `direct`, then, for N in THREADS, every contestant of
+# CONTESTANTS with N threads back to back, the order rotated by one per
+# round (so with four contestants and four rounds each runs once in every
+# position). Ratios (lean/hyper, lean/HAProxy, lean/floor, ...) are taken
+# within a round and the median over the rounds is reported, with the
+# per-round values. Proxy CPU is utime and stime from /proc/PID/stat of the
+# proxy's processes over the measured window, per request; `load` is the
+# 1-minute load average at the end of each run.
 #
-# Results go to $OUT (default target/race): runs.tsv (every run) and
-# summary.md (the medians table). Every process started is stopped by PID;
+# Results go to $OUT (default target/race, or target/race-wrk): runs.tsv
+# (every run) and summary.md. Every process started is stopped by PID;
 # every loop is bounded.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-6}
 THREADS=${THREADS:-"1 2"}
-OUT=${OUT:-target/race}
+CONTESTANTS=${CONTESTANTS:-"haproxy lean hyper floor"}
+LOAD=${LOAD:-loadgen}
+if [ "$LOAD" = wrk ]; then OUT=${OUT:-target/race-wrk}; else OUT=${OUT:-target/race}; fi
 
 SCRIPT=race.sh
 TOOLS="haproxy nginx python3 cargo"
 source "$(dirname "$0")/common.sh"
 source examples/gateway/benches/contestants.sh
 
-echo "race: $ROUNDS rounds of ${DURATION}s runs, $CLIENTS clients over $CONNS connections; results in $OUT" >&2
+echo "race: $ROUNDS rounds of ${DURATION}s runs, load $LOAD over $CONNS connections, contestants $CONTESTANTS; results in $OUT; $(uptime)" >&2
 for round in $(seq "$ROUNDS"); do
   measure "$round" direct -
   for n in $THREADS; do
-    for peer in haproxy nginx; do
-      pair="$round/$peer-$n"
-      if [ $((round % 2)) -eq 1 ]; then
-        measure "$round" "$peer-$n" "$pair"
-        measure "$round" "gateway-$n" "$pair"
-      else
-        measure "$round" "gateway-$n" "$pair"
-        measure "$round" "$peer-$n" "$pair"
-      fi
-    done
+    list=()
+    for c in $CONTESTANTS; do list+=("$c-$n"); done
+    # The order rotates by round, so no contestant always runs first.
+    k=$(( (round - 1) % ${#list[@]} ))
+    order=("${list[@]:$k}" "${list[@]:0:$k}")
+    for c in "${order[@]}"; do measure "$round" "$c" "$round/$n"; done
   done
 done
 
-python3 - "$RUNS" "$THREADS" >"$OUT/summary.md" <<'PY'
+python3 - "$RUNS" "$THREADS" "$CONTESTANTS" "$LOAD" >"$OUT/summary.md" <<'PY'
 import csv, statistics, sys
 runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-threads = sys.argv[2].split()
+threads, contestants, load = sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
 med = statistics.median
 
-def rows(name):
-    return [r for r in runs if r["contestant"] == name]
-
-names = ["direct"] + [f"{p}-{n}" for n in threads for p in ("haproxy", "nginx", "gateway")]
-print("| contestant | req/s | p50 ms | p99 ms | misroutes | errors | proxy CPU s / 100k req | runs |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for name in names:
-    rs = rows(name)
+print(f"Load: {load}. Medians over rounds; CPU from /proc over the measured window.")
+print()
+print("| contestant | req/s | p50 ms | p99 ms | misroutes | errors | CPU s / 100k req | user µs / req | sys µs / req | load avg | runs |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+for name in ["direct"] + [f"{c}-{n}" for n in threads for c in contestants]:
+    rs = [r for r in runs if r["contestant"] == name]
     if not rs:
         continue
     f = lambda k: med(float(r[k]) for r in rs)
     total = lambda k: sum(int(r[k]) for r in rs)
-    cpu = "n/a" if name == "direct" else f'{f("cpu_s_per_100k"):.2f}'
-    print(f'| {name} | {f("rps"):.0f} | {f("p50_ms"):.3f} | {f("p99_ms"):.3f} | {total("misroutes")} | {total("errors")} | {cpu} | {len(rs)} |')
+    cpu = lambda k, fmt: "n/a" if name == "direct" else format(f(k), fmt)
+    loads = f'{min(float(r["load"]) for r in rs):.1f}–{max(float(r["load"]) for r in rs):.1f}'
+    print(f'| {name} | {f("rps"):.0f} | {f("p50_ms"):.3f} | {f("p99_ms"):.3f} | {total("misroutes")} | {total("errors")} '
+          f'| {cpu("cpu_s_per_100k", ".2f")} | {cpu("user_us", ".2f")} | {cpu("sys_us", ".2f")} | {loads} | {len(rs)} |')
 print()
-print("Gateway / peer, per pair (same round, back to back), median over rounds:")
+print("A / B in the same round (back to back), median over rounds:")
 print()
-print("| pair | req/s ratio | p99 ratio | CPU/request ratio | per-round req/s ratios |")
-print("|---|---:|---:|---:|---|")
+print("| ratio | req/s | p99 | CPU per request | user µs per request | per-round req/s ratios |")
+print("|---|---:|---:|---:|---:|---|")
+wanted = [("lean", "hyper"), ("lean", "haproxy"), ("lean", "floor"), ("hyper", "haproxy"),
+          ("floor", "haproxy"), ("lean", "nginx"), ("gateway", "haproxy"), ("gateway", "nginx")]
+wanted += [(c, "haproxy") for c in contestants if c not in ("haproxy", "lean", "hyper", "floor", "nginx", "gateway")]
 for n in threads:
-    for peer in ("haproxy", "nginx"):
+    for a, b in wanted:
+        if a not in contestants or b not in contestants:
+            continue
         pairs = []
-        for key in sorted({r["pair"] for r in runs if r["contestant"] == f"{peer}-{n}"}):
+        for key in sorted({r["pair"] for r in runs if r["pair"].endswith(f"/{n}")}):
             both = {r["contestant"]: r for r in runs if r["pair"] == key}
-            if f"gateway-{n}" in both:
-                pairs.append((both[f"gateway-{n}"], both[f"{peer}-{n}"]))
+            if f"{a}-{n}" in both and f"{b}-{n}" in both:
+                pairs.append((both[f"{a}-{n}"], both[f"{b}-{n}"]))
         if not pairs:
             continue
-        rps = [float(g["rps"]) / float(p["rps"]) for g, p in pairs]
-        p99 = [float(g["p99_ms"]) / float(p["p99_ms"]) for g, p in pairs]
-        cpu = [float(g["cpu_s_per_100k"]) / float(p["cpu_s_per_100k"]) for g, p in pairs if float(p["cpu_s_per_100k"]) > 0]
-        each = ", ".join(f"{x:.2f}" for x in rps)
-        cpu_s = f"{med(cpu):.2f}" if cpu else "n/a"
-        print(f"| gateway-{n} / {peer}-{n} | {med(rps):.2f} | {med(p99):.2f} | {cpu_s} | {each} |")
+        ratio = lambda k: [float(x[k]) / float(y[k]) for x, y in pairs if float(y[k]) > 0]
+        show = lambda v: f"{med(v):.2f}" if v else "n/a"
+        rps = ratio("rps")
+        print(f'| {a}-{n} / {b}-{n} | **{med(rps):.2f}** | {show(ratio("p99_ms"))} | {show(ratio("cpu_s_per_100k"))} '
+              f'| {show(ratio("user_us"))} | {", ".join(f"{x:.2f}" for x in rps)} |')
+
+# Issue 21's thresholds, when the lean path ran with its peers.
+checks = []
+def ratios(a, b, n, k):
+    out = []
+    for key in sorted({r["pair"] for r in runs if r["pair"].endswith(f"/{n}")}):
+        both = {r["contestant"]: r for r in runs if r["pair"] == key}
+        if f"{a}-{n}" in both and f"{b}-{n}" in both and float(both[f"{b}-{n}"][k]) > 0:
+            out.append(float(both[f"{a}-{n}"][k]) / float(both[f"{b}-{n}"][k]))
+    return out
+for n in threads:
+    for b, k, limit, what in [("hyper", "rps", 1.25, "req/s ≥ 1.25× hyper"),
+                              ("haproxy", "rps", 0.98, "req/s ≥ 0.98× HAProxy"),
+                              ("floor", "rps", 0.95, "req/s ≥ 0.95× the floor"),
+                              ("haproxy", "p99_ms", 1.0, "p99 ≤ HAProxy's")]:
+        v = ratios("lean", b, n, k)
+        if v:
+            ok = med(v) <= limit if k == "p99_ms" else med(v) >= limit
+            checks.append(f"| lean-{n}: {what} | {med(v):.2f} | {'met' if ok else 'NOT met'} |")
+    u = [float(r["user_us"]) for r in runs if r["contestant"] == f"lean-{n}"]
+    if u and n == "1":
+        checks.append(f"| lean-1: ≤ 3 µs user per request (under load, /proc) | {med(u):.2f} µs | {'met' if med(u) <= 3 else 'NOT met'} |")
+if checks:
+    print()
+    print("Issue 21's thresholds (medians of the same-round ratios):")
+    print()
+    print("| threshold | measured | verdict |")
+    print("|---|---:|---|")
+    print("\n".join(checks))
 PY
 cat "$OUT/summary.md"
