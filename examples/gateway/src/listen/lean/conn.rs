@@ -36,14 +36,17 @@ use crate::pin::{self, Choice};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use std::future::Future;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::WaitForCancellationFuture;
 use tower_sticky::balance::Endpoint;
 use tower_sticky::sticky::Outcome;
 
-/// How long a client may take to send a request head from its first byte
-/// (hyper's `header_read_timeout` on the hyper path).
+/// How long a client may take to send a request head, counted from the
+/// end of the previous exchange (hyper's `header_read_timeout` on the
+/// hyper path, which closes idle keep-alive connections after it too).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest backend response head and most fields read (hyper's
 /// client reads up to ~400 KiB; the gateway's request limits apply when
@@ -104,6 +107,11 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     K: Connector,
 {
+    // The drain's signal is polled once, to leave this task's waker with
+    // the token (a task's waker does not change); after that the flag is
+    // read (no lock per request, as `listen::conn::watched` does).
+    let mut signal = std::pin::pin!(drain.cancelled());
+    let mut armed = false;
     let mut conn = Conn {
         io,
         cbuf: None,
@@ -116,7 +124,7 @@ where
     };
     // Bounded: every turn reads a new request head (or ends).
     loop {
-        let head = match conn.read_head().await {
+        let head = match conn.read_head(signal.as_mut(), &mut armed).await {
             Ok(Some(head)) => head,
             Ok(None) => return Served::Closed,
             Err(e) => {
@@ -144,14 +152,20 @@ where
     K: Connector,
 {
     /// The next request head. `Ok(None)`: the client closed, or went
-    /// quiet (past [`DRAIN_IDLE`] in a drain), or its head did not arrive
-    /// within [`HEAD_TIMEOUT`] of its first byte. An idle keep-alive
-    /// connection has no deadline (as on hyper's path) and no buffer.
-    async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
+    /// quiet (past [`DRAIN_IDLE`] in a drain), or its head (counted from
+    /// the end of the previous exchange, so an idle keep-alive connection
+    /// too) did not arrive within [`HEAD_TIMEOUT`], as hyper's
+    /// `header_read_timeout` does. An idle connection holds no buffer.
+    async fn read_head(
+        &mut self,
+        signal: Pin<&mut WaitForCancellationFuture<'_>>,
+        armed: &mut bool,
+    ) -> Result<Option<RequestHead>, HeadError> {
+        let mut signal = signal;
         let max = self.limits.max_head_bytes;
-        let mut deadline = self.cbuf.is_some().then(|| coarse::now() + HEAD_TIMEOUT);
-        // Bounded: every turn reads more bytes of a head bounded by `max`
-        // (each read before the deadline once a byte has arrived).
+        let deadline = coarse::now() + HEAD_TIMEOUT;
+        // Bounded: every turn reads more bytes of a head bounded by `max`,
+        // each read before the deadline.
         loop {
             if let Some(b) = &self.cbuf {
                 match head::parse_request(b.bytes(), &self.limits) {
@@ -161,10 +175,11 @@ where
                     Err(e) => return Err(e),
                 }
             }
+            let idle = self.cbuf.is_none();
             let read = bufs::read(&mut self.io, &mut self.cbuf, max);
-            let got = match deadline {
-                Some(at) => coarse::timeout_at(at, read).await.ok(),
-                None => {
+            let got = match idle {
+                false => coarse::timeout_at(deadline, read).await.ok(),
+                true => {
                     // Meanwhile a kept upstream socket that receives a byte
                     // or is closed by its backend is closed at once.
                     let ups = &mut self.ups;
@@ -173,13 +188,14 @@ where
                         ups.retain_mut(|up| up.quiet(cx));
                         read.as_mut().poll(cx)
                     });
-                    until_drained(watched, self.drain).await
+                    let watched = coarse::timeout_at(deadline, watched);
+                    until_drained(watched, self.drain, signal.as_mut(), armed)
+                        .await
+                        .and_then(Result::ok)
                 }
             };
             match got {
-                Some(Ok(n)) if n > 0 => {
-                    deadline.get_or_insert_with(|| coarse::now() + HEAD_TIMEOUT);
-                }
+                Some(Ok(n)) if n > 0 => {}
                 _ => return Ok(None),
             }
         }
@@ -208,9 +224,14 @@ where
             len,
         } = head;
         let mut req = http::Request::from_parts(parts, ());
-        // gRPC, and HTTP/1.0 (hyper writes a chunked response to such a
-        // client as one delimited by close; this path never re-encodes).
-        if crate::route::grpc::is_grpc(&req) || req.version() != Version::HTTP_11 {
+        // gRPC; HTTP/1.0 (hyper writes a chunked response to such a client
+        // as one delimited by close; this path never re-encodes); CONNECT
+        // (a 2xx to it has no body whatever its framing headers say, and
+        // the connection then is a tunnel or nothing: hyper's rules).
+        if crate::route::grpc::is_grpc(&req)
+            || req.version() != Version::HTTP_11
+            || req.method() == Method::CONNECT
+        {
             return Step::HandOver;
         }
         if self.client.origin.client_tls(req.headers()) {
@@ -765,16 +786,30 @@ async fn write_counted<W: AsyncWrite + Unpin>(
 }
 
 /// `fut`, unless the worker's drain starts and [`DRAIN_IDLE`] passes
-/// first (an idle connection in a drain is closed).
-async fn until_drained<F: Future>(fut: F, drain: &Drain) -> Option<F::Output> {
+/// first (an idle connection in a drain is closed). `signal` is polled
+/// only until `armed`; then the drain's flag is read when the task wakes.
+async fn until_drained<F: Future>(
+    fut: F,
+    drain: &Drain,
+    mut signal: Pin<&mut WaitForCancellationFuture<'_>>,
+    armed: &mut bool,
+) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     if !drain.draining() {
-        let mut drained = std::pin::pin!(drain.cancelled());
         let first = std::future::poll_fn(|cx| {
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
-            drained.as_mut().poll(cx).map(|()| None)
+            if !*armed {
+                *armed = true;
+                if signal.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+            }
+            if drain.draining() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
         });
         if let Some(out) = first.await {
             return Some(out);
