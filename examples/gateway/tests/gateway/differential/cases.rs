@@ -522,6 +522,7 @@ pub fn scripts() -> &'static [Script] {
             // §8.6: a server must not send one), and a chunked body that
             // is not chunked.
             ("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false),
+            ("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false),
             ("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\nabc", true),
         ]
         .into_iter()
