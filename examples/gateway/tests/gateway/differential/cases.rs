@@ -518,6 +518,12 @@ pub fn scripts() -> &'static [Script] {
             ("HTTP/1.1 200 OK\nContent-Length: 2\n\nok", false),
             ("garbage\r\n\r\n", true),
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", true),
+            // From the generator: a 204 with a Content-Length (RFC 9110
+            // §8.6: a server must not send one), and a chunked body that
+            // is not chunked.
+            ("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false),
+            ("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false),
+            ("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\nabc", true),
         ]
         .into_iter()
         .map(|(b, close)| (b.as_bytes().to_vec(), close))
@@ -620,10 +626,30 @@ fn generated_responses(n: usize) -> Vec<Script> {
         .collect()
 }
 
+/// The 204 with a `Content-Length` (its own test).
+const NO_CONTENT_WITH_LENGTH: &[u8] = b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n";
+
+/// Its place among the scripts.
+fn no_content_with_length_at() -> usize {
+    scripts()
+        .iter()
+        .position(|(bytes, _)| bytes == NO_CONTENT_WITH_LENGTH)
+        .expect("the 204 script")
+}
+
+/// A GET of the 204 with a `Content-Length`: hyper drops the field (RFC
+/// 9110 §8.6), so the client cannot take the next response for a body.
+pub fn no_content_with_length() -> Vec<Case> {
+    let n = no_content_with_length_at();
+    let get = format!("GET /resp/{n} HTTP/1.1\r\nHost: x\r\n\r\n");
+    vec![Case::new("a 204 with Content-Length: 5", get.as_bytes())]
+}
+
 /// A GET of each scripted response (the written ones and 32 generated
 /// valid and near-valid ones), and a HEAD of three.
 pub fn responses() -> Vec<Case> {
     let mut out: Vec<Case> = (0..scripts().len())
+        .filter(|&n| n != no_content_with_length_at())
         .map(|n| {
             let get = format!("GET /resp/{n} HTTP/1.1\r\nHost: x\r\n\r\n");
             let written = scripts().len() - GENERATED_RESPONSES;

@@ -18,8 +18,9 @@ pub struct Response {
     /// `HTTP/1.1 200 OK`.
     pub status_line: String,
     /// Fields, names lower-cased, sorted; `date` and the framing fields
-    /// (`transfer-encoding`, `connection`, `keep-alive`) left out, the
-    /// session cookie's value replaced by `<token>`.
+    /// (`transfer-encoding`, `connection`, `keep-alive`, a 304's
+    /// `content-length`) left out, the session cookie's value replaced by
+    /// `<token>`.
     pub headers: Vec<(String, String)>,
     /// De-framed.
     pub body: String,
@@ -135,6 +136,12 @@ fn parse_response(buf: &[u8], head: bool) -> Option<(usize, Response)> {
             _ => {}
         }
         headers.push((name, value));
+    }
+    if code == 304 {
+        // A 304's Content-Length is the selected representation's (RFC
+        // 9110 §8.6), never framing: hyper drops it, the lean path keeps
+        // it, and a client reads no body either way.
+        headers.retain(|(name, _)| name != "content-length");
     }
     headers.sort();
     let rest = &buf[head_len..];
