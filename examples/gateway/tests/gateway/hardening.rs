@@ -39,6 +39,36 @@ async fn a_malformed_chunked_body_from_the_client_gets_400_without_internal_text
 }
 
 #[tokio::test]
+async fn after_a_malformed_chunked_body_the_connection_closes_and_what_follows_is_never_a_request()
+{
+    // Keep-alive, and a well-formed request right behind the broken chunk:
+    // where the body ends is unknown, so nothing after it may be read as a
+    // request (on either HTTP/1 path: CI runs this file on both).
+    let backend = echo("echo-0");
+    let gw = seed_gateway(&format!("backend={}", backend.addr), &[]);
+    let mut s = tokio::net::TcpStream::connect(&gw.addr)
+        .await
+        .expect("connect");
+    s.write_all(
+        b"POST /post HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+          zz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let resp = String::from_utf8_lossy(&out);
+    assert!(closed.is_ok(), "the connection stayed open: {resp}");
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("connection: close"),
+        "{resp}"
+    );
+    assert_eq!(resp.matches("HTTP/1.1 ").count(), 1, "{resp}");
+    assert!(!resp.contains("smuggled"), "{resp}");
+}
+
+#[tokio::test]
 async fn a_malformed_chunk_after_the_retry_buffer_went_upstream_is_still_the_clients_400() {
     // The backend reads the body as it streams and never answers, so the
     // broken chunk is what ends the attempt.
