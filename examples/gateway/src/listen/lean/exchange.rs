@@ -79,8 +79,11 @@ where
             framing,
             expect_continue,
         };
-        let (parts, ()) = req.into_parts();
-        self.forward(forwarded, parts, choice).await
+        let (mut parts, ()) = req.into_parts();
+        let mut choice = choice;
+        // By reference: moved in, they would be held twice by the
+        // connection's task (its future keeps an async fn's arguments).
+        self.forward(&forwarded, &mut parts, &mut choice).await
     }
 
     /// A decided request: its upstream head, its body
@@ -88,14 +91,14 @@ where
     /// the gateway's answer.
     async fn forward(
         &mut self,
-        f: Forwarded<'_>,
-        mut parts: http::request::Parts,
-        mut choice: Choice,
+        f: &Forwarded<'_>,
+        parts: &mut http::request::Parts,
+        choice: &mut Choice,
     ) -> Step {
         let mut expect_continue = f.expect_continue;
         let mut out = bufs::take_out();
         let upgrade = f.upgrade.as_ref();
-        self.upstream_head(&mut out, &mut parts, upgrade, f.reply.version, f.framing);
+        self.upstream_head(&mut out, parts, upgrade, f.reply.version, f.framing);
         let mut rest = Remaining::of(f.framing);
         let mut kept = true;
         if let Some(r) = rest.as_mut() {
@@ -126,7 +129,7 @@ where
             upgrade: upgrade.is_some(),
             kept,
         };
-        let (choice, rest) = (&mut choice, &mut rest);
+        let rest = &mut rest;
         let ended = self
             .attempts(&outgoing, choice, rest, &mut expect_continue, &mut out)
             .await;
