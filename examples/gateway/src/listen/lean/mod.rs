@@ -16,22 +16,28 @@
 //!   followed so that a connection stays in step;
 //! * `conn`: one task per client connection: route, pin and answer
 //!   through the same steps as the hyper path, and the upstream sockets
-//!   that connection owns (so they never cross clients).
+//!   that connection owns (so they never cross clients); each request's
+//!   steps, in the order it lives, are in `exchange` (decide, upstream
+//!   head, body, attempts), `attempt` (one socket, the request out, the
+//!   response head in) and `respond` (the response back, or a tunnel).
 //!
 //! What the path does not handle goes to hyper on the same connection:
 //! h2c backends, gRPC, and `--http-reuse always` (whose shared pool is
 //! hyper's).
 
+mod attempt;
 mod body;
 mod bufs;
 pub mod chunked;
 mod conn;
 pub mod encode;
+mod exchange;
 /// In-memory runs of the lean path, for the fuzz target and the
 /// differential tests (not part of the gateway's interface).
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod head;
+mod respond;
 mod rewind;
 mod upstream;
 
