@@ -161,6 +161,12 @@ fn client_response_head(
             .headers
             .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
+    if parts.status.is_informational() || parts.status == http::StatusCode::NO_CONTENT {
+        // RFC 9110 §8.6: never on a 1xx or 204 (it has no body; a client
+        // that honoured one would read the next response as its body).
+        // hyper's server drops it too.
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+    }
     reply.connection(&mut parts.headers, close);
     encode_with_reason(out, parts);
     if parts.version == Version::HTTP_10 {
