@@ -8,6 +8,11 @@
 //! the Host check, [route](crate::route), [pin](mod@crate::pin), the body kept
 //! for a retry when the method allows one (`replay`), attempts, answer.
 //!
+//! The steps that decide (`decide`: Host, `Via` loop, route, pin) and
+//! the response edits (`edit_response`) are shared with the lean HTTP/1
+//! path ([`crate::listen::lean`]), which drives its own upstream sockets
+//! with the same `attempt` rules and [`health`].
+//!
 //! Passive health: a backend that refuses a connection is marked down at
 //! once; one that fails after the request went out gets a failure mark
 //! (not when the same request already failed elsewhere: then the request

@@ -36,9 +36,11 @@ use crate::pin::{self, Choice};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use std::future::Future;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::WaitForCancellationFuture;
 use tower_sticky::balance::Endpoint;
 use tower_sticky::sticky::Outcome;
 
@@ -105,6 +107,11 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     K: Connector,
 {
+    // The drain's signal is polled once, to leave this task's waker with
+    // the token (a task's waker does not change); after that the flag is
+    // read (no lock per request, as `listen::conn::watched` does).
+    let mut signal = std::pin::pin!(drain.cancelled());
+    let mut armed = false;
     let mut conn = Conn {
         io,
         cbuf: None,
@@ -117,7 +124,7 @@ where
     };
     // Bounded: every turn reads a new request head (or ends).
     loop {
-        let head = match conn.read_head().await {
+        let head = match conn.read_head(signal.as_mut(), &mut armed).await {
             Ok(Some(head)) => head,
             Ok(None) => return Served::Closed,
             Err(e) => {
@@ -149,7 +156,12 @@ where
     /// the end of the previous exchange, so an idle keep-alive connection
     /// too) did not arrive within [`HEAD_TIMEOUT`], as hyper's
     /// `header_read_timeout` does. An idle connection holds no buffer.
-    async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
+    async fn read_head(
+        &mut self,
+        signal: Pin<&mut WaitForCancellationFuture<'_>>,
+        armed: &mut bool,
+    ) -> Result<Option<RequestHead>, HeadError> {
+        let mut signal = signal;
         let max = self.limits.max_head_bytes;
         let deadline = coarse::now() + HEAD_TIMEOUT;
         // Bounded: every turn reads more bytes of a head bounded by `max`,
@@ -177,7 +189,7 @@ where
                         read.as_mut().poll(cx)
                     });
                     let watched = coarse::timeout_at(deadline, watched);
-                    until_drained(watched, self.drain)
+                    until_drained(watched, self.drain, signal.as_mut(), armed)
                         .await
                         .and_then(Result::ok)
                 }
@@ -774,16 +786,30 @@ async fn write_counted<W: AsyncWrite + Unpin>(
 }
 
 /// `fut`, unless the worker's drain starts and [`DRAIN_IDLE`] passes
-/// first (an idle connection in a drain is closed).
-async fn until_drained<F: Future>(fut: F, drain: &Drain) -> Option<F::Output> {
+/// first (an idle connection in a drain is closed). `signal` is polled
+/// only until `armed`; then the drain's flag is read when the task wakes.
+async fn until_drained<F: Future>(
+    fut: F,
+    drain: &Drain,
+    mut signal: Pin<&mut WaitForCancellationFuture<'_>>,
+    armed: &mut bool,
+) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     if !drain.draining() {
-        let mut drained = std::pin::pin!(drain.cancelled());
         let first = std::future::poll_fn(|cx| {
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
-            drained.as_mut().poll(cx).map(|()| None)
+            if !*armed {
+                *armed = true;
+                if signal.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+            }
+            if drain.draining() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
         });
         if let Some(out) = first.await {
             return Some(out);
