@@ -328,6 +328,14 @@ spec:
     y
 }
 
+/// What this guards: ten reloads asked for at once are coalesced, and the
+/// data path never waits for one. A reload of these 5,000 rules takes about
+/// 1.5 s in a debug build (the `answered in` figure), so a reload on a
+/// worker's thread would stall its clients at least that long; off it, the
+/// slowest request takes 13 to 33 ms, and 403 ms was seen once at load 8
+/// with builds on the machine's 2 cores. The bound, 750 ms, is about twice
+/// the worst seen under load and half of one reload. How fast a reload is,
+/// is a benchmark's question, not this test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_reloads_of_5000_rules_at_once_coalesce_and_stall_no_client() {
     use hyper::body::Bytes;
@@ -408,7 +416,7 @@ async fn ten_reloads_of_5000_rules_at_once_coalesce_and_stall_no_client() {
         "failed or moved requests"
     );
     assert!(
-        slowest < Duration::from_millis(250),
-        "slowest request {slowest:?}"
+        slowest < Duration::from_millis(750),
+        "slowest request {slowest:?}: the data path stalled"
     );
 }
