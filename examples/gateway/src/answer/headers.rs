@@ -142,7 +142,12 @@ pub fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
 /// on the name's length and at most two byte comparisons, instead of
 /// comparing it with every hop-by-hop name.
 fn hop_index(name: &HeaderName) -> Option<usize> {
-    match name.as_str() {
+    hop_index_str(name.as_str())
+}
+
+/// [`hop_index`] of a lower-case name.
+fn hop_index_str(name: &str) -> Option<usize> {
+    match name {
         "connection" => Some(0),
         "keep-alive" => Some(1),
         "proxy-connection" => Some(2),
@@ -154,6 +159,22 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
         "upgrade" => Some(8),
         "http2-settings" => Some(9),
         _ => None,
+    }
+}
+
+/// Whether a field named `name` (in any case, as it came) is one of
+/// [`HOP_BY_HOP`]: what [`strip_hop_by_hop`] removes by name, for a head
+/// written from the bytes it came in.
+pub fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    let mut lower = [0u8; 19];
+    match lower.get_mut(..name.len()) {
+        Some(lower) => {
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower).is_ok_and(|n| hop_index_str(n).is_some())
+        }
+        // Longer than `proxy-authorization`.
+        None => false,
     }
 }
 
@@ -213,6 +234,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a backend's field (`name` in any case, `value`) sets the
+/// session's own value: what [`strip_session`] removes, for a head
+/// written from the bytes it came in.
+pub fn sets_session(policy: &SessionPolicy, name: &[u8], value: &[u8]) -> bool {
+    match policy.kind() {
+        PersistenceType::Cookie => {
+            name.eq_ignore_ascii_case(b"set-cookie")
+                && sets_cookie_named(value, policy.name().as_bytes())
+        }
+        _ => name.eq_ignore_ascii_case(policy.name().as_bytes()),
+    }
+}
+
+/// Whether a `Set-Cookie` value sets the cookie `name`.
+fn sets_cookie_named(value: &[u8], name: &[u8]) -> bool {
+    let end = value.iter().position(|&c| c == b'=').unwrap_or(value.len());
+    value[..end].trim_ascii() == name
+}
+
 /// Removes what the backend set under the session's own name: a
 /// `Set-Cookie` of the session cookie (as HAProxy's `indirect` does), or the
 /// session header. Passed through, it would replace the gateway's token in
@@ -220,12 +260,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub fn strip_session(headers: &mut HeaderMap, policy: &SessionPolicy) {
     match policy.kind() {
         PersistenceType::Cookie => {
-            let name = policy.name();
-            let names_session = |v: &HeaderValue| {
-                let b = v.as_bytes();
-                let end = b.iter().position(|&c| c == b'=').unwrap_or(b.len());
-                b[..end].trim_ascii() == name.as_bytes()
-            };
+            let name = policy.name().as_bytes();
+            let names_session = |v: &HeaderValue| sets_cookie_named(v.as_bytes(), name);
             if !headers.get_all(SET_COOKIE).iter().any(names_session) {
                 return;
             }

@@ -439,12 +439,6 @@ pub(crate) fn edit_response(
     } else {
         crate::answer::headers::strip_hop_by_hop(headers);
     }
-    let upstream = choice.endpoint.target();
-    upstream.requests_metric.increment(1);
-    upstream.member.requests.fetch_add(1, Ordering::Relaxed);
-    if choice.new_session() {
-        upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
-    }
     if let Some(policy) = rule.target.policy() {
         crate::answer::headers::strip_session(headers, policy);
     }
@@ -454,12 +448,30 @@ pub(crate) fn edit_response(
         }
         decision.apply(headers);
     }
+    count_response(access, rule, choice, parts.status);
+}
+
+/// What every response that goes back is counted in (the request and
+/// session counters, the access log line): [`edit_response`]'s, and the
+/// lean path's for a response it writes from the bytes it came in.
+pub(crate) fn count_response(
+    access: Option<&Access>,
+    rule: &Rule,
+    choice: &Choice,
+    status: http::StatusCode,
+) {
+    let upstream = choice.endpoint.target();
+    upstream.requests_metric.increment(1);
+    upstream.member.requests.fetch_add(1, Ordering::Relaxed);
+    if choice.new_session() {
+        upstream.member.sessions.fetch_add(1, Ordering::Relaxed);
+    }
     let line = Line {
         rule: Some(rule),
         outcome: Some(choice.outcome),
         endpoint: Some(&choice.endpoint),
     };
-    own::log(access, line, parts.status, None);
+    own::log(access, line, status, None);
 }
 
 /// The backend's response, with hop-by-hop headers out, the backend's

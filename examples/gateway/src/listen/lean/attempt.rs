@@ -193,15 +193,15 @@ async fn read_response<U: AsyncRead + Unpin>(
         if let Some(b) = &mut ubuf {
             match head::parse_response(b.bytes(), a.method, &limits) {
                 Ok(h)
-                    if h.parts.status.is_informational()
-                        && h.parts.status != StatusCode::SWITCHING_PROTOCOLS =>
+                    if h.status.is_informational()
+                        && h.status != StatusCode::SWITCHING_PROTOCOLS =>
                 {
                     // 1xx: skipped, as hyper's client does.
                     b.consume(h.len);
                     bufs::release(&mut ubuf);
                     continue;
                 }
-                Ok(h) if h.parts.status == StatusCode::SWITCHING_PROTOCOLS && !a.upgrade => {
+                Ok(h) if h.status == StatusCode::SWITCHING_PROTOCOLS && !a.upgrade => {
                     let detail = format!("{addr}: 101 to a request without Upgrade");
                     return Err(Failure::BadResponse(detail));
                 }

@@ -48,16 +48,33 @@ pub fn response_head_with_reason(
     reason: Option<&[u8]>,
     headers: &HeaderMap,
 ) {
+    out.reserve(fields_len(headers) + 2);
+    status_line(out, status, reason);
+    write_response_fields(out, headers);
+}
+
+/// Appends an HTTP/1.1 status line to `out`, with `reason` or else the
+/// status's canonical one (hyper's `<none>` for a status without one).
+pub fn status_line(out: &mut Vec<u8>, status: StatusCode, reason: Option<&[u8]>) {
     let canonical = status.canonical_reason().unwrap_or("<none>").as_bytes();
     let reason = reason.unwrap_or(canonical);
-    // "HTTP/1.1 SP 3DIGIT SP reason CRLF" + fields + CRLF
-    out.reserve(9 + 3 + 1 + reason.len() + 2 + fields_len(headers) + 2);
+    // "HTTP/1.1 SP 3DIGIT SP reason CRLF"
+    out.reserve(9 + 3 + 1 + reason.len() + 2);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
-    write_response_fields(out, headers);
+}
+
+/// Appends `name: value` CRLF with the name lower-cased, as hyper writes
+/// a field it took into a `HeaderMap`.
+pub fn field_lower_case(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + 2 + value.len() + 2);
+    out.extend(name.iter().map(u8::to_ascii_lowercase));
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The bytes `write_fields` writes for `headers`, the blank line left out.

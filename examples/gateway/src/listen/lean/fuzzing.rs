@@ -203,7 +203,7 @@ fn whole_response(mut reply: &[u8], method: &http::Method) -> bool {
         let Ok(resp) = head::parse_response(reply, method, &BACKEND_LIMITS) else {
             return false;
         };
-        if resp.parts.status.is_informational() {
+        if resp.status.is_informational() {
             reply = &reply[resp.len..];
             continue;
         }

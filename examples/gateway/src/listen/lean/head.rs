@@ -46,7 +46,7 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Bytes;
 
@@ -118,13 +118,22 @@ pub struct RequestHead {
     pub len: usize,
 }
 
-/// A parsed response head.
+/// A parsed response head. Its fields stay where they were read (ranges
+/// of the head's bytes): the common response goes back written from them
+/// ([`super::respond`]), without a `HeaderMap`; [`ResponseHead::parts`]
+/// makes one for the edits that need it.
 #[derive(Debug)]
 pub struct ResponseHead {
-    /// Status, version and header fields as received, in order; a reason
-    /// phrase other than the status's canonical one as a
-    /// `hyper::ext::ReasonPhrase` extension, as hyper's client keeps it.
-    pub parts: http::response::Parts,
+    /// The status.
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The backend's reason phrase, where it is not the status's canonical
+    /// one (kept, as hyper's client keeps it).
+    pub reason: Option<Range<usize>>,
+    /// The header fields as received, in order (a repeated identical
+    /// `Content-Length` once).
+    pub fields: Vec<Field>,
     /// `None` for 1xx, 204, 304 and answers to HEAD; else `Chunked`,
     /// `Length` or `UntilClose`.
     pub framing: Framing,
@@ -132,6 +141,50 @@ pub struct ResponseHead {
     pub keep_alive: bool,
     /// Bytes of the head in the buffer, blank line included.
     pub len: usize,
+}
+
+/// One header field of a head: its name and value, as ranges of the
+/// head's bytes (already checked: a name of token bytes, a value of field
+/// bytes, the same checks as `http`'s `HeaderName`/`HeaderValue`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The name, as the backend spelled it.
+    pub name: Range<usize>,
+    /// The value, without surrounding whitespace.
+    pub value: Range<usize>,
+}
+
+impl ResponseHead {
+    /// The head as `http` parts, for the edits that work on a `HeaderMap`:
+    /// status, version, the fields (names lower-cased) and a reason phrase
+    /// other than the canonical one as a `hyper::ext::ReasonPhrase`. `head`
+    /// is the bytes this head was parsed from.
+    pub fn parts(&self, head: &[u8]) -> http::response::Parts {
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = self.status;
+        parts.version = self.version;
+        // Room for the session's `Set-Cookie`, `Cache-Control` and the
+        // framing and connection fields added later: no regrowing.
+        let mut headers = HeaderMap::with_capacity(self.fields.len() + 4);
+        for f in &self.fields {
+            // Checked when parsed (httparse's token and field-value bytes
+            // are `http`'s): these conversions do not fail.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&head[f.name.clone()]),
+                HeaderValue::from_bytes(&head[f.value.clone()]),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        parts.headers = headers;
+        if let Some(reason) = &self.reason
+            && let Ok(phrase) =
+                hyper::ext::ReasonPhrase::try_from(Bytes::copy_from_slice(&head[reason.clone()]))
+        {
+            parts.extensions.insert(phrase);
+        }
+        parts
+    }
 }
 
 /// Parses the request head at the start of `buf`.
@@ -162,28 +215,29 @@ pub fn parse_response(
     let code = res.code.ok_or(HeadError::Bad("no status"))?;
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Bad("status"))?;
     let version = version(res.version)?;
-    let head = Bytes::copy_from_slice(&buf[..len]);
-    let (headers, fields) = header_map(res.headers, buf, &head)?;
+    let mut fields = Fields::default();
+    let mut kept = Vec::with_capacity(res.headers.len());
+    for field in res.headers.iter() {
+        if fields.note(field.name.as_bytes(), field.value)? {
+            kept.push(Field {
+                name: span(buf, field.name.as_bytes()),
+                value: span(buf, field.value),
+            });
+        }
+    }
     let framing = response_framing(status, method, version, &fields)?;
     let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
         || (*method == Method::CONNECT && status.is_success());
     let keep_alive = framing != Framing::UntilClose && !upgraded && fields.keep_alive(version);
-    let (mut parts, ()) = http::Response::new(()).into_parts();
-    parts.status = status;
-    parts.version = version;
-    parts.headers = headers;
-    if let Some(reason) = res
+    let reason = res
         .reason
         .filter(|&reason| Some(reason) != status.canonical_reason())
-    {
-        // As hyper's client keeps it (and its server writes it back).
-        let reason = head.slice(span(buf, reason.as_bytes()));
-        if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason) {
-            parts.extensions.insert(phrase);
-        }
-    }
+        .map(|reason| span(buf, reason.as_bytes()));
     Ok(ResponseHead {
-        parts,
+        status,
+        version,
+        reason,
+        fields: kept,
         framing,
         keep_alive,
         len,
@@ -364,16 +418,19 @@ fn header_map(
     buf: &[u8],
     head: &Bytes,
 ) -> Result<(HeaderMap, Fields), HeadError> {
-    let mut headers = HeaderMap::with_capacity(parsed.len());
+    // Room for what `prepare_request` adds (`via`, `x-forwarded-*`, `host`,
+    // `transfer-encoding`): no regrowing.
+    let mut headers = HeaderMap::with_capacity(parsed.len() + 6);
     let mut fields = Fields::default();
     for field in parsed {
+        if !fields.note(field.name.as_bytes(), field.value)? {
+            continue;
+        }
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| HeadError::Bad("field name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(span(buf, field.value)))
             .map_err(|_| HeadError::Bad("field value"))?;
-        if fields.note(&name, &value)? {
-            headers.append(name, value);
-        }
+        headers.append(name, value);
     }
     Ok((headers, fields))
 }
@@ -400,32 +457,28 @@ struct Fields {
 impl Fields {
     /// Takes in one field. `Ok(false)`: leave it out of the map (a repeated
     /// identical `Content-Length`, kept once as hyper does).
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<bool, HeadError> {
-        let bytes = value.as_bytes();
-        match *name {
-            header::CONTENT_LENGTH => {
-                let length = digits(bytes).ok_or(HeadError::Bad("Content-Length"))?;
-                match self.content_length.replace(length) {
-                    Some(previous) if previous != length => {
-                        return Err(HeadError::Bad("differing Content-Length"));
-                    }
-                    Some(_) => return Ok(false),
-                    None => {}
+    fn note(&mut self, name: &[u8], bytes: &[u8]) -> Result<bool, HeadError> {
+        // By length first: most fields are none of these.
+        let is = |known: &[u8]| name.len() == known.len() && name.eq_ignore_ascii_case(known);
+        if is(b"content-length") {
+            let length = digits(bytes).ok_or(HeadError::Bad("Content-Length"))?;
+            match self.content_length.replace(length) {
+                Some(previous) if previous != length => {
+                    return Err(HeadError::Bad("differing Content-Length"));
                 }
+                Some(_) => return Ok(false),
+                None => {}
             }
-            header::TRANSFER_ENCODING => {
-                let chunked = self.transfer_encoding.unwrap_or(false);
-                self.transfer_encoding = Some(codings_end_chunked(bytes, chunked)?);
-            }
-            header::HOST => self.hosts += 1,
-            header::CONNECTION => {
-                self.close |= has_token(bytes, b"close");
-                self.keep_alive |= has_token(bytes, b"keep-alive");
-            }
-            header::EXPECT => {
-                self.expect_continue = bytes.eq_ignore_ascii_case(b"100-continue");
-            }
-            _ => {}
+        } else if is(b"transfer-encoding") {
+            let chunked = self.transfer_encoding.unwrap_or(false);
+            self.transfer_encoding = Some(codings_end_chunked(bytes, chunked)?);
+        } else if is(b"host") {
+            self.hosts += 1;
+        } else if is(b"connection") {
+            self.close |= has_token(bytes, b"close");
+            self.keep_alive |= has_token(bytes, b"keep-alive");
+        } else if is(b"expect") {
+            self.expect_continue = bytes.eq_ignore_ascii_case(b"100-continue");
         }
         Ok(true)
     }
@@ -535,6 +588,7 @@ fn response_framing(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header;
     use proptest::prelude::*;
 
     const LIMITS: Limits = Limits {
@@ -919,25 +973,42 @@ mod tests {
 
     #[test]
     fn a_response_keeps_status_and_fields() {
-        let raw = "HTTP/1.1 404 Nope\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nbody";
+        let raw = "HTTP/1.1 404 Nope\r\nSet-Cookie: a=1\r\nX-Pod:  p \r\nSet-Cookie: b=2\r\n\r\nbody";
         let head = response(raw, Method::GET).unwrap();
-        assert_eq!(head.parts.status, StatusCode::NOT_FOUND);
-        assert_eq!(head.parts.version, Version::HTTP_11);
-        let cookies: Vec<_> = head.parts.headers.get_all("set-cookie").iter().collect();
-        assert_eq!(cookies, ["a=1", "b=2"]);
-        assert_eq!(head.len, raw.len() - 4);
-        let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
-        assert_eq!(reason.unwrap().as_bytes(), b"Nope");
-        let head = response("HTTP/1.1 404 Not Found\r\n\r\n", Method::GET).unwrap();
-        assert!(
-            head.parts
-                .extensions
-                .get::<hyper::ext::ReasonPhrase>()
-                .is_none()
+        assert_eq!(head.status, StatusCode::NOT_FOUND);
+        assert_eq!(head.version, Version::HTTP_11);
+        let at = |r: &Range<usize>| &raw[r.clone()];
+        let fields: Vec<_> = head.fields.iter().map(|f| (at(&f.name), at(&f.value))).collect();
+        assert_eq!(
+            fields,
+            [("Set-Cookie", "a=1"), ("X-Pod", "p"), ("Set-Cookie", "b=2")]
         );
-        let head = response("HTTP/1.1 200 \r\n\r\n", Method::GET).unwrap();
-        let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
+        assert_eq!(head.len, raw.len() - 4);
+        assert_eq!(head.reason.as_ref().map(at), Some("Nope"));
+        let parts = head.parts(raw.as_bytes());
+        assert_eq!(parts.status, StatusCode::NOT_FOUND);
+        let cookies: Vec<_> = parts.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(parts.headers["x-pod"], "p");
+        let reason = parts.extensions.get::<hyper::ext::ReasonPhrase>();
+        assert_eq!(reason.unwrap().as_bytes(), b"Nope");
+        let raw = "HTTP/1.1 404 Not Found\r\n\r\n";
+        let head = response(raw, Method::GET).unwrap();
+        assert_eq!(head.reason, None);
+        let parts = head.parts(raw.as_bytes());
+        assert!(parts.extensions.get::<hyper::ext::ReasonPhrase>().is_none());
+        let raw = "HTTP/1.1 200 \r\n\r\n";
+        let head = response(raw, Method::GET).unwrap();
+        let reason = head.parts(raw.as_bytes()).extensions.remove::<hyper::ext::ReasonPhrase>();
         assert_eq!(reason.unwrap().as_bytes(), b"");
+    }
+
+    #[test]
+    fn a_repeated_identical_content_length_is_one_field_in_a_response() {
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok";
+        let head = response(raw, Method::GET).unwrap();
+        assert_eq!(head.fields.len(), 1);
+        assert_eq!(head.framing, Framing::Length(2));
     }
 
     #[test]
@@ -1026,6 +1097,9 @@ mod tests {
             }
             if let Ok(head) = parse_response(&bytes, &Method::GET, &limits) {
                 prop_assert!(head.len <= bytes.len() && head.len <= max_head_bytes);
+                // What the parser accepted, `http`'s types accept: no field
+                // is lost on the way to a `HeaderMap`.
+                prop_assert_eq!(head.parts(&bytes).headers.len(), head.fields.len());
             }
         }
 

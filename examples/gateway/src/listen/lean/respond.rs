@@ -8,6 +8,7 @@ use super::conn::{Conn, Reply, Step};
 use super::encode;
 use super::head::{Framing, ResponseHead};
 use super::upstream::{Connector, Up};
+use crate::answer::headers;
 use crate::answer::own::Access;
 use crate::config::rules::Rule;
 use crate::forward;
@@ -39,28 +40,43 @@ where
             mut ubuf,
             upgrade,
         } = a;
-        let ResponseHead {
-            mut parts,
-            framing,
-            keep_alive: backend_keeps,
-            len,
-        } = response;
+        let switching = upgrade && response.status == StatusCode::SWITCHING_PROTOCOLS;
+        let framing = response.framing;
+        let until_close = framing == Framing::UntilClose;
+        let close = until_close || reply.closes(self.drain);
+        out.clear();
+        // The head's bytes are still at the start of the upstream buffer.
+        let head = ubuf.as_ref().map_or(&[][..], Buf::bytes);
+        let plain = choice
+            .decision
+            .as_ref()
+            .is_none_or(|d| d.session_header().is_none());
+        if plain && !switching {
+            // The common case (a resumed session): nothing to write back,
+            // so the head goes back from the bytes it came in.
+            forward::count_response(access, rule, choice, response.status);
+            choice.decision = None;
+            plain_head(out, head, &response, rule, reply, close);
+        } else {
+            let mut parts = response.parts(head);
+            forward::edit_response(access, rule, choice, &mut parts, switching);
+            if switching {
+                encode_with_reason(out, &parts);
+            } else {
+                client_response_head(out, &mut parts, framing, reply, close);
+            }
+        }
         if let Some(b) = &mut ubuf {
-            b.consume(len);
+            b.consume(response.len);
         }
         bufs::release(&mut ubuf);
-        let switching = upgrade && parts.status == StatusCode::SWITCHING_PROTOCOLS;
-        forward::edit_response(access, rule, choice, &mut parts, switching);
-        out.clear();
+        let backend_keeps = response.keep_alive;
+        drop(response);
         if switching {
-            encode_with_reason(out, &parts);
             // Boxed: rare, and its future would widen every task.
             return Box::pin(self.tunnel(up, ubuf, choice, out)).await;
         }
         let mut rest = Remaining::of(framing);
-        let until_close = matches!(rest, Some(Remaining::UntilClose));
-        let close = until_close || reply.closes(self.drain);
-        client_response_head(out, &mut parts, framing, reply, close);
         if let Some(r) = rest.as_mut()
             && r.move_buffered(&mut ubuf, out).is_err()
         {
@@ -144,6 +160,79 @@ pub(super) struct Answered<'a, U> {
     pub(super) up: Up<U>,
     pub(super) ubuf: Option<Buf>,
     pub(super) upgrade: bool,
+}
+
+/// Encodes the client's response head into `out` from the backend's
+/// bytes (`head`, parsed as `r`), for a response with no session value to
+/// write back: the same edits as [`forward::edit_response`] and
+/// [`client_response_head`] make on a `HeaderMap` (hop-by-hop fields out,
+/// with those `Connection` names; the backend's own session value out; no
+/// `Content-Length` on a 1xx or 204; the framing and `Connection` this path
+/// writes), names lower-cased as hyper writes them, fields in the order
+/// they came.
+fn plain_head(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    r: &ResponseHead,
+    rule: &Rule,
+    reply: Reply,
+    close: bool,
+) {
+    let at = |range: &std::ops::Range<usize>| head.get(range.clone()).unwrap_or_default();
+    encode::status_line(out, r.status, r.reason.as_ref().map(at));
+    let named = connection_named(head, r);
+    let bodiless = r.status.is_informational() || r.status == StatusCode::NO_CONTENT;
+    let policy = rule.target.policy();
+    for f in &r.fields {
+        let (name, value) = (at(&f.name), at(&f.value));
+        let dropped = headers::is_hop_by_hop_name(name)
+            || named.iter().any(|n| n.eq_ignore_ascii_case(name))
+            || (bodiless && name.eq_ignore_ascii_case(b"content-length"))
+            || policy.is_some_and(|p| headers::sets_session(p, name, value));
+        if !dropped {
+            encode::field_lower_case(out, name, value);
+        }
+    }
+    if r.framing == Framing::Chunked {
+        // Dropped as hop-by-hop: the body goes as it came.
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if reply.version == Version::HTTP_10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if r.version == Version::HTTP_10 {
+        // hyper's server answers in the backend's version.
+        http10(out);
+    }
+}
+
+/// The field names a response's `Connection` fields name, other than
+/// hop-by-hop ones and `Host` (as [`headers::strip_hop_by_hop`] reads
+/// them: a value that is not visible ASCII is skipped, a lone
+/// `keep-alive` names nothing). Usually none: no allocation then.
+fn connection_named<'h>(head: &'h [u8], r: &ResponseHead) -> Vec<&'h [u8]> {
+    let mut named = Vec::new();
+    for f in &r.fields {
+        let (name, value) = (&head[f.name.clone()], &head[f.value.clone()]);
+        if !name.eq_ignore_ascii_case(b"connection")
+            || value.eq_ignore_ascii_case(b"keep-alive")
+            || !value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            continue;
+        }
+        for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if !token.is_empty()
+                && !headers::is_hop_by_hop_name(token)
+                && !token.eq_ignore_ascii_case(b"host")
+            {
+                named.push(token);
+            }
+        }
+    }
+    named
 }
 
 /// Encodes the client's response head into `out`: the framing this path
