@@ -102,11 +102,7 @@ pub fn looped(headers: &HeaderMap) -> bool {
 /// Appends this gateway's element to the request's `Via` (one line, after
 /// the elements already there), naming the protocol it was received in.
 fn add_via(headers: &mut HeaderMap, version: Version) {
-    let ours = &PSEUDONYM.via[match version {
-        Version::HTTP_09 | Version::HTTP_10 => 0,
-        Version::HTTP_11 => 1,
-        _ => 2,
-    }];
+    let ours = via_element(version);
     match headers.entry(VIA) {
         Entry::Vacant(e) => {
             e.insert(ours.clone());
@@ -119,6 +115,55 @@ fn add_via(headers: &mut HeaderMap, version: Version) {
             }
         }
     }
+}
+
+/// This gateway's `Via` element for a request received in `version`.
+fn via_element(version: Version) -> &'static HeaderValue {
+    &PSEUDONYM.via[match version {
+        Version::HTTP_09 | Version::HTTP_10 => 0,
+        Version::HTTP_11 => 1,
+        _ => 2,
+    }]
+}
+
+/// What [`prepare_request`] adds to a request that came from an untrusted
+/// peer without a `Via` of its own, as HTTP/1 field lines, for a head
+/// written from the bytes it came in (whose own `Via` and `X-Forwarded-*`
+/// are left out: [`replaced_when_untrusted`]): this gateway's `Via`
+/// element, `X-Forwarded-Host` (the request's `host`), `X-Forwarded-Proto`
+/// and `X-Forwarded-For` (the client's address).
+pub fn forwarded_lines(
+    out: &mut Vec<u8>,
+    host: &[u8],
+    client_ip: &HeaderValue,
+    origin: Origin,
+    version: Version,
+) {
+    let (fhost, fproto, ffor) = (X_FORWARDED_HOST, X_FORWARDED_PROTO, X_FORWARDED_FOR);
+    let proto: &[u8] = if origin.tls { b"https" } else { b"http" };
+    let lines: [(&str, &[u8]); 4] = [
+        (VIA.as_str(), via_element(version).as_bytes()),
+        (fhost.as_str(), host),
+        (fproto.as_str(), proto),
+        (ffor.as_str(), client_ip.as_bytes()),
+    ];
+    for (name, value) in lines {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Whether a request field named `name` (any case) is one that
+/// [`forwarded_lines`] replaces: an untrusted peer's `X-Forwarded-*` (a
+/// client must not pass for TLS, or for another address).
+pub fn replaced_when_untrusted(name: &[u8]) -> bool {
+    // By length first: `x-forwarded-for` is 15 bytes, the others 16.
+    matches!(name.len(), 15 | 16)
+        && [&X_FORWARDED_HOST, &X_FORWARDED_PROTO, &X_FORWARDED_FOR]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
 }
 
 /// The protocol of an HTTP/1.1 upgrade request (`Upgrade: websocket`), not
@@ -142,12 +187,7 @@ pub fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
 /// on the name's length and at most two byte comparisons, instead of
 /// comparing it with every hop-by-hop name.
 fn hop_index(name: &HeaderName) -> Option<usize> {
-    hop_index_str(name.as_str())
-}
-
-/// [`hop_index`] of a lower-case name.
-fn hop_index_str(name: &str) -> Option<usize> {
-    match name {
+    match name.as_str() {
         "connection" => Some(0),
         "keep-alive" => Some(1),
         "proxy-connection" => Some(2),
@@ -171,11 +211,29 @@ pub fn is_hop_by_hop_name(name: &[u8]) -> bool {
         Some(lower) => {
             lower.copy_from_slice(name);
             lower.make_ascii_lowercase();
-            std::str::from_utf8(lower).is_ok_and(|n| hop_index_str(n).is_some())
+            is_hop_by_hop_lower(lower)
         }
         // Longer than `proxy-authorization`.
         None => false,
     }
+}
+
+/// [`is_hop_by_hop_name`] of a lower-case name.
+pub fn is_hop_by_hop_lower(name: &[u8]) -> bool {
+    // The names of `HOP_BY_HOP_NAMES`, as bytes (a test keeps them equal).
+    matches!(
+        name,
+        b"connection"
+            | b"keep-alive"
+            | b"proxy-connection"
+            | b"proxy-authenticate"
+            | b"proxy-authorization"
+            | b"te"
+            | b"trailer"
+            | b"transfer-encoding"
+            | b"upgrade"
+            | b"http2-settings"
+    )
 }
 
 /// Removes hop-by-hop headers, including those `Connection` names.
@@ -414,6 +472,21 @@ pub fn prepare_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_checks_know_every_hop_by_hop_name_in_any_case_and_no_other() {
+        for name in HOP_BY_HOP_NAMES {
+            assert!(is_hop_by_hop_lower(name.as_bytes()), "{name}");
+            assert!(is_hop_by_hop_name(name.to_uppercase().as_bytes()), "{name}");
+            assert!(
+                !is_hop_by_hop_name(format!("{name}s").as_bytes()),
+                "{name}s"
+            );
+        }
+        for other in ["host", "cookie", "x-connection", "", "proxy-authorizations"] {
+            assert!(!is_hop_by_hop_name(other.as_bytes()), "{other}");
+        }
+    }
 
     #[test]
     fn hop_index_knows_every_hop_by_hop_name_and_no_other() {

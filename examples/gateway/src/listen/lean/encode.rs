@@ -48,7 +48,10 @@ pub fn response_head_with_reason(
     reason: Option<&[u8]>,
     headers: &HeaderMap,
 ) {
-    out.reserve(fields_len(headers) + 2);
+    let canonical = status.canonical_reason().unwrap_or("<none>").as_bytes();
+    let reason_len = reason.unwrap_or(canonical).len();
+    // "HTTP/1.1 SP 3DIGIT SP reason CRLF" + fields + CRLF, reserved once.
+    out.reserve(9 + 3 + 1 + reason_len + 2 + fields_len(headers) + 2);
     status_line(out, status, reason);
     write_response_fields(out, headers);
 }
@@ -67,11 +70,35 @@ pub fn status_line(out: &mut Vec<u8>, status: StatusCode, reason: Option<&[u8]>)
     out.extend_from_slice(b"\r\n");
 }
 
+/// The longest field name [`lower_case`] lowers on the stack.
+pub const STACK_NAME: usize = 64;
+
+/// `name` lower-cased into `buf`, or `None` when it is longer than
+/// [`STACK_NAME`] (rare: the caller compares it the slow way). One pass
+/// per field: every check after it compares exact bytes.
+pub fn lower_case<'b>(name: &[u8], buf: &'b mut [u8; STACK_NAME]) -> Option<&'b [u8]> {
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    Some(lower)
+}
+
+/// Appends `name: value` CRLF with `name` as it is.
+pub fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + 2 + value.len() + 2);
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends `name: value` CRLF with the name lower-cased, as hyper writes
 /// a field it took into a `HeaderMap`.
 pub fn field_lower_case(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.reserve(name.len() + 2 + value.len() + 2);
-    out.extend(name.iter().map(u8::to_ascii_lowercase));
+    let start = out.len();
+    out.extend_from_slice(name);
+    out[start..].make_ascii_lowercase();
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");

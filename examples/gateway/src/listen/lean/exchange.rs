@@ -6,10 +6,10 @@ use super::attempt::Attempt;
 use super::body::{self, CopyError, Remaining};
 use super::bufs;
 use super::conn::{CONTINUE, Conn, Reply, Step};
-use super::encode;
 use super::head::{Framing, RequestHead};
 use super::respond::Answered;
 use super::upstream::Connector;
+use super::upstream_head;
 use crate::answer::own::{self, Access, Answer, Line};
 use crate::config::rules::Rule;
 use crate::discover::app_protocol::AppProtocol;
@@ -17,7 +17,6 @@ use crate::forward::attempt::{Failure, Next, Retry};
 use crate::forward::{self, health};
 use crate::listen::coarse;
 use crate::pin::{self, Choice};
-use http::header::{HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Version};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower_sticky::sticky::Outcome;
@@ -36,6 +35,7 @@ where
             framing,
             keep_alive,
             expect_continue,
+            fields,
             len,
         } = head;
         let mut req = http::Request::from_parts(parts, ());
@@ -70,6 +70,19 @@ where
         if choice.endpoint.target().member.protocol == AppProtocol::H2c && upgrade.is_none() {
             return Step::HandOver;
         }
+        let (mut parts, ()) = req.into_parts();
+        // Encoded while the client's head is still in the buffer.
+        let mut out = bufs::take_out();
+        let request = upstream_head::Request {
+            parts: &mut parts,
+            fields: fields.as_deref(),
+            rule,
+            upgrade: upgrade.as_ref(),
+            version,
+            framing,
+        };
+        self.upstream_head(&mut out, request);
+        drop(fields);
         self.consume(len);
         let forwarded = Forwarded {
             access,
@@ -79,14 +92,13 @@ where
             framing,
             expect_continue,
         };
-        let (mut parts, ()) = req.into_parts();
         let mut choice = choice;
         // By reference: moved in, they would be held twice by the
         // connection's task (its future keeps an async fn's arguments).
-        self.forward(&forwarded, &mut parts, &mut choice).await
+        self.forward(&forwarded, &mut parts, &mut choice, out).await
     }
 
-    /// A decided request: its upstream head, its body
+    /// A decided request, its upstream head in `out`: its body
     /// ([`Self::take_body`]), then the attempts ([`Self::attempts`]), or
     /// the gateway's answer.
     async fn forward(
@@ -94,11 +106,10 @@ where
         f: &Forwarded<'_>,
         parts: &mut http::request::Parts,
         choice: &mut Choice,
+        mut out: Vec<u8>,
     ) -> Step {
         let mut expect_continue = f.expect_continue;
-        let mut out = bufs::take_out();
         let upgrade = f.upgrade.as_ref();
-        self.upstream_head(&mut out, parts, upgrade, f.reply.version, f.framing);
         let mut rest = Remaining::of(f.framing);
         let mut kept = true;
         if let Some(r) = rest.as_mut() {
@@ -138,38 +149,6 @@ where
             Ended::Responded(step) => step,
             Ended::Own(own, close) => self.write_own(own, f.reply, close).await,
         }
-    }
-
-    /// Encodes the upstream head into `out`: the hyper path's request
-    /// edits (`prepare_request`), then what this path puts back.
-    fn upstream_head(
-        &self,
-        out: &mut Vec<u8>,
-        parts: &mut http::request::Parts,
-        upgrade: Option<&HeaderValue>,
-        version: Version,
-        framing: Framing,
-    ) {
-        let has_host = crate::answer::headers::prepare_request(
-            &mut parts.headers,
-            &parts.uri,
-            &self.client.ip,
-            upgrade,
-            self.client.origin,
-            version,
-        );
-        if !has_host {
-            // RFC 9112 §3.2: no authority, an empty Host (as the hyper path).
-            parts.headers.insert(HOST, HeaderValue::from_static(""));
-        }
-        if framing == Framing::Chunked {
-            // Dropped as hop-by-hop: the body goes as it came.
-            parts
-                .headers
-                .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-        }
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        encode::request_head(out, &parts.method, target, &parts.headers);
     }
 
     /// The body before the first attempt: read whole into `out`, after

@@ -113,6 +113,11 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// `Expect: 100-continue` (HTTP/1.1).
     pub expect_continue: bool,
+    /// The header fields where they were read (ranges of the buffer's
+    /// head, a repeated identical `Content-Length` once), for the upstream
+    /// head written from them; `None` when the head was read without its
+    /// stray CRs (from a copy: the fields are only in `parts`).
+    pub fields: Option<Vec<Field>>,
     /// Bytes of the head in the buffer, blank line included: the body (or
     /// the next request) starts there.
     pub len: usize,
@@ -270,7 +275,8 @@ fn parse_request_strict(buf: &[u8], limits: &Limits) -> Result<RequestHead, Head
     let version = version(req.version)?;
     // One allocation for the target and every value: each is a slice of it.
     let head = Bytes::copy_from_slice(&buf[..len]);
-    let (headers, fields) = header_map(req.headers, buf, &head)?;
+    let mut spans = Vec::with_capacity(req.headers.len());
+    let (headers, fields) = header_map(req.headers, buf, &head, &mut spans)?;
     let framing = request_framing(version, &fields)?;
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.uri = Uri::from_maybe_shared(head.slice(span(buf, path.as_bytes())))
@@ -283,6 +289,7 @@ fn parse_request_strict(buf: &[u8], limits: &Limits) -> Result<RequestHead, Head
         framing,
         keep_alive: fields.keep_alive(version),
         expect_continue: version == Version::HTTP_11 && fields.expect_continue,
+        fields: Some(spans),
         len,
     })
 }
@@ -295,6 +302,7 @@ fn parse_request_lenient(buf: &[u8], limits: &Limits) -> Option<Result<RequestHe
     Some(match parse_request_strict(&copy, limits) {
         Ok(mut head) => {
             head.len += dropped;
+            head.fields = None;
             if head.len > limits.max_head_bytes {
                 Err(HeadError::TooLarge)
             } else {
@@ -412,11 +420,12 @@ fn version(minor: Option<u8>) -> Result<Version, HeadError> {
 
 /// The parsed fields as a `HeaderMap` (values are slices of `head`, the
 /// copy of `buf`'s head), and what they say about framing and the
-/// connection.
+/// connection; each kept field's place in `buf` goes to `spans`.
 fn header_map(
     parsed: &[httparse::Header<'_>],
     buf: &[u8],
     head: &Bytes,
+    spans: &mut Vec<Field>,
 ) -> Result<(HeaderMap, Fields), HeadError> {
     // Room for what `prepare_request` adds (`via`, `x-forwarded-*`, `host`,
     // `transfer-encoding`): no regrowing.
@@ -431,8 +440,48 @@ fn header_map(
         let value = HeaderValue::from_maybe_shared(head.slice(span(buf, field.value)))
             .map_err(|_| HeadError::Bad("field value"))?;
         headers.append(name, value);
+        spans.push(Field {
+            name: span(buf, field.name.as_bytes()),
+            value: span(buf, field.value),
+        });
     }
     Ok((headers, fields))
+}
+
+/// The field names that a head's `Connection` fields name, other than
+/// hop-by-hop ones and `Host`, as [`strip_hop_by_hop`] reads them (a value
+/// that is not visible ASCII is skipped, a lone `keep-alive` names
+/// nothing): for a head written from the bytes it came in (`head`, its
+/// `fields`). Usually none: no allocation then.
+///
+/// [`strip_hop_by_hop`]: crate::answer::headers::strip_hop_by_hop
+pub fn connection_named<'h>(head: &'h [u8], fields: &[Field]) -> Vec<&'h [u8]> {
+    use crate::answer::headers::is_hop_by_hop_name;
+    let mut named = Vec::new();
+    for f in fields {
+        let (Some(name), Some(value)) = (head.get(f.name.clone()), head.get(f.value.clone()))
+        else {
+            continue;
+        };
+        if name.len() != 10
+            || !name.eq_ignore_ascii_case(b"connection")
+            || value.eq_ignore_ascii_case(b"keep-alive")
+            || !value
+                .iter()
+                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            continue;
+        }
+        for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if !token.is_empty()
+                && !is_hop_by_hop_name(token)
+                && !token.eq_ignore_ascii_case(b"host")
+            {
+                named.push(token);
+            }
+        }
+    }
+    named
 }
 
 /// Where `part`, a slice httparse took from `buf`, lies in `buf`.
@@ -459,7 +508,18 @@ impl Fields {
     /// identical `Content-Length`, kept once as hyper does).
     fn note(&mut self, name: &[u8], bytes: &[u8]) -> Result<bool, HeadError> {
         // By length first: most fields are none of these.
-        let is = |known: &[u8]| name.len() == known.len() && name.eq_ignore_ascii_case(known);
+        let known: &[u8] = match name.len() {
+            4 => b"host",
+            6 => b"expect",
+            10 => b"connection",
+            14 => b"content-length",
+            17 => b"transfer-encoding",
+            _ => return Ok(true),
+        };
+        if !name.eq_ignore_ascii_case(known) {
+            return Ok(true);
+        }
+        let is = |k: &[u8]| k == known;
         if is(b"content-length") {
             let length = digits(bytes).ok_or(HeadError::Bad("Content-Length"))?;
             match self.content_length.replace(length) {
@@ -973,12 +1033,17 @@ mod tests {
 
     #[test]
     fn a_response_keeps_status_and_fields() {
-        let raw = "HTTP/1.1 404 Nope\r\nSet-Cookie: a=1\r\nX-Pod:  p \r\nSet-Cookie: b=2\r\n\r\nbody";
+        let raw =
+            "HTTP/1.1 404 Nope\r\nSet-Cookie: a=1\r\nX-Pod:  p \r\nSet-Cookie: b=2\r\n\r\nbody";
         let head = response(raw, Method::GET).unwrap();
         assert_eq!(head.status, StatusCode::NOT_FOUND);
         assert_eq!(head.version, Version::HTTP_11);
         let at = |r: &Range<usize>| &raw[r.clone()];
-        let fields: Vec<_> = head.fields.iter().map(|f| (at(&f.name), at(&f.value))).collect();
+        let fields: Vec<_> = head
+            .fields
+            .iter()
+            .map(|f| (at(&f.name), at(&f.value)))
+            .collect();
         assert_eq!(
             fields,
             [("Set-Cookie", "a=1"), ("X-Pod", "p"), ("Set-Cookie", "b=2")]
@@ -999,7 +1064,10 @@ mod tests {
         assert!(parts.extensions.get::<hyper::ext::ReasonPhrase>().is_none());
         let raw = "HTTP/1.1 200 \r\n\r\n";
         let head = response(raw, Method::GET).unwrap();
-        let reason = head.parts(raw.as_bytes()).extensions.remove::<hyper::ext::ReasonPhrase>();
+        let reason = head
+            .parts(raw.as_bytes())
+            .extensions
+            .remove::<hyper::ext::ReasonPhrase>();
         assert_eq!(reason.unwrap().as_bytes(), b"");
     }
 

@@ -40,6 +40,7 @@ pub mod head;
 mod respond;
 mod rewind;
 mod upstream;
+mod upstream_head;
 
 pub use conn::{HEAD_TIMEOUT, Served, serve};
 pub use rewind::Rewind;

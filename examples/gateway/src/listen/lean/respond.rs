@@ -6,7 +6,7 @@ use super::body::{self, Remaining};
 use super::bufs::{self, Buf};
 use super::conn::{Conn, Reply, Step};
 use super::encode;
-use super::head::{Framing, ResponseHead};
+use super::head::{self, Framing, ResponseHead};
 use super::upstream::{Connector, Up};
 use crate::answer::headers;
 use crate::answer::own::Access;
@@ -163,7 +163,7 @@ pub(super) struct Answered<'a, U> {
 }
 
 /// Encodes the client's response head into `out` from the backend's
-/// bytes (`head`, parsed as `r`), for a response with no session value to
+/// bytes (`bytes`, parsed as `r`), for a response with no session value to
 /// write back: the same edits as [`forward::edit_response`] and
 /// [`client_response_head`] make on a `HeaderMap` (hop-by-hop fields out,
 /// with those `Connection` names; the backend's own session value out; no
@@ -172,25 +172,33 @@ pub(super) struct Answered<'a, U> {
 /// they came.
 fn plain_head(
     out: &mut Vec<u8>,
-    head: &[u8],
+    bytes: &[u8],
     r: &ResponseHead,
     rule: &Rule,
     reply: Reply,
     close: bool,
 ) {
-    let at = |range: &std::ops::Range<usize>| head.get(range.clone()).unwrap_or_default();
+    let at = |range: &std::ops::Range<usize>| bytes.get(range.clone()).unwrap_or_default();
     encode::status_line(out, r.status, r.reason.as_ref().map(at));
-    let named = connection_named(head, r);
+    let named = head::connection_named(bytes, &r.fields);
     let bodiless = r.status.is_informational() || r.status == StatusCode::NO_CONTENT;
     let policy = rule.target.policy();
+    let mut buf = [0u8; encode::STACK_NAME];
     for f in &r.fields {
         let (name, value) = (at(&f.name), at(&f.value));
-        let dropped = headers::is_hop_by_hop_name(name)
+        // Longer than any name checked by its lower-case spelling.
+        let lower = encode::lower_case(name, &mut buf).unwrap_or(b"");
+        let dropped = headers::is_hop_by_hop_lower(lower)
             || named.iter().any(|n| n.eq_ignore_ascii_case(name))
-            || (bodiless && name.eq_ignore_ascii_case(b"content-length"))
+            || (bodiless && lower == b"content-length")
             || policy.is_some_and(|p| headers::sets_session(p, name, value));
-        if !dropped {
+        if dropped {
+            continue;
+        }
+        if lower.is_empty() {
             encode::field_lower_case(out, name, value);
+        } else {
+            encode::field(out, lower, value);
         }
     }
     if r.framing == Framing::Chunked {
@@ -207,32 +215,6 @@ fn plain_head(
         // hyper's server answers in the backend's version.
         http10(out);
     }
-}
-
-/// The field names a response's `Connection` fields name, other than
-/// hop-by-hop ones and `Host` (as [`headers::strip_hop_by_hop`] reads
-/// them: a value that is not visible ASCII is skipped, a lone
-/// `keep-alive` names nothing). Usually none: no allocation then.
-fn connection_named<'h>(head: &'h [u8], r: &ResponseHead) -> Vec<&'h [u8]> {
-    let mut named = Vec::new();
-    for f in &r.fields {
-        let (name, value) = (&head[f.name.clone()], &head[f.value.clone()]);
-        if !name.eq_ignore_ascii_case(b"connection")
-            || value.eq_ignore_ascii_case(b"keep-alive")
-            || !value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-        {
-            continue;
-        }
-        for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            if !token.is_empty()
-                && !headers::is_hop_by_hop_name(token)
-                && !token.eq_ignore_ascii_case(b"host")
-            {
-                named.push(token);
-            }
-        }
-    }
-    named
 }
 
 /// Encodes the client's response head into `out`: the framing this path
