@@ -179,6 +179,10 @@ impl Proxy {
     ) -> Response<ClientBody> {
         let access = Access::start(&req);
         let access = access.as_ref();
+        // What the lean path's parser refuses, and hyper's reads.
+        if let Some(why) = crate::answer::headers::ambiguous(req.headers()) {
+            return own::write(access, Line::default(), own::AMBIGUOUS_HEAD, Some(why));
+        }
         // In-flight requests finish on the snapshot they started with.
         let compiled = self.current.load_full();
         let upgrade = crate::answer::headers::upgrade_protocol(&req);
