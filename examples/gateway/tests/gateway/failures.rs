@@ -2,7 +2,7 @@
 //! safe retries, strict sessions. Misbehaving backends are raw TCP servers
 //! in the test process.
 
-use crate::counters::outcome_total;
+use crate::counters::{outcome_total, sum};
 use crate::support::{Http, echoes, open, seed_gateway, sessions_on_every_pod, visit};
 use hyper::body::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -181,7 +181,10 @@ async fn error_answers_carry_no_address_port_or_os_error() {
 async fn a_resetting_backend_among_good_ones_costs_no_get() {
     let (_echoes, backend) = echoes(2);
     let resetter = RawBackend::start(Behaviour::Reset).await;
-    let gw = seed_gateway(&format!("{backend},{}", resetter.addr), &[]);
+    let gw = seed_gateway(
+        &format!("{backend},{}", resetter.addr),
+        &["--admin", "127.0.0.1:0"],
+    );
     let http = Http::new();
     let mut failed = 0;
     let mut sessions: Vec<String> = Vec::new();
@@ -205,7 +208,18 @@ async fn a_resetting_backend_among_good_ones_costs_no_get() {
         resetter.requests.load(Ordering::SeqCst) >= 3,
         "the resetting backend was tried"
     );
-    assert!(gw.logs().contains("marked down"), "{}", gw.logs());
+    // Ejected once, for failures after the request went out (it never
+    // refused a connection), and nothing else was.
+    let resetter_failed = sum(
+        &http,
+        &gw,
+        "gateway_backend_ejections_total",
+        &[("backend", &resetter.addr), ("reason", "failed")],
+    )
+    .await;
+    assert_eq!(resetter_failed, 1.0, "{}", gw.logs());
+    let all = sum(&http, &gw, "gateway_backend_ejections_total", &[]).await;
+    assert_eq!(all, 1.0, "{}", gw.logs());
 }
 
 #[tokio::test]
