@@ -84,6 +84,14 @@ async fn heads_haproxy_refuses_as_ambiguous_get_400_and_never_reach_a_backend() 
         let shown = String::from_utf8_lossy(head);
         assert!(resp.starts_with("HTTP/1.1 400"), "{shown}: {resp}");
         assert!(!resp.contains("\"pod\""), "{shown} reached a backend: {resp}");
+        // Where the next request would start is unknown: the connection
+        // closes after the 400, and what follows is never a request.
+        let then = [head, b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+        let started = std::time::Instant::now();
+        let resp = raw(&gw.addr, &then).await;
+        assert!(started.elapsed() < Duration::from_secs(4), "{shown}: not closed");
+        assert_eq!(resp.matches("HTTP/1.1 ").count(), 1, "{shown}: {resp}");
+        assert!(!resp.contains("smuggled"), "{shown}: {resp}");
     }
 }
 
