@@ -369,6 +369,26 @@ pub fn make_private(headers: &mut HeaderMap) {
     }
 }
 
+/// What makes a request head ambiguous, as HAProxy refuses it: several
+/// `Host` fields (which one names the authority?), or `chunked` named more
+/// than once in `Transfer-Encoding` (RFC 9112 §6.1: at most once, and
+/// last). hyper's server reads both, so the hyper path asks this; the lean
+/// path's parser refuses them itself (`listen::lean::head`). `None`:
+/// neither.
+pub fn ambiguous(headers: &HeaderMap) -> Option<&'static str> {
+    let mut hosts = headers.get_all(HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        return Some("several Host fields");
+    }
+    let chunked = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .count();
+    (chunked > 1).then_some("chunked named more than once")
+}
+
 /// The client's address as an `X-Forwarded-For` element, made once per
 /// connection.
 pub fn client_ip(peer: SocketAddr) -> HeaderValue {

@@ -39,6 +39,9 @@ pub const LOOP: Answer = (
     S::LOOP_DETECTED,
     "508 loop detected: the request came back to this gateway\n",
 );
+/// A head that HAProxy refuses as ambiguous (several `Host` fields,
+/// `chunked` twice): see `answer::headers::ambiguous`.
+pub const AMBIGUOUS_HEAD: Answer = (S::BAD_REQUEST, "400 bad request: ambiguous request head\n");
 /// The client's body broke (a malformed chunk).
 pub const BAD_BODY: Answer = (S::BAD_REQUEST, "400 bad request: malformed request body\n");
 /// The client's body did not arrive in time.
@@ -104,11 +107,11 @@ pub fn response((status, body): Answer) -> Response<ClientBody> {
         resp.headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    // After a request body that broke or stalled, where the next request
-    // starts is unknown: the connection closes rather than read whatever
-    // follows as a request (hyper's server would read on; the
-    // differential test showed it).
-    if body == BAD_BODY.1 || body == SLOW_BODY.1 {
+    // After a request body that broke or stalled, or a head whose framing
+    // or authority is ambiguous, where the next request starts is unknown:
+    // the connection closes rather than read whatever follows as a request
+    // (hyper's server would read on; the differential test showed it).
+    if body == BAD_BODY.1 || body == SLOW_BODY.1 || body == AMBIGUOUS_HEAD.1 {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -74,6 +74,10 @@ pub struct Rule {
     /// Strict sessions (`--strict-sessions`): a session whose backend fails
     /// gets 503, not another backend.
     pub strict: bool,
+    /// The session scope its engine was built with, the `scope` label of
+    /// its `tower_sticky_requests_total` series: what the gateway counts
+    /// there itself carries it too ([`crate::pin::refused_strictly`]).
+    pub scope: Arc<str>,
     /// Where its requests go.
     pub target: Target,
     /// The rule names no backend: the Gateway API says answer 500.
@@ -232,9 +236,10 @@ pub fn compile(
                 Some(policy) => StickyBuilder::new(policy.clone(), keys.set.clone(), backends),
                 None => StickyBuilder::plain(backends),
             };
+            let scope = kind_scope(loaded.kind, ns, route.name(), i, rule.name());
             let target = builder
                 .balancer(Weighted::new())
-                .scope(kind_scope(loaded.kind, ns, route.name(), i, rule.name()))
+                .scope(scope.clone())
                 .strict(strict)
                 .cookie_attributes(cookie.attributes.clone())
                 .build()
@@ -257,6 +262,7 @@ pub fn compile(
                 index: i,
                 name: rule.name().map(str::to_owned),
                 strict,
+                scope: scope.into(),
                 target,
                 no_backend_refs: rule.backend_refs().is_empty(),
             });

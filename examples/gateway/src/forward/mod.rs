@@ -179,6 +179,10 @@ impl Proxy {
     ) -> Response<ClientBody> {
         let access = Access::start(&req);
         let access = access.as_ref();
+        // What the lean path's parser refuses, and hyper's reads.
+        if let Some(why) = crate::answer::headers::ambiguous(req.headers()) {
+            return own::write(access, Line::default(), own::AMBIGUOUS_HEAD, Some(why));
+        }
         // In-flight requests finish on the snapshot they started with.
         let compiled = self.current.load_full();
         let upgrade = crate::answer::headers::upgrade_protocol(&req);
@@ -514,7 +518,8 @@ fn unavailable(
     own::response(unavailable_answer(access, rule, outcome, endpoint, detail))
 }
 
-/// [`unavailable`]'s answer, logged.
+/// [`unavailable`]'s answer, logged. `endpoint`: the one whose attempt
+/// failed, when there was an attempt.
 pub(crate) fn unavailable_answer(
     access: Option<&Access>,
     rule: &Rule,
@@ -522,6 +527,12 @@ pub(crate) fn unavailable_answer(
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     detail: Option<&str>,
 ) -> Answer {
+    // A session refused after its attempt failed (strict sessions, on both
+    // HTTP/1 paths): the engine counted it `resumed`, the refusal is the
+    // gateway's to count. The engine's own refusals come with no endpoint.
+    if outcome == Some(Outcome::PinnedUnavailable) && endpoint.is_some() {
+        pin::refused_strictly(rule);
+    }
     let answer = if outcome == Some(Outcome::PinnedUnavailable) {
         own::PIN_UNAVAILABLE
     } else {

@@ -13,6 +13,13 @@
 //! serve, so it is skipped until the prober revives it (issue 17 scopes the
 //! panic rule to failures after the request was written). A Service whose
 //! every endpoint refuses gets 503 at once, not four connection attempts.
+//!
+//! Strict sessions refuse a resumed session whose endpoint cannot serve.
+//! The engine counts its own refusals in `tower_sticky_requests_total`
+//! (`outcome="pinned_unavailable"`); the gateway refuses two more itself,
+//! which the engine saw as `resumed`: the endpoint refused under the panic
+//! rule ([`first`]), or the attempt on it failed. [`refused_strictly`]
+//! counts those in the same series, once per request.
 
 use crate::config::rules::{Rule, Upstream};
 use http::{HeaderMap, Method, Request, Uri};
@@ -68,7 +75,7 @@ pub fn first<B>(rule: &Rule, req: &mut Request<B>) -> Result<Choice, Outcome> {
         return Ok(choice);
     }
     if rule.strict && choice.resumed() {
-        return Err(Outcome::PinnedUnavailable);
+        return Err(refused_strictly(rule));
     }
     let head = Head {
         method: req.method(),
@@ -77,6 +84,21 @@ pub fn first<B>(rule: &Rule, req: &mut Request<B>) -> Result<Choice, Outcome> {
     };
     repick(rule, &head, &[]).ok_or(Outcome::NoBackend)
 }
+
+/// A resumed session refused by the gateway under strict sessions, after
+/// the engine had pinned it: counted as the engine counts its own refusals
+/// (`tower_sticky_requests_total{scope,outcome="pinned_unavailable"}`,
+/// the same labels in the same order, so the same series), and the outcome
+/// to answer with.
+pub fn refused_strictly(rule: &Rule) -> Outcome {
+    let outcome = Outcome::PinnedUnavailable;
+    let scope = metrics::SharedString::from(Arc::clone(&rule.scope));
+    metrics::counter!(REQUESTS, "scope" => scope, "outcome" => outcome.as_str()).increment(1);
+    outcome
+}
+
+/// The library's request counter (its `metrics` feature).
+const REQUESTS: &str = "tower_sticky_requests_total";
 
 /// Whether `endpoint` refused a connection and is not revived yet.
 fn refused(endpoint: &Endpoint<Upstream>) -> bool {

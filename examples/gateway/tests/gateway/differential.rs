@@ -18,7 +18,10 @@
 //! The lean path may be **stricter**: it may reject (a 4xx or 5xx of its
 //! own) where hyper answered otherwise, or reject with the same status for
 //! another reason (its framing rules come before the Host check), as long
-//! as what it forwarded is a prefix of what hyper forwarded. It may also close the connection after
+//! as what it forwarded is a prefix of what hyper forwarded. Such refusals
+//! are the gateway's own answers and are compared by status code, not by
+//! version: hyper answers an HTTP/1.0 request `HTTP/1.0 400`, the lean path
+//! `HTTP/1.1 400`. It may also close the connection after
 //! a response delimited by the backend's close (hyper re-frames those as
 //! chunked and keeps the connection). It is never **looser** (forwarding
 //! what hyper rejects) and never forwards **different** requests: either
@@ -43,12 +46,11 @@
 //!
 //! | case | hyper | lean |
 //! |---|---|---|
-//! | two `Host` fields | forwards (200) | 400 |
+//! | two `Host` fields | 400 "ambiguous request head" (since `a62a4ac`; forwarded before) | 400, empty (the parser's rule) |
 //! | bad framing (TE and CL, TE `gzip, chunked`) on an HTTP/1.1 request without `Host` | 400 "request without Host" | 400, empty (the framing rule first) |
 //! | CL.TE: `Content-Length` and `Transfer-Encoding: chunked` | forwards the chunked body (200) | 400 |
 //! | TE.CL: the same fields the other way round | forwards the chunked body (200) | 400 |
-//! | `Transfer-Encoding: chunked, chunked` | forwards (200) | 400 |
-//! | `Transfer-Encoding: chunked` twice | forwards (200) | 400 |
+//! | `Transfer-Encoding: chunked, chunked`, or `chunked` in two fields | 400 "ambiguous request head" (since `a62a4ac`; forwarded before) | 400, empty (the parser's rule) |
 //! | chunk-size line `3 ` (a space before its CRLF) | re-frames it (200) | 400 |
 //! | a backend's response with `Content-Length` and `Transfer-Encoding` | forwards it (200) | 502 |
 //! | a backend's response head of 70 KB | forwards it (200) | 502 |
@@ -296,19 +298,24 @@ fn compare(h: &Outcome, l: &Outcome) -> Verdict {
         (hk, Some(lk)) if rejection(lk) && hk.is_none_or(|r| !rejection(r)) => {
             Verdict::Stricter(shown(hk), lk.status_line.clone())
         }
-        // Both refuse with the same status and stop there, nothing more
-        // forwarded; only the reason differs (another check came first:
-        // the lean parser's framing rules before the Host check).
+        // Both refuse with the same status code and stop there, nothing
+        // more forwarded; only the reason differs (another check came
+        // first: the lean parser's framing rules before the Host check).
+        // These are the gateway's own answers, so the code is compared and
+        // not the version: hyper answers an HTTP/1.0 request `HTTP/1.0 400`,
+        // the lean path `HTTP/1.1 400` (RFC 9110 §6.2: the version a server
+        // speaks, which a client of 1.0 reads the same).
         (Some(hk), Some(lk))
-            if rejection(hk)
-                && status(hk) == status(lk)
-                && hr.len() == k + 1
-                && lr.len() == k + 1 =>
+            if own_refusals_alike(hk, lk) && hr.len() == k + 1 && lr.len() == k + 1 =>
         {
-            Verdict::Stricter(
-                format!("{} {:?}", hk.status_line, hk.body),
-                format!("{} {:?}", lk.status_line, lk.body),
-            )
+            if hk.headers == lk.headers && hk.body == lk.body {
+                Verdict::Same
+            } else {
+                Verdict::Stricter(
+                    format!("{} {:?}", hk.status_line, hk.body),
+                    format!("{} {:?}", lk.status_line, lk.body),
+                )
+            }
         }
         // The backend's response had framing the lean parser refuses
         // (an unreadable `Transfer-Encoding`, say): hyper forwarded it as
@@ -387,13 +394,20 @@ fn status(r: &client::Response) -> (&str, &str, bool) {
     (version, code, readable)
 }
 
-/// A status the gateway answers instead of forwarding (4xx, 5xx).
+/// Two refusals (4xx, 5xx) with the same status code and a readable
+/// reason each, whatever the version in their status lines.
+fn own_refusals_alike(a: &client::Response, b: &client::Response) -> bool {
+    let ((_, code_a, readable_a), (_, code_b, readable_b)) = (status(a), status(b));
+    rejection(a) && code_a == code_b && readable_a == readable_b
+}
+
 /// The gateway's own 502 (`answer::own::BAD_GATEWAY`), not a backend's.
 fn own_bad_gateway(r: &client::Response) -> bool {
     r.status_line.starts_with("HTTP/1.1 502")
         && r.body == "502 bad gateway: the backend failed to answer\n"
 }
 
+/// A status the gateway answers instead of forwarding (4xx, 5xx).
 fn rejection(r: &client::Response) -> bool {
     r.status_line
         .split(' ')
@@ -495,4 +509,61 @@ fn the_comparison_catches_a_looser_path_and_different_requests() {
         &["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"],
     );
     assert!(matches!(compare(&dropped, &forwarded), Verdict::Wrong(w) if w.starts_with("LOOSER")));
+}
+
+#[test]
+fn the_gateways_own_refusal_is_compared_by_its_code_not_its_version() {
+    // hyper answers an HTTP/1.0 request `HTTP/1.0 400`, the lean path
+    // `HTTP/1.1 400`: the same refusal (CI failed on this, 2026-12-06).
+    let refused = |line: &str, body: &str| Outcome {
+        client: Seen {
+            responses: vec![client::Response {
+                status_line: line.into(),
+                headers: Vec::new(),
+                body: body.into(),
+                close: true,
+            }],
+            tail: String::new(),
+            ended: "closed",
+        },
+        upstream: Vec::new(),
+    };
+    let hyper = refused("HTTP/1.0 400 Bad Request", "");
+    let lean = refused("HTTP/1.1 400 Bad Request", "");
+    assert!(matches!(compare(&hyper, &lean), Verdict::Same));
+    // Another reason (a body of its own) is still only stricter.
+    let hyper_says_why = refused(
+        "HTTP/1.0 400 Bad Request",
+        "400 bad request: ambiguous request head\n",
+    );
+    assert!(matches!(
+        compare(&hyper_says_why, &lean),
+        Verdict::Stricter(..)
+    ));
+    // Another code is not the same refusal, whatever the version.
+    let other_code = refused("HTTP/1.1 431 Request Header Fields Too Large", "");
+    assert!(matches!(compare(&hyper, &other_code), Verdict::Wrong(_)));
+    // A backend's answer keeps its version in the comparison.
+    let ok = |line: &str| Outcome {
+        client: Seen {
+            responses: vec![client::Response {
+                status_line: line.into(),
+                headers: Vec::new(),
+                body: "ok".into(),
+                close: false,
+            }],
+            tail: String::new(),
+            ended: "closed",
+        },
+        upstream: vec![Upstream::Request {
+            method: "GET".into(),
+            target: "/get".into(),
+            headers: Vec::new(),
+            body: String::new(),
+        }],
+    };
+    assert!(matches!(
+        compare(&ok("HTTP/1.0 200 OK"), &ok("HTTP/1.1 200 OK")),
+        Verdict::Wrong(_)
+    ));
 }

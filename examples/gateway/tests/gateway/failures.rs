@@ -2,7 +2,7 @@
 //! safe retries, strict sessions. Misbehaving backends are raw TCP servers
 //! in the test process.
 
-use crate::counters::outcome_total;
+use crate::counters::{outcome_total, sum};
 use crate::support::{Http, echoes, open, seed_gateway, sessions_on_every_pod, visit};
 use hyper::body::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -181,7 +181,10 @@ async fn error_answers_carry_no_address_port_or_os_error() {
 async fn a_resetting_backend_among_good_ones_costs_no_get() {
     let (_echoes, backend) = echoes(2);
     let resetter = RawBackend::start(Behaviour::Reset).await;
-    let gw = seed_gateway(&format!("{backend},{}", resetter.addr), &[]);
+    let gw = seed_gateway(
+        &format!("{backend},{}", resetter.addr),
+        &["--admin", "127.0.0.1:0"],
+    );
     let http = Http::new();
     let mut failed = 0;
     let mut sessions: Vec<String> = Vec::new();
@@ -205,7 +208,18 @@ async fn a_resetting_backend_among_good_ones_costs_no_get() {
         resetter.requests.load(Ordering::SeqCst) >= 3,
         "the resetting backend was tried"
     );
-    assert!(gw.logs().contains("marked down"), "{}", gw.logs());
+    // Ejected once, for failures after the request went out (it never
+    // refused a connection), and nothing else was.
+    let resetter_failed = sum(
+        &http,
+        &gw,
+        "gateway_backend_ejections_total",
+        &[("backend", &resetter.addr), ("reason", "failed")],
+    )
+    .await;
+    assert_eq!(resetter_failed, 1.0, "{}", gw.logs());
+    let all = sum(&http, &gw, "gateway_backend_ejections_total", &[]).await;
+    assert_eq!(all, 1.0, "{}", gw.logs());
 }
 
 #[tokio::test]
@@ -327,11 +341,14 @@ async fn strict_sessions_answer_503_on_a_dead_pin_and_serve_everyone_else() {
     let gw = seed_gateway(&backend, &["--strict-sessions", "--admin", "127.0.0.1:0"]);
     let http = Http::new();
     let sessions = sessions_on_every_pod(&http, &gw, 2).await;
+    assert_eq!(outcome_total(&http, &gw, "pinned_unavailable").await, 0.0);
     echoes[0].kill();
+    let mut refusals = 0;
     for round in 0..5 {
         for s in &sessions {
             let r = visit(&http, &gw, s).await;
             if s.pod == "echo-0" {
+                refusals += 1;
                 assert_eq!(r.status, 503, "round {round}: {}", r.body);
                 assert_eq!(
                     r.body,
@@ -349,10 +366,56 @@ async fn strict_sessions_answer_503_on_a_dead_pin_and_serve_everyone_else() {
         assert_eq!(r.status, 200);
         assert_eq!(r.pod(), "echo-1");
     }
-    // The engine's own refusals, once echo-0 is marked down (the first,
-    // which found it refusing, is the gateway's and not counted there).
+    // Every refusal once: the engine's own, once echo-0 is marked down,
+    // and the first, which found it refusing (the gateway's).
+    assert!(refusals >= 5);
     let refused = outcome_total(&http, &gw, "pinned_unavailable").await;
-    assert!(refused >= 4.0, "{refused}");
+    assert_eq!(refused, f64::from(refusals));
+    // echo-0 was ejected once, for the refused connection.
+    let ejections = sum(&http, &gw, "gateway_backend_ejections_total", &[]).await;
+    let refused_ejections = [("backend", echoes[0].addr.as_str()), ("reason", "refused")];
+    let on_echo_0 = sum(
+        &http,
+        &gw,
+        "gateway_backend_ejections_total",
+        &refused_ejections,
+    )
+    .await;
+    assert_eq!((ejections, on_echo_0), (1.0, 1.0));
+}
+
+#[tokio::test]
+async fn a_strict_session_refused_before_any_attempt_counts_once_per_request() {
+    // One pod: once it refused, every endpoint of the rule is ejected, so
+    // the engine's panic rule pins the session to it (`resumed`) and the
+    // gateway refuses it before any attempt (`pin::first`).
+    let (mut echoes, backend) = echoes(1);
+    let gw = seed_gateway(&backend, &["--strict-sessions", "--admin", "127.0.0.1:0"]);
+    let http = Http::new();
+    let sessions = open(&http, &gw, 1).await;
+    echoes[0].kill();
+    let mut expected = 0.0;
+    for i in 0..4 {
+        let r = visit(&http, &gw, &sessions[0]).await;
+        assert_eq!(r.status, 503, "request {i}: {}", r.body);
+        assert_eq!(
+            r.body,
+            "503 service unavailable: the session's backend is unavailable\n"
+        );
+        expected += 1.0;
+        let counted = outcome_total(&http, &gw, "pinned_unavailable").await;
+        assert_eq!(counted, expected, "request {i}");
+    }
+    // Only the first was an attempt (the refused connection); the next
+    // three were refused before any.
+    let logs = gw.logs();
+    let attempts = logs.matches("the session's backend failed (strict sessions)");
+    assert_eq!(attempts.count(), 1, "{logs}");
+    let refused = [("reason", "refused")];
+    assert_eq!(
+        sum(&http, &gw, "gateway_backend_ejections_total", &refused).await,
+        1.0
+    );
 }
 
 #[tokio::test]

@@ -69,6 +69,33 @@ async fn after_a_malformed_chunked_body_the_connection_closes_and_what_follows_i
 }
 
 #[tokio::test]
+async fn heads_haproxy_refuses_as_ambiguous_get_400_and_never_reach_a_backend() {
+    // Several Host fields, and `chunked` named twice: HAProxy 2.6 answers
+    // 400 to both (the same bytes through it, 2026-12-06). CI runs this
+    // file on both HTTP/1 paths.
+    let backend = echo("echo-0");
+    let gw = seed_gateway(&format!("backend={}", backend.addr), &[]);
+    for head in [
+        &b"GET /get HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"[..],
+        b"POST /post HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"POST /post HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ] {
+        let resp = raw(&gw.addr, head).await;
+        let shown = String::from_utf8_lossy(head);
+        assert!(resp.starts_with("HTTP/1.1 400"), "{shown}: {resp}");
+        assert!(!resp.contains("\"pod\""), "{shown} reached a backend: {resp}");
+        // Where the next request would start is unknown: the connection
+        // closes after the 400, and what follows is never a request.
+        let then = [head, b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+        let started = std::time::Instant::now();
+        let resp = raw(&gw.addr, &then).await;
+        assert!(started.elapsed() < Duration::from_secs(4), "{shown}: not closed");
+        assert_eq!(resp.matches("HTTP/1.1 ").count(), 1, "{shown}: {resp}");
+        assert!(!resp.contains("smuggled"), "{shown}: {resp}");
+    }
+}
+
+#[tokio::test]
 async fn a_malformed_chunk_after_the_retry_buffer_went_upstream_is_still_the_clients_400() {
     // The backend reads the body as it streams and never answers, so the
     // broken chunk is what ends the attempt.

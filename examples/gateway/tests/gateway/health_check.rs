@@ -62,6 +62,11 @@ async fn with_a_health_check_path_a_backend_that_accepts_then_resets_stays_down(
     })
     .await;
     assert!(unhealthy(&http, &gw, &resetter.addr).await);
+    // One ejection, by passive health, for the failure after the request
+    // went out; the failed probes that keep it down are not ejections.
+    let failed = [("backend", resetter.addr.as_str()), ("reason", "failed")];
+    assert_eq!(ejections(&http, &gw, &failed).await, 1.0);
+    assert_eq!(ejections(&http, &gw, &[]).await, 1.0);
     let logs = gw.logs();
     assert!(!logs.contains("accepts connections again"), "{logs}");
     let probe = resetter
@@ -85,8 +90,10 @@ async fn with_a_health_check_path_a_backend_that_answers_again_is_revived() {
     let http = Http::new();
     pod.kill();
     until_marked_down(&http, &gw, &addr).await;
+    let refused = [("backend", addr.as_str()), ("reason", "refused")];
+    assert_eq!(ejections(&http, &gw, &refused).await, 1.0);
     // Back on its address: the HTTP probe gets its 200.
-    let _back = Proc::start("echo", &["--listen", &addr, "--pod", "echo-0"]);
+    let mut back = Proc::start("echo", &["--listen", &addr, "--pod", "echo-0"]);
     until_backends(&http, &gw, "revived by the HTTP probe", |l| {
         l.iter()
             .any(|b| b["endpoint"] == addr.as_str() && b["unhealthy"] == false)
@@ -94,6 +101,16 @@ async fn with_a_health_check_path_a_backend_that_answers_again_is_revived() {
     .await;
     let r = http.get(&format!("{}/get", gw.url), &[]).await;
     assert_eq!((r.status.as_u16(), r.pod()), (200, "echo-0".to_owned()));
+    // Down again after its revival: a second ejection.
+    back.kill();
+    until_marked_down(&http, &gw, &addr).await;
+    assert_eq!(ejections(&http, &gw, &refused).await, 2.0);
+    assert_eq!(ejections(&http, &gw, &[]).await, 2.0);
+}
+
+/// `gateway_backend_ejections_total`, summed over the series with `labels`.
+async fn ejections(http: &Http, gw: &Proc, labels: &[(&str, &str)]) -> f64 {
+    crate::counters::sum(http, gw, "gateway_backend_ejections_total", labels).await
 }
 
 #[test]

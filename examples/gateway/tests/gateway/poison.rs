@@ -2,6 +2,7 @@
 //! outage. The app closes the connection on one path without answering, as
 //! a crashing handler does; a client sends requests there.
 
+use crate::counters::sum;
 use crate::raw::RawBackend;
 use crate::support::{Http, backends, poll_admin, seed_gateway};
 use std::net::Shutdown;
@@ -133,6 +134,27 @@ async fn twenty_poison_requests_leave_two_of_three_pods_serving_and_other_users_
             .any(|l| l.starts_with("gateway_rule_ejections_held_back{") && !l.ends_with(" 0"))
     })
     .await;
+    // The ejection counter counts the one pod really ejected, not the
+    // held-back ones, and on that pod.
+    let ejected: Vec<String> = list
+        .iter()
+        .filter(|b| b["state"] != "serving")
+        .map(|b| b["label"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ejected.len(), 1, "{list:?}");
+    let ejections = |labels: Vec<(&'static str, String)>| {
+        let (http, gw) = (&http, &gw);
+        async move {
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(l, v)| (*l, v.as_str())).collect();
+            sum(http, gw, "gateway_backend_ejections_total", &labels).await
+        }
+    };
+    assert_eq!(ejections(vec![]).await, 1.0);
+    let on_it = vec![
+        ("backend", ejected[0].clone()),
+        ("reason", "failed".to_owned()),
+    ];
+    assert_eq!(ejections(on_it).await, 1.0);
     // The pods still serve everyone else.
     for _ in 0..10 {
         let r = http.get(&format!("{}/get", gw.url), &[]).await;
@@ -164,6 +186,11 @@ async fn when_every_endpoint_would_be_ejected_none_is_and_metrics_say_panic() {
     let list = backends(&http, &gw).await;
     assert_eq!(list[0]["ejection"], "failures", "{list:?}");
     assert_eq!(list[0]["in_panic"], true, "{list:?}");
+    let failed = [("reason", "failed")];
+    assert_eq!(
+        sum(&http, &gw, "gateway_backend_ejections_total", &failed).await,
+        1.0
+    );
     for _ in 0..5 {
         let r = http.get(&format!("{}/get", gw.url), &[]).await;
         assert_eq!(r.status, 200, "served in panic: {}", r.body);
