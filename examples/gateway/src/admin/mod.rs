@@ -38,8 +38,12 @@
 //! `tower_sticky_session_age_seconds{scope}`; the gateway's
 //! `gateway_backend_requests_total{route,rule,service,backend}`,
 //! `gateway_backend_up{…}` (0 when down), both only for the endpoints the
-//! current configuration has, and
-//! `gateway_reloads_total{result="ok"|"failed"}`.
+//! current configuration has;
+//! `gateway_backend_ejections_total{route,rule,service,backend,reason="refused"|"failed"}`
+//! (each ejection by passive health; the prober's failed checks are not
+//! ejections); per rule `gateway_rule_in_panic`,
+//! `gateway_rule_ejections_held_back` and `gateway_rule_endpoints_ejected`;
+//! and `gateway_reloads_total{result="ok"|"failed"}`.
 
 mod backends;
 pub mod conn;
