@@ -8,9 +8,10 @@
 #   nginx-N     NGINX, worker_processes N, a consistent hash of the cookie
 #   floor-N     benches/floor: the least a sticky proxy does (issue 21)
 #   gateway-N   this tree's gateway, its default `--http1`
-#   lean-N, hyper-N   this tree's gateway with `--http1 lean` / `--http1 hyper`
-#   VARIANT-N   the gateway binary $VARIANT_DIR/VARIANT; VARIANT.lean-N and
-#               VARIANT.hyper-N run it with `--http1 lean` / `hyper`
+#   VARIANT-N   the gateway binary $VARIANT_DIR/VARIANT; for a build from
+#               before the lean HTTP/1 path was removed (issue 21),
+#               VARIANT.lean-N and VARIANT.hyper-N run it with `--http1 lean`
+#               / `hyper`
 # LOAD is `loadgen` (tower-sticky-loadgen: CLIENTS sessions over CONNS
 # connections, LOADGEN_THREADS threads; it counts misroutes) or `wrk` (wrk
 # with benches/sticky.lua, CONNS connections, WRK_THREADS threads, one
@@ -105,7 +106,6 @@ start() {
       ;;
     *-*)
       case $base in
-        lean | hyper) http1=(--http1 "$base"); base=gateway ;;
         *.lean | *.hyper) http1=(--http1 "${base##*.}"); base=${base%.*} ;;
       esac
       bin=$GATEWAY

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Memory per idle keep-alive client connection (issue 21): COUNT client
 # connections (2,000 by default), each left open after one request, and
-# the proxy's VmRSS before and after, for the gateway with `--http1 lean`
-# and `--http1 hyper` and for HAProxy, in the same run.
+# the proxy's VmRSS before and after, for the gateway and for HAProxy, in
+# the same run.
 #
 #   bash examples/gateway/benches/idle-memory.sh      (from the repository root)
-#   COUNT=2000 ROUNDS=2 CONTESTANTS="lean hyper haproxy floor" bash examples/gateway/benches/idle-memory.sh
+#   COUNT=2000 ROUNDS=2 CONTESTANTS="gateway haproxy floor" bash examples/gateway/benches/idle-memory.sh
 #
 # The same backends and contestant configurations as race.sh
 # (contestants.sh), one thread each. Per contestant and round: start it,
@@ -18,7 +18,7 @@
 # read once more (after close: what the proxy gives back). A contestant
 # that refuses a connection's request (a non-200 answer, a reset) is
 # recorded as failed at that connection, and the run goes on.
-# GATEWAY_FLAGS adds flags to both gateway contestants (e.g.
+# GATEWAY_FLAGS adds flags to the gateway contestants (e.g.
 # `--max-upstream-connections 4096`: under `--http-reuse safe` every idle
 # client connection keeps its upstream socket). The order of the
 # contestants rotates by round. Results go to $OUT (default
@@ -28,7 +28,7 @@ set -euo pipefail
 
 COUNT=${COUNT:-2000}
 ROUNDS=${ROUNDS:-2}
-CONTESTANTS=${CONTESTANTS:-"lean hyper haproxy"}
+CONTESTANTS=${CONTESTANTS:-"gateway haproxy"}
 OUT=${OUT:-target/idle-memory}
 DURATION=1 # contestants.sh checks it; no timed load here.
 BASE_PORT=${BASE_PORT:-19300}

@@ -12,7 +12,8 @@
 # The same backends, load and contestant configurations as race.sh
 # (contestants.sh). Each variant is a gateway binary $VARIANT_DIR/VARIANT
 # (default target/race-ab/; `gateway` is this tree's release build;
-# VARIANT.lean and VARIANT.hyper run it with `--http1 lean` / `hyper`, and
+# for a build from before issue 21 removed the lean path, VARIANT.lean and
+# VARIANT.hyper run it with `--http1 lean` / `hyper`; and
 # LOAD=wrk measures with wrk instead of the loadgen, as in race.sh). Each
 # round runs haproxy-N and every VARIANT-N for N in THREADS, back to back,
 # the order rotated by one per round; the summary gives each variant's

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Side-by-side race: the example gateway's two HTTP/1 paths (`--http1 lean`
-# and `--http1 hyper`, issue 21) against HAProxy and the floor (and NGINX if
-# asked), doing the same sticky routing on the same four backends under the
-# same load, in one run.
+# Side-by-side race: the example gateway against HAProxy and the floor (and
+# NGINX, or older gateway builds, if asked), doing the same sticky routing on
+# the same four backends under the same load, in one run.
 #
 #   bash examples/gateway/benches/race.sh            (from the repository root)
 #   ROUNDS=6 DURATION=10 LOAD=wrk bash examples/gateway/benches/race.sh
@@ -21,20 +20,19 @@
 #               maxidle 30s maxlife 60s`
 #   floor-N     benches/floor, N threads: httparse, one HMAC per request,
 #               cookie stripping and insertion, per-client upstream keep-alive
-#   lean-N      examples/gateway --threads N --http1 lean, the same cookie
-#               with absoluteTimeout 60s and idleTimeout 30s, RUST_LOG=warn
-#               (no per-request access log, like the peers here)
-#   hyper-N     the same with --http1 hyper
+#   gateway-N   examples/gateway --threads N, the same cookie with
+#               absoluteTimeout 60s and idleTimeout 30s, RUST_LOG=warn (no
+#               per-request access log, like the peers here)
 #   nginx-N     NGINX, worker_processes N, `hash $sticky consistent` where
 #               $sticky is the Session-A cookie, or a fresh $request_id that is
 #               also set as the cookie (NGINX has no cookie insertion of its
 #               own, and `$cookie_Session-A` would read as `$cookie_Session`
 #               followed by `-A`, so a map over $http_cookie extracts it)
-#   gateway-N   the gateway with its default --http1
+#   VARIANT-N   an older gateway build ($VARIANT_DIR/VARIANT, contestants.sh)
 # Each round runs `direct`, then, for N in THREADS, every contestant of
 # CONTESTANTS with N threads back to back, the order rotated by one per
 # round (so with four contestants and four rounds each runs once in every
-# position). Ratios (lean/hyper, lean/HAProxy, lean/floor, ...) are taken
+# position). Ratios (gateway/HAProxy, gateway/floor, ...) are taken
 # within a round and the median over the rounds is reported, with the
 # per-round values. Proxy CPU is utime and stime from /proc/PID/stat of the
 # proxy's processes over the measured window, per request; `load` is the
@@ -48,7 +46,7 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-6}
 THREADS=${THREADS:-"1 2"}
-CONTESTANTS=${CONTESTANTS:-"haproxy lean hyper floor"}
+CONTESTANTS=${CONTESTANTS:-"haproxy gateway floor"}
 LOAD=${LOAD:-loadgen}
 if [ "$LOAD" = wrk ]; then OUT=${OUT:-target/race-wrk}; else OUT=${OUT:-target/race}; fi
 
@@ -95,9 +93,8 @@ print("A / B in the same round (back to back), median over rounds:")
 print()
 print("| ratio | req/s | p99 | CPU per request | user µs per request | per-round req/s ratios |")
 print("|---|---:|---:|---:|---:|---|")
-wanted = [("lean", "hyper"), ("lean", "haproxy"), ("lean", "floor"), ("hyper", "haproxy"),
-          ("floor", "haproxy"), ("lean", "nginx"), ("gateway", "haproxy"), ("gateway", "nginx")]
-wanted += [(c, "haproxy") for c in contestants if c not in ("haproxy", "lean", "hyper", "floor", "nginx", "gateway")]
+wanted = [("gateway", "haproxy"), ("gateway", "floor"), ("floor", "haproxy"), ("gateway", "nginx")]
+wanted += [(c, "haproxy") for c in contestants if c not in ("haproxy", "floor", "nginx", "gateway")]
 for n in threads:
     for a, b in wanted:
         if a not in contestants or b not in contestants:
@@ -115,33 +112,5 @@ for n in threads:
         print(f'| {a}-{n} / {b}-{n} | **{med(rps):.2f}** | {show(ratio("p99_ms"))} | {show(ratio("cpu_s_per_100k"))} '
               f'| {show(ratio("user_us"))} | {", ".join(f"{x:.2f}" for x in rps)} |')
 
-# Issue 21's thresholds, when the lean path ran with its peers.
-checks = []
-def ratios(a, b, n, k):
-    out = []
-    for key in sorted({r["pair"] for r in runs if r["pair"].endswith(f"/{n}")}):
-        both = {r["contestant"]: r for r in runs if r["pair"] == key}
-        if f"{a}-{n}" in both and f"{b}-{n}" in both and float(both[f"{b}-{n}"][k]) > 0:
-            out.append(float(both[f"{a}-{n}"][k]) / float(both[f"{b}-{n}"][k]))
-    return out
-for n in threads:
-    for b, k, limit, what in [("hyper", "rps", 1.25, "req/s ≥ 1.25× hyper"),
-                              ("haproxy", "rps", 0.98, "req/s ≥ 0.98× HAProxy"),
-                              ("floor", "rps", 0.95, "req/s ≥ 0.95× the floor"),
-                              ("haproxy", "p99_ms", 1.0, "p99 ≤ HAProxy's")]:
-        v = ratios("lean", b, n, k)
-        if v:
-            ok = med(v) <= limit if k == "p99_ms" else med(v) >= limit
-            checks.append(f"| lean-{n}: {what} | {med(v):.2f} | {'met' if ok else 'NOT met'} |")
-    u = [float(r["user_us"]) for r in runs if r["contestant"] == f"lean-{n}"]
-    if u and n == "1":
-        checks.append(f"| lean-1: ≤ 3 µs user per request (under load, /proc) | {med(u):.2f} µs | {'met' if med(u) <= 3 else 'NOT met'} |")
-if checks:
-    print()
-    print("Issue 21's thresholds (medians of the same-round ratios):")
-    print()
-    print("| threshold | measured | verdict |")
-    print("|---|---:|---|")
-    print("\n".join(checks))
 PY
 cat "$OUT/summary.md"

@@ -186,14 +186,13 @@ pub enum Reuse {
     Always,
 }
 
-/// Which HTTP/1 implementation serves client connections (issue 21).
+/// Which HTTP/1 implementation serves client connections. Only hyper's:
+/// the gateway's own path (`--http1 lean`, issue 21) was built, raced and
+/// removed again, since it did not reach the race's bar (BENCHMARKS.md,
+/// section 1); the flag stays so that scripts passing `--http1 hyper` keep
+/// working.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Http1 {
-    /// The gateway's own HTTP/1.1 path (`listen::lean`): httparse heads,
-    /// bodies forwarded by their framing, one task per client connection
-    /// driving its own upstream sockets. What it does not handle (h2c
-    /// backends, gRPC, `--http-reuse always`) goes to hyper.
-    Lean,
     /// hyper's server and client connections.
     Hyper,
 }
@@ -201,7 +200,7 @@ pub enum Http1 {
 /// Connection reuse and limits.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {
-    /// The HTTP/1 implementation: `lean` (the gateway's own) or `hyper`.
+    /// The HTTP/1 implementation: `hyper` (the only one).
     #[arg(long = "http1", value_enum, default_value_t = Http1::Hyper, value_name = "IMPL")]
     pub http1: Http1,
 

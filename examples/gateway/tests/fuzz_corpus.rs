@@ -4,8 +4,6 @@
 
 #[path = "../../../fuzz/checks/endpoint_slice.rs"]
 mod endpoint_slice;
-#[path = "../../../fuzz/checks/lean.rs"]
-mod lean;
 #[path = "../../../fuzz/checks/route_config.rs"]
 mod route_config;
 #[path = "../../../fuzz/checks/stray_cr.rs"]
@@ -33,9 +31,4 @@ fn route_config_corpus() {
 #[test]
 fn endpoint_slice_corpus() {
     replay("endpoint_slice", endpoint_slice::run);
-}
-
-#[test]
-fn lean_corpus() {
-    replay("lean", lean::run);
 }

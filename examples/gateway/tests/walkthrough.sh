@@ -19,8 +19,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_gateway() {
-    # GATEWAY_HTTP1=lean|hyper picks the HTTP/1 path (CI runs both, issue 21).
-    "$GATEWAY" "$@" ${GATEWAY_HTTP1:+--http1 "$GATEWAY_HTTP1"} >"$LOG/out" 2>"$LOG/err" &
+    "$GATEWAY" "$@" >"$LOG/out" 2>"$LOG/err" &
     GW_PID=$!
     for _ in $(seq 100); do
         grep -q '^listening on ' "$LOG/out" 2>/dev/null && return 0

@@ -126,46 +126,6 @@ fn via_element(version: Version) -> &'static HeaderValue {
     }]
 }
 
-/// What [`prepare_request`] adds to a request that came from an untrusted
-/// peer without a `Via` of its own, as HTTP/1 field lines, for a head
-/// written from the bytes it came in (whose own `Via` and `X-Forwarded-*`
-/// are left out: [`replaced_when_untrusted`]): this gateway's `Via`
-/// element, `X-Forwarded-Host` (the request's `host`), `X-Forwarded-Proto`
-/// and `X-Forwarded-For` (the client's address).
-pub fn forwarded_lines(
-    out: &mut Vec<u8>,
-    host: &[u8],
-    client_ip: &HeaderValue,
-    origin: Origin,
-    version: Version,
-) {
-    let (fhost, fproto, ffor) = (X_FORWARDED_HOST, X_FORWARDED_PROTO, X_FORWARDED_FOR);
-    let proto: &[u8] = if origin.tls { b"https" } else { b"http" };
-    let lines: [(&str, &[u8]); 4] = [
-        (VIA.as_str(), via_element(version).as_bytes()),
-        (fhost.as_str(), host),
-        (fproto.as_str(), proto),
-        (ffor.as_str(), client_ip.as_bytes()),
-    ];
-    for (name, value) in lines {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Whether a request field named `name` (any case) is one that
-/// [`forwarded_lines`] replaces: an untrusted peer's `X-Forwarded-*` (a
-/// client must not pass for TLS, or for another address).
-pub fn replaced_when_untrusted(name: &[u8]) -> bool {
-    // By length first: `x-forwarded-for` is 15 bytes, the others 16.
-    matches!(name.len(), 15 | 16)
-        && [&X_FORWARDED_HOST, &X_FORWARDED_PROTO, &X_FORWARDED_FOR]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
-}
-
 /// The protocol of an HTTP/1.1 upgrade request (`Upgrade: websocket`), not
 /// counting `h2c`, which the gateway does not offer.
 pub fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
@@ -200,40 +160,6 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
         "http2-settings" => Some(9),
         _ => None,
     }
-}
-
-/// Whether a field named `name` (in any case, as it came) is one of
-/// [`HOP_BY_HOP`]: what [`strip_hop_by_hop`] removes by name, for a head
-/// written from the bytes it came in.
-pub fn is_hop_by_hop_name(name: &[u8]) -> bool {
-    let mut lower = [0u8; 19];
-    match lower.get_mut(..name.len()) {
-        Some(lower) => {
-            lower.copy_from_slice(name);
-            lower.make_ascii_lowercase();
-            is_hop_by_hop_lower(lower)
-        }
-        // Longer than `proxy-authorization`.
-        None => false,
-    }
-}
-
-/// [`is_hop_by_hop_name`] of a lower-case name.
-pub fn is_hop_by_hop_lower(name: &[u8]) -> bool {
-    // The names of `HOP_BY_HOP_NAMES`, as bytes (a test keeps them equal).
-    matches!(
-        name,
-        b"connection"
-            | b"keep-alive"
-            | b"proxy-connection"
-            | b"proxy-authenticate"
-            | b"proxy-authorization"
-            | b"te"
-            | b"trailer"
-            | b"transfer-encoding"
-            | b"upgrade"
-            | b"http2-settings"
-    )
 }
 
 /// Removes hop-by-hop headers, including those `Connection` names.
@@ -289,19 +215,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let i = present.trailing_zeros() as usize;
         present &= present - 1;
         headers.remove(&HOP_BY_HOP[i]);
-    }
-}
-
-/// Whether a backend's field (`name` in any case, `value`) sets the
-/// session's own value: what [`strip_session`] removes, for a head
-/// written from the bytes it came in.
-pub fn sets_session(policy: &SessionPolicy, name: &[u8], value: &[u8]) -> bool {
-    match policy.kind() {
-        PersistenceType::Cookie => {
-            name.eq_ignore_ascii_case(b"set-cookie")
-                && sets_cookie_named(value, policy.name().as_bytes())
-        }
-        _ => name.eq_ignore_ascii_case(policy.name().as_bytes()),
     }
 }
 
@@ -372,9 +285,8 @@ pub fn make_private(headers: &mut HeaderMap) {
 /// What makes a request head ambiguous, as HAProxy refuses it: several
 /// `Host` fields (which one names the authority?), or `chunked` named more
 /// than once in `Transfer-Encoding` (RFC 9112 §6.1: at most once, and
-/// last). hyper's server reads both, so the hyper path asks this; the lean
-/// path's parser refuses them itself (`listen::lean::head`). `None`:
-/// neither.
+/// last). hyper's server reads both, so the gateway asks this before
+/// anything else. `None`: neither.
 pub fn ambiguous(headers: &HeaderMap) -> Option<&'static str> {
     let mut hosts = headers.get_all(HOST).iter();
     if hosts.next().is_some() && hosts.next().is_some() {
@@ -492,21 +404,6 @@ pub fn prepare_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_byte_checks_know_every_hop_by_hop_name_in_any_case_and_no_other() {
-        for name in HOP_BY_HOP_NAMES {
-            assert!(is_hop_by_hop_lower(name.as_bytes()), "{name}");
-            assert!(is_hop_by_hop_name(name.to_uppercase().as_bytes()), "{name}");
-            assert!(
-                !is_hop_by_hop_name(format!("{name}s").as_bytes()),
-                "{name}s"
-            );
-        }
-        for other in ["host", "cookie", "x-connection", "", "proxy-authorizations"] {
-            assert!(!is_hop_by_hop_name(other.as_bytes()), "{other}");
-        }
-    }
 
     #[test]
     fn hop_index_knows_every_hop_by_hop_name_and_no_other() {

@@ -177,8 +177,8 @@ pub fn write(
     response(logged(access, line, answer, detail))
 }
 
-/// [`write()`]'s logging: `answer`, once logged (the lean path encodes it
-/// itself).
+/// [`write()`]'s logging: `answer`, once logged (for a step that returns
+/// the answer to its caller, as `forward::decide` does).
 pub fn logged(
     access: Option<&Access>,
     line: Line<'_>,

@@ -9,9 +9,8 @@
 //! for a retry when the method allows one (`replay`), attempts, answer.
 //!
 //! The steps that decide (`decide`: Host, `Via` loop, route, pin) and
-//! the response edits (`edit_response`) are shared with the lean HTTP/1
-//! path ([`crate::listen::lean`]), which drives its own upstream sockets
-//! with the same `attempt` rules and [`health`].
+//! the response edits (`edit_response`) are functions of their own, which
+//! HTTP/1 and HTTP/2 requests share.
 //!
 //! Passive health: a backend that refuses a connection is marked down at
 //! once; one that fails after the request went out gets a failure mark
@@ -145,16 +144,6 @@ impl Proxy {
         }
     }
 
-    /// The options from the command line.
-    pub(crate) fn options(&self) -> &Options {
-        &self.options
-    }
-
-    /// The passive health rules (`--down-after`).
-    pub(crate) fn passive(&self) -> &PassiveHealth {
-        &self.passive
-    }
-
     /// The current snapshot (for the prober).
     pub fn snapshot(&self) -> Arc<crate::config::rules::Compiled> {
         self.current.load_full()
@@ -179,7 +168,7 @@ impl Proxy {
     ) -> Response<ClientBody> {
         let access = Access::start(&req);
         let access = access.as_ref();
-        // What the lean path's parser refuses, and hyper's reads.
+        // What HAProxy refuses, and hyper's parser reads.
         if let Some(why) = crate::answer::headers::ambiguous(req.headers()) {
             return own::write(access, Line::default(), own::AMBIGUOUS_HEAD, Some(why));
         }
@@ -373,8 +362,7 @@ pub(crate) struct Decided<'a> {
     pub choice: Choice,
 }
 
-/// The steps that decide where a request goes, shared by both HTTP/1
-/// paths: the Host check, the `Via` loop check, the route, a rule without
+/// The steps that decide where a request goes: the Host check, the `Via` loop check, the route, a rule without
 /// backends, and the pin (which strips the session value from `req`).
 /// `Err`: the gateway's own answer, already logged.
 pub(crate) fn decide<'a, B>(
@@ -419,8 +407,7 @@ pub(crate) fn decide<'a, B>(
     }
 }
 
-/// The edits every backend response gets, shared by both HTTP/1 paths:
-/// hop-by-hop headers out (for a 101 that completes an upgrade,
+/// The edits every backend response gets: hop-by-hop headers out (for a 101 that completes an upgrade,
 /// `switching`, the `Upgrade` and `Connection: upgrade` kept), the
 /// backend's own copy of the session cookie out, the session written back
 /// (`Set-Cookie`, and `Cache-Control: private` with it), the request and
@@ -452,18 +439,6 @@ pub(crate) fn edit_response(
         }
         decision.apply(headers);
     }
-    count_response(access, rule, choice, parts.status);
-}
-
-/// What every response that goes back is counted in (the request and
-/// session counters, the access log line): [`edit_response`]'s, and the
-/// lean path's for a response it writes from the bytes it came in.
-pub(crate) fn count_response(
-    access: Option<&Access>,
-    rule: &Rule,
-    choice: &Choice,
-    status: http::StatusCode,
-) {
     let upstream = choice.endpoint.target();
     upstream.requests_metric.increment(1);
     upstream.member.requests.fetch_add(1, Ordering::Relaxed);
@@ -475,7 +450,7 @@ pub(crate) fn count_response(
         outcome: Some(choice.outcome),
         endpoint: Some(&choice.endpoint),
     };
-    own::log(access, line, status, None);
+    own::log(access, line, parts.status, None);
 }
 
 /// The backend's response, with hop-by-hop headers out, the backend's
@@ -527,8 +502,7 @@ pub(crate) fn unavailable_answer(
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     detail: Option<&str>,
 ) -> Answer {
-    // A session refused after its attempt failed (strict sessions, on both
-    // HTTP/1 paths): the engine counted it `resumed`, the refusal is the
+    // A session refused after its attempt failed (strict sessions): the engine counted it `resumed`, the refusal is the
     // gateway's to count. The engine's own refusals come with no endpoint.
     if outcome == Some(Outcome::PinnedUnavailable) && endpoint.is_some() {
         pin::refused_strictly(rule);

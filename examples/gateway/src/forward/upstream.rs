@@ -142,9 +142,6 @@ struct Upstreams {
     /// Woken when one is checked in, for requests waiting at the cap (under
     /// `always` they may take it).
     checked_in: Arc<tokio::sync::Notify>,
-    /// Told to close one idle socket of the lean path (`listen::lean`),
-    /// whose sockets are held by their client connections' tasks, not here.
-    lean_evict: Arc<tokio::sync::Notify>,
 }
 
 /// One HTTP/1.1 connection to a backend.
@@ -234,7 +231,6 @@ fn places(addr: &str, cap: usize) -> (Arc<Semaphore>, Arc<tokio::sync::Notify>) 
                 idle_count: 0,
                 places: Arc::new(Semaphore::new(cap.clamp(1, Semaphore::MAX_PERMITS))),
                 checked_in: Arc::default(),
-                lean_evict: Arc::default(),
             };
             pool.insert(addr.to_owned(), up);
         }
@@ -456,30 +452,4 @@ impl tokio::io::AsyncWrite for Counted {
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
-}
-
-/// A place under `--max-upstream-connections` for one of the lean path's
-/// own sockets to `addr` (`listen::lean`): the same semaphore as this
-/// pool's connections; at the cap an idle connection (of this pool, or an
-/// idle lean socket, told through the returned signal) is closed to make
-/// room, and the request waits up to `--upstream-queue-timeout`. With the
-/// place, the signal that a socket holding it is to close while idle.
-pub(crate) async fn lean_place(
-    addr: &str,
-    options: &Options,
-) -> Option<(OwnedSemaphorePermit, Arc<tokio::sync::Notify>)> {
-    let evict = POOL.with_borrow(|pool| pool.get(addr).map(|up| Arc::clone(&up.lean_evict)));
-    let evict = match evict {
-        Some(evict) => evict,
-        None => {
-            let _ = places(addr, options.max_upstream);
-            POOL.with_borrow(|pool| pool.get(addr).map(|up| Arc::clone(&up.lean_evict)))?
-        }
-    };
-    let place = place(addr, options, || {
-        evict_one(addr);
-        evict.notify_one();
-    })
-    .await?;
-    Some((place, evict))
 }

@@ -163,11 +163,6 @@ impl Drain {
         self.started.load(Ordering::Acquire)
     }
 
-    /// Completes when the drain starts (the lean path's idle wait).
-    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.token.cancelled()
-    }
-
     /// Waits until every connection has ended (the caller bounds the wait).
     pub async fn drained(&self) {
         self.tracker.close();

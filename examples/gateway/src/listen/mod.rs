@@ -8,14 +8,6 @@
 //! goes to [`Proxy::serve`](crate::forward::Proxy::serve), which
 //! [routes](crate::route) it.
 //!
-//! With `--http1 lean` (issue 21), HTTP/1 connections (plain, and TLS
-//! with ALPN `http/1.1`) are served by the gateway's own path, [`lean`],
-//! unless `--http-reuse always` (whose shared pool is hyper's): it routes,
-//! pins and answers through the same steps as hyper's path
-//! ([`forward::decide`](crate::forward), `forward::edit_response`) and
-//! hands what it does not handle (h2c backends, gRPC, HTTP/1.0) to hyper on
-//! the same connection. h2c and ALPN `h2` stay on hyper.
-//!
 //! With `--tls-cert`, [`tls`] terminates TLS first and ALPN chooses HTTP/2
 //! or HTTP/1.1; [`extended_connect`] carries WebSocket over HTTP/2 (RFC
 //! 8441) to the backend as an HTTP/1.1 upgrade.
@@ -26,7 +18,6 @@
 pub(crate) mod coarse;
 pub(crate) mod conn;
 pub mod extended_connect;
-pub mod lean;
 pub mod stray_cr;
 pub mod tls;
 
@@ -94,12 +85,9 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// settings (hyper's builders) and the proxy.
 struct Server {
     proxy: Arc<forward::Proxy>,
-    /// hyper's settings (h2c, ALPN h2, and what the lean path hands over).
+    /// hyper's settings (HTTP/1, h2c and ALPN h2).
     hyper: Arc<Hyper>,
     reuse: cli::Reuse,
-    /// HTTP/1 connections go to the lean path (`--http1 lean`, unless
-    /// `--http-reuse always`, whose shared pool is hyper's).
-    lean: Option<lean::head::Limits>,
     /// This worker's drain.
     drain: conn::Drain,
     /// TLS and trusted proxies.
@@ -156,11 +144,6 @@ impl Server {
                 h2_idle: limits.h2_idle_timeout,
             }),
             reuse: limits.reuse,
-            lean: (limits.http1 == cli::Http1::Lean && limits.reuse != cli::Reuse::Always)
-                .then_some(lean::head::Limits {
-                    max_head_bytes: limits.max_header_bytes as usize,
-                    max_headers: limits.max_headers,
-                }),
             drain: conn::Drain::new(),
             edge,
         }
@@ -191,7 +174,6 @@ impl Server {
             drain: self.drain.clone(),
         });
         let hyper = Arc::clone(&self.hyper);
-        let lean = self.lean;
         if let Some(certs) = &self.edge.tls {
             let certs = Arc::clone(certs);
             self.drain.spawn(async move {
@@ -200,12 +182,9 @@ impl Server {
                 let Some((stream, alpn)) = Box::pin(certs.accept(stream)).await else {
                     return;
                 };
-                let served = match (alpn, lean) {
-                    (tls::Alpn::Http1, Some(limits)) => {
-                        serve_lean(stream, &ctx, limits, &hyper).await
-                    }
-                    (tls::Alpn::Http1, None) => Box::pin(hyper_http1(stream, &ctx, &hyper)).await,
-                    (tls::Alpn::H2, _) => Box::pin(hyper_http2(stream, &ctx, &hyper)).await,
+                let served = match alpn {
+                    tls::Alpn::Http1 => Box::pin(hyper_http1(stream, &ctx, &hyper)).await,
+                    tls::Alpn::H2 => Box::pin(hyper_http2(stream, &ctx, &hyper)).await,
                 };
                 if let Err(e) = served {
                     tracing::debug!(%peer, "TLS connection: {e}");
@@ -215,15 +194,10 @@ impl Server {
             return;
         }
         self.drain.spawn(async move {
-            let served = match (conn::sniff(&ctx.drain, &stream).await, lean) {
-                (None, _) => return,
-                (Some(conn::Proto::Http1), Some(limits)) => {
-                    serve_lean(stream, &ctx, limits, &hyper).await
-                }
-                (Some(conn::Proto::Http1), None) => {
-                    Box::pin(hyper_http1(stream, &ctx, &hyper)).await
-                }
-                (Some(conn::Proto::Http2), _) => Box::pin(hyper_http2(stream, &ctx, &hyper)).await,
+            let served = match conn::sniff(&ctx.drain, &stream).await {
+                None => return,
+                Some(conn::Proto::Http1) => Box::pin(hyper_http1(stream, &ctx, &hyper)).await,
+                Some(conn::Proto::Http2) => Box::pin(hyper_http2(stream, &ctx, &hyper)).await,
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, "connection: {e}");
@@ -238,26 +212,6 @@ struct Hyper {
     http1: hyper::server::conn::http1::Builder,
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     h2_idle: Duration,
-}
-
-/// An HTTP/1 connection on the lean path (`--http1 lean`); what it hands
-/// over goes to hyper on the same connection. Only this path's future is
-/// in the connection's task: hyper's are boxed when they are needed, so
-/// that an idle connection's task stays small.
-async fn serve_lean<S>(
-    stream: S,
-    ctx: &Arc<ClientConn>,
-    limits: lean::head::Limits,
-    hyper: &Hyper,
-) -> Result<(), hyper::Error>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (proxy, client, drain) = (&*ctx.proxy, &ctx.client, &ctx.drain);
-    match lean::serve(stream, proxy, client, &lean::Tcp, limits, drain).await {
-        lean::Served::Closed => Ok(()),
-        lean::Served::HandOver(io) => Box::pin(hyper_http1(io, ctx, hyper)).await,
-    }
 }
 
 /// An HTTP/1 connection served by hyper.

@@ -6,7 +6,6 @@ mod admin_guard;
 mod bad_input;
 mod control_plane;
 mod counters;
-mod differential;
 mod dns;
 mod failures;
 mod gep1619;

@@ -58,12 +58,8 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `bin` with `args` and waits (at most 30 s) for its
-    /// `listening on http://…` line. The gateway gets `--http1` from
-    /// `GATEWAY_HTTP1` (see [`with_http1`]).
+    /// `listening on http://…` line.
     pub fn start(bin: &str, args: &[&str]) -> Proc {
-        if bin == "gateway" {
-            return Proc::start_program(&example(bin), &with_http1(args));
-        }
         Proc::start_program(&example(bin), args)
     }
 
@@ -184,35 +180,6 @@ impl Drop for Proc {
     }
 }
 
-/// The HTTP/1 implementation every gateway the tests start uses, from the
-/// environment: `GATEWAY_HTTP1=lean` or `hyper` runs the whole suite on
-/// that path (CI runs it once per path, issue 21); unset, the gateway's
-/// own default.
-pub fn http1_from_env() -> Option<&'static str> {
-    static HTTP1: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    HTTP1
-        .get_or_init(|| {
-            std::env::var("GATEWAY_HTTP1")
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .as_deref()
-}
-
-/// `args` plus `--http1 <GATEWAY_HTTP1>`, unless the variable is unset or
-/// the test chose a path itself.
-pub fn with_http1<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut all = args.to_vec();
-    let chosen = args
-        .iter()
-        .any(|a| *a == "--http1" || a.starts_with("--http1="));
-    if let Some(path) = http1_from_env().filter(|_| !chosen) {
-        all.push("--http1");
-        all.push(path);
-    }
-    all
-}
-
 /// Starts the gateway on an ephemeral port with `args`.
 pub fn gateway(args: &[&str]) -> Proc {
     let mut all = vec!["--listen", "127.0.0.1:0"];
@@ -234,9 +201,8 @@ pub fn gateway_fails(args: &[&str]) -> String {
 
 /// [`gateway_fails`] with exactly `all` as arguments (no `--listen` added).
 pub fn gateway_fails_exactly(all: &[&str]) -> String {
-    let args = &with_http1(all);
     let mut child = Command::new(example("gateway"))
-        .args(args)
+        .args(all)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -638,7 +604,6 @@ impl Proc {
     /// `setup` run first (`ulimit -n 256`), so that the limit holds for the
     /// gateway itself.
     pub fn gateway_after(setup: &str, args: &[&str]) -> Proc {
-        let args = &with_http1(args);
         let mut script = format!("{setup}; exec \"$0\" --listen 127.0.0.1:0");
         for i in 1..=args.len() {
             script.push_str(&format!(" \"${{{i}}}\""));
