@@ -214,13 +214,13 @@ pub fn gateway_fails_exactly(all: &[&str]) -> String {
             if let Some(mut s) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut s, &mut err);
             }
-            assert!(!status.success(), "gateway {args:?} started; stderr: {err}");
+            assert!(!status.success(), "gateway {all:?} started; stderr: {err}");
             return err;
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("gateway {args:?} kept running instead of refusing to start");
+            panic!("gateway {all:?} kept running instead of refusing to start");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
