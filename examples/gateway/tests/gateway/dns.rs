@@ -226,8 +226,9 @@ async fn dns_backends_follow_a_real_dns_server_and_keep_the_last_good_set() {
 /// `PortTaken`, not panic nor answer.
 #[tokio::test]
 async fn dns_server_start_up_tells_a_port_taken_for_tcp_apart() {
-    let port = free_udp_and_tcp_port();
-    let _held = std::net::TcpListener::bind(("127.0.0.1", port)).expect("hold the TCP port");
+    // Held from the start: released, another test might take it first.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a TCP port");
+    let port = held.local_addr().expect("its address").port();
     let hosts = temp_file("hosts", b"127.0.0.2 backend.test\n");
     match Dnsmasq::start_on(port, hosts).await {
         Started::PortTaken(log) => assert!(log.contains("127.0.0.1"), "{log}"),
