@@ -158,6 +158,14 @@ impl HealthCell {
         self.update(|bits| (bits & !(EJECTION | HELD_BACK)) | why.bits());
     }
 
+    /// Takes the backend down unless the health voice already has; true if
+    /// this call did. Of several callers racing on the same cell, exactly
+    /// one gets true per ejection, so that an ejection is counted and
+    /// logged once.
+    pub(crate) fn eject_unless_ejected(&self, why: Ejection) -> bool {
+        self.update_if(|bits| (bits & EJECTION == 0).then(|| (bits & !HELD_BACK) | why.bits()))
+    }
+
     /// The health voice brings the backend back (a probe succeeded): not
     /// ejected, no failure counted.
     pub fn revive(&self) {
@@ -197,14 +205,22 @@ impl HealthCell {
         }
     }
 
-    pub(crate) fn hold_back(&self) {
-        self.update(|bits| bits | HELD_BACK);
+    /// Marks the backend held back unless it is ejected (an ejection is
+    /// stricter than a hold-back); true if it is now held back.
+    pub(crate) fn hold_back_unless_ejected(&self) -> bool {
+        self.update_if(|bits| (bits & EJECTION == 0).then_some(bits | HELD_BACK))
     }
 
     fn update(&self, f: impl Fn(u32) -> u32) {
-        let _ = self
-            .bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some(f(bits)));
+        self.update_if(|bits| Some(f(bits)));
+    }
+
+    /// Applies `f` atomically; `None` from `f` leaves the bits as they are.
+    /// True if `f` returned `Some`.
+    fn update_if(&self, f: impl Fn(u32) -> Option<u32>) -> bool {
+        self.bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, f)
+            .is_ok()
     }
 }
 
@@ -239,7 +255,7 @@ mod tests {
         let cell = HealthCell::new();
         assert_eq!(cell.count_failure(), 1);
         assert_eq!(cell.count_failure(), 2);
-        cell.hold_back();
+        assert!(cell.hold_back_unless_ejected());
         assert!(cell.held_back());
         cell.count_success();
         assert_eq!(cell.consecutive_failures(), 0);
@@ -250,5 +266,26 @@ mod tests {
         assert_eq!(cell.ejection(), Some(Ejection::Failures));
         cell.revive();
         assert_eq!(cell.ejection(), None);
+    }
+
+    #[test]
+    fn only_the_first_of_two_ejections_changes_anything() {
+        let cell = HealthCell::new();
+        assert!(cell.hold_back_unless_ejected());
+        assert!(cell.eject_unless_ejected(Ejection::Failures));
+        assert!(!cell.held_back(), "an ejection ends the hold-back");
+        assert!(!cell.eject_unless_ejected(Ejection::Refused));
+        assert_eq!(
+            cell.ejection(),
+            Some(Ejection::Failures),
+            "the first reason stays"
+        );
+        assert!(!cell.hold_back_unless_ejected());
+        assert!(!cell.held_back(), "an ejected backend is not held back");
+        cell.revive();
+        assert!(
+            cell.eject_unless_ejected(Ejection::Refused),
+            "a new ejection after a revival"
+        );
     }
 }

@@ -19,23 +19,66 @@ struct Dnsmasq {
     hosts: PathBuf,
 }
 
+/// How many ports start-up tries: a port found free may still be taken
+/// by another test of the suite before dnsmasq binds it.
+const START_TRIES: usize = 5;
+
+/// What one start-up attempt on one port gave.
+enum Started {
+    Answering(Dnsmasq),
+    /// dnsmasq exited with "Address already in use"; its log.
+    PortTaken(String),
+}
+
+/// A port of 127.0.0.1 free for both UDP and TCP (dnsmasq binds both), as
+/// the system picked it for UDP. Both sockets are released on return.
+fn free_udp_and_tcp_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+        let port = udp.local_addr().expect("its address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port of 127.0.0.1 free for both UDP and TCP in 100 tries");
+}
+
+fn dnsmasq_bin() -> &'static str {
+    ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "dnsmasq not found: this test needs a real DNS server; \
+                 install it with `apt-get install -y dnsmasq-base` (.ci/run does)"
+            )
+        })
+}
+
 impl Dnsmasq {
+    /// Starts dnsmasq on a free port, and on a new one (up to
+    /// [`START_TRIES`]) when another test took the port first.
     async fn start(hosts: &str) -> Dnsmasq {
-        let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| {
-                panic!(
-                    "dnsmasq not found: this test needs a real DNS server; \
-                     install it with `apt-get install -y dnsmasq-base` (.ci/run does)"
-                )
-            });
         let hosts_file = temp_file("hosts", hosts.as_bytes());
-        // A free UDP port (dnsmasq also binds TCP on it).
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("a free port")
-            .port();
+        let mut taken = Vec::new();
+        for _ in 0..START_TRIES {
+            let port = free_udp_and_tcp_port();
+            match Self::start_on(port, hosts_file.clone()).await {
+                Started::Answering(d) => return d,
+                Started::PortTaken(log) => taken.push(format!("port {port}: {log}")),
+            }
+        }
+        panic!(
+            "dnsmasq found each of {START_TRIES} ports taken: {}",
+            taken.join("; ")
+        );
+    }
+
+    /// Starts dnsmasq on `port`; returns once it answers, or when it exits
+    /// because the port is taken. Any other exit, or no answer within 20 s,
+    /// fails the test.
+    async fn start_on(port: u16, hosts: PathBuf) -> Started {
+        let bin = dnsmasq_bin();
         let log = temp_file("dnsmasq.log", b"");
         let child = Command::new(bin)
             .args([
@@ -49,27 +92,24 @@ impl Dnsmasq {
                 "--pid-file=",
                 "--local-ttl=0",
                 &format!("--port={port}"),
-                &format!("--addn-hosts={}", hosts_file.display()),
+                &format!("--addn-hosts={}", hosts.display()),
             ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        let mut d = Dnsmasq {
-            child,
-            port,
-            hosts: hosts_file,
-        };
+        let mut d = Dnsmasq { child, port, hosts };
         // Ready once it answers.
         let resolver = Resolver::new(Some(d.addr())).expect("resolver");
         let name = DnsName::parse(&format!("backend.test:{port}")).expect("name");
         let deadline = Instant::now() + Duration::from_secs(20);
         while resolver.resolve(&name).await.is_err() {
             if let Ok(Some(status)) = d.child.try_wait() {
-                panic!(
-                    "dnsmasq exited ({status}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                if said.contains("Address already in use") {
+                    return Started::PortTaken(said);
+                }
+                panic!("dnsmasq exited ({status}): {said}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -78,7 +118,7 @@ impl Dnsmasq {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        d
+        Started::Answering(d)
     }
 
     fn addr(&self) -> std::net::SocketAddr {
@@ -178,5 +218,20 @@ async fn dns_backends_follow_a_real_dns_server_and_keep_the_last_good_set() {
     for s in sessions.iter().filter(|s| s.pod != "pod-0") {
         let r = visit(&http, &gw, s).await;
         assert_eq!((r.status.as_u16(), r.pod()), (200, s.pod.clone()));
+    }
+}
+
+/// The retry above rests on telling a taken port apart from any other
+/// failure: with the TCP side of its port held, dnsmasq must give
+/// `PortTaken`, not panic nor answer.
+#[tokio::test]
+async fn dns_server_start_up_tells_a_port_taken_for_tcp_apart() {
+    // Held from the start: released, another test might take it first.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a TCP port");
+    let port = held.local_addr().expect("its address").port();
+    let hosts = temp_file("hosts", b"127.0.0.2 backend.test\n");
+    match Dnsmasq::start_on(port, hosts).await {
+        Started::PortTaken(log) => assert!(log.contains("127.0.0.1"), "{log}"),
+        Started::Answering(_) => panic!("dnsmasq answered on port {port}, whose TCP side is held"),
     }
 }
