@@ -169,7 +169,8 @@ impl Proxy {
         let access = Access::start(&req);
         let access = access.as_ref();
         // What HAProxy refuses, and hyper's parser reads.
-        if let Some(why) = crate::answer::headers::ambiguous(req.headers()) {
+        let body_follows = !hyper::body::Body::is_end_stream(req.body());
+        if let Some(why) = crate::answer::headers::ambiguous(req.headers(), body_follows) {
             return own::write(access, Line::default(), own::AMBIGUOUS_HEAD, Some(why));
         }
         // In-flight requests finish on the snapshot they started with.
