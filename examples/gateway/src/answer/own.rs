@@ -110,7 +110,7 @@ pub fn response((status, body): Answer) -> Response<ClientBody> {
     // After a request body that broke or stalled, or a head whose framing
     // or authority is ambiguous, where the next request starts is unknown:
     // the connection closes rather than read whatever follows as a request
-    // (hyper's server would read on; the differential test showed it).
+    // (hyper's server would read on).
     if body == BAD_BODY.1 || body == SLOW_BODY.1 || body == AMBIGUOUS_HEAD.1 {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));

@@ -132,7 +132,7 @@ impl Retry {
     /// [`after`](Self::after) for a request whose body's fate the caller
     /// knows: `replayable` when it is at hand for another attempt (none,
     /// read whole, or nothing of it sent yet).
-    pub fn after_failure(
+    fn after_failure(
         &mut self,
         backend: BackendId,
         failure: Failure,

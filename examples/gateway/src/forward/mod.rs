@@ -19,7 +19,7 @@
 //! [`probe`] revives backends. Under `--strict-sessions` a session whose
 //! backend failed gets 503 instead of another backend.
 
-pub(crate) mod attempt;
+mod attempt;
 mod h2;
 pub mod health;
 pub mod probe;
@@ -54,9 +54,9 @@ pub type UpstreamBody = Either<Full<Bytes>, Streamed>;
 pub type ClientBody = Either<InFlightBody<Incoming>, Full<Bytes>>;
 
 /// How long an upgraded (WebSocket, …) tunnel may live.
-pub(crate) const TUNNEL_MAX: Duration = Duration::from_secs(3600);
+const TUNNEL_MAX: Duration = Duration::from_secs(3600);
 /// How long a client may take to send a body that is being buffered.
-pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Failure handling and upstream limits, from the command line.
 #[derive(Clone, Copy, Debug)]
@@ -313,7 +313,7 @@ impl Proxy {
 }
 
 /// The warning for a failed attempt.
-pub(crate) fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
+fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &Failure) {
     let label = &endpoint.target().member.label;
     match failure {
         Failure::Refused(detail)
@@ -332,7 +332,7 @@ pub(crate) fn log_failure(rule: &Rule, endpoint: &Endpoint<Upstream>, failure: &
 /// and the detail for the log.
 /// `body_kept`: the request's body was read whole (or there was none), so
 /// it was at hand for another attempt.
-pub(crate) fn answer_for(failure: Failure, method: &Method, body_kept: bool) -> (Answer, String) {
+fn answer_for(failure: Failure, method: &Method, body_kept: bool) -> (Answer, String) {
     match failure {
         Failure::Refused(detail)
         | Failure::NotWritten { detail, .. }
@@ -356,17 +356,18 @@ pub(crate) fn answer_for(failure: Failure, method: &Method, body_kept: bool) -> 
 }
 
 /// A request that goes upstream: its rule, and where it is pinned.
-pub(crate) struct Decided<'a> {
+struct Decided<'a> {
     /// The rule that matched.
-    pub rule: &'a Rule,
+    rule: &'a Rule,
     /// The endpoint of the first attempt and the session decision.
-    pub choice: Choice,
+    choice: Choice,
 }
 
-/// The steps that decide where a request goes: the Host check, the `Via` loop check, the route, a rule without
-/// backends, and the pin (which strips the session value from `req`).
-/// `Err`: the gateway's own answer, already logged.
-pub(crate) fn decide<'a, B>(
+/// The steps that decide where a request goes: the Host check, the `Via`
+/// loop check, the route, a rule without backends, and the pin (which
+/// strips the session value from `req`). `Err`: the gateway's own answer,
+/// already logged.
+fn decide<'a, B>(
     compiled: &'a crate::config::rules::Compiled,
     access: Option<&Access>,
     req: &mut Request<B>,
@@ -408,12 +409,13 @@ pub(crate) fn decide<'a, B>(
     }
 }
 
-/// The edits every backend response gets: hop-by-hop headers out (for a 101 that completes an upgrade,
-/// `switching`, the `Upgrade` and `Connection: upgrade` kept), the
+/// The edits every backend response gets: hop-by-hop headers out (for a
+/// 101 that completes an upgrade, `switching`, the `Upgrade` and
+/// `Connection: upgrade` kept), the
 /// backend's own copy of the session cookie out, the session written back
 /// (`Set-Cookie`, and `Cache-Control: private` with it), the request and
 /// session counters, and the access log line.
-pub(crate) fn edit_response(
+fn edit_response(
     access: Option<&Access>,
     rule: &Rule,
     choice: &mut Choice,
@@ -496,15 +498,16 @@ fn unavailable(
 
 /// [`unavailable`]'s answer, logged. `endpoint`: the one whose attempt
 /// failed, when there was an attempt.
-pub(crate) fn unavailable_answer(
+fn unavailable_answer(
     access: Option<&Access>,
     rule: &Rule,
     outcome: Option<Outcome>,
     endpoint: Option<&Arc<Endpoint<Upstream>>>,
     detail: Option<&str>,
 ) -> Answer {
-    // A session refused after its attempt failed (strict sessions): the engine counted it `resumed`, the refusal is the
-    // gateway's to count. The engine's own refusals come with no endpoint.
+    // A session refused after its attempt failed (strict sessions): the
+    // engine counted it `resumed`, the refusal is the gateway's to count.
+    // The engine's own refusals come with no endpoint.
     if outcome == Some(Outcome::PinnedUnavailable) && endpoint.is_some() {
         pin::refused_strictly(rule);
     }
